@@ -1,0 +1,94 @@
+import { isValidId } from './ids.js';
+
+/**
+ * The only module that knows the topic root and the shape of every topic.
+ * Everyone else builds topics with `topics(root)` and reads them with `parse`
+ * (as Sparkplug's parseTopic/toString pair), never by concatenating strings.
+ */
+export const DEFAULT_TOPIC_ROOT = 'edgefed/v1';
+
+/** The per-node topic families a node publishes. */
+export type NodeFamily = 'registration' | 'status' | 'heartbeat' | 'executions' | 'commands';
+
+export type ParsedTopic =
+  | { kind: 'node'; family: NodeFamily; nodeId: string; wpkId?: string }
+  | { kind: 'trigger'; capability: string }
+  | { kind: 'hub-status' }
+  | { kind: 'hub-error'; nodeId: string };
+
+/** Sentinel error topic level for messages whose node id cannot be a topic level. */
+export const INVALID_NODE_LEVEL = '_invalid';
+
+export interface Topics {
+  readonly root: string;
+  registration(nodeId: string): string;
+  status(nodeId: string): string;
+  heartbeat(nodeId: string): string;
+  execution(nodeId: string, wpkId: string): string;
+  commands(nodeId: string): string;
+  trigger(capability: string): string;
+  hubStatus(): string;
+  hubError(nodeId: string): string;
+  /** Subscription pattern for one family of every node, e.g. `edgefed/v1/nodes/+/heartbeat`. */
+  allNodes(family: Exclude<NodeFamily, 'executions'>): string;
+  /** `edgefed/v1/nodes/+/executions/+` */
+  allExecutions(): string;
+  /** Everything below the root, for operators. */
+  everything(): string;
+  parse(topic: string): ParsedTopic | undefined;
+}
+
+export function validateRoot(root: string): string {
+  if (root.length === 0 || /[+#\0]/.test(root) || root.startsWith('/') || root.endsWith('/') || root.startsWith('$')) {
+    throw new Error(`EDGEFED_ERR_TOPIC_ROOT: "${root}" is not a usable topic root (no + # NUL, no leading $ or /, no trailing /)`);
+  }
+  return root;
+}
+
+export function topics(root: string = DEFAULT_TOPIC_ROOT): Topics {
+  validateRoot(root);
+  const prefix = `${root}/`;
+  const nodes = `${root}/nodes/`;
+  const rootLevels = root.split('/').length;
+  return {
+    root,
+    registration: (id) => `${nodes}${id}/registration`,
+    status: (id) => `${nodes}${id}/status`,
+    heartbeat: (id) => `${nodes}${id}/heartbeat`,
+    execution: (id, wpk) => `${nodes}${id}/executions/${wpk}`,
+    commands: (id) => `${nodes}${id}/commands`,
+    trigger: (cap) => `${root}/wpk/${cap}/trigger`,
+    hubStatus: () => `${root}/hub/status`,
+    hubError: (id) => `${root}/hub/errors/${isValidId(id) ? id : INVALID_NODE_LEVEL}`,
+    allNodes: (family) => `${nodes}+/${family}`,
+    allExecutions: () => `${nodes}+/executions/+`,
+    everything: () => `${root}/#`,
+    parse(topic) {
+      if (!topic.startsWith(prefix)) return undefined;
+      return parseLevels(topic.split('/').slice(rootLevels));
+    },
+  };
+}
+
+const NODE_FAMILIES = new Set<string>(['registration', 'status', 'heartbeat', 'commands']);
+
+/**
+ * Parses the levels below the root. The node id level is returned as found
+ * (even when it is not a valid id) so that a refusal can name it.
+ */
+function parseLevels(levels: string[]): ParsedTopic | undefined {
+  const [a, b, c, d, ...rest] = levels;
+  if (a === 'nodes' && b !== undefined && b.length > 0) {
+    if (levels.length === 3 && c !== undefined && NODE_FAMILIES.has(c)) {
+      return { kind: 'node', family: c as NodeFamily, nodeId: b };
+    }
+    if (levels.length === 4 && c === 'executions' && d !== undefined && d.length > 0) {
+      return { kind: 'node', family: 'executions', nodeId: b, wpkId: d };
+    }
+    return undefined;
+  }
+  if (a === 'wpk' && levels.length === 3 && c === 'trigger' && b) return { kind: 'trigger', capability: b };
+  if (a === 'hub' && b === 'status' && levels.length === 2) return { kind: 'hub-status' };
+  if (a === 'hub' && b === 'errors' && c && levels.length === 3 && rest.length === 0) return { kind: 'hub-error', nodeId: c };
+  return undefined;
+}

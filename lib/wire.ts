@@ -1,0 +1,122 @@
+/**
+ * The payloads of the wire contract as TypeScript types. Field names are the
+ * wire's snake_case; times are Unix epoch milliseconds. The JSON Schemas in
+ * schemas/ are the source of truth at runtime; test/schemas.test.ts proves at
+ * compile time that these types and the schemas describe the same shapes.
+ * This file is type-only so the agent can use it without loading ajv.
+ */
+
+export interface AgentInfo { name: string; version: string }
+export interface HardwareInfo { arch?: string; cpus?: number; memory_mb?: number }
+
+/** `nodes/{node_id}/registration`, retained. An empty retained payload deregisters. */
+export interface Registration {
+  node_id: string;
+  capabilities: string[];
+  boot_id: string;
+  ts: number;
+  endpoint?: string;
+  labels?: { [name: string]: string };
+  agent?: AgentInfo;
+  hardware?: HardwareInfo;
+  heartbeat_interval_ms?: number;
+  max_concurrency?: number;
+}
+
+/** `nodes/{node_id}/status`, retained; the offline/lost form is the node's Last Will. */
+export interface NodeStatus {
+  state: 'online' | 'offline';
+  reason?: 'lost' | 'shutdown';
+  boot_id: string;
+  ts: number;
+}
+
+/** `nodes/{node_id}/heartbeat`, QoS 0, not retained. */
+export interface Heartbeat {
+  seq: number;
+  ts: number;
+  uptime_s?: number;
+  load?: number;
+  running_wpks?: number;
+}
+
+export type ExecutionState = 'accepted' | 'running' | 'succeeded' | 'failed' | 'rejected' | 'timed_out';
+
+/** `nodes/{node_id}/executions/{wpk_id}` */
+export interface ExecutionUpdate {
+  wpk_id: string;
+  node_id: string;
+  attempt: number;
+  state: ExecutionState;
+  ts: number;
+  progress?: number;
+  result?: { [key: string]: unknown };
+  error?: string;
+}
+
+/** `wpk/{capability}/trigger`, published by the hub only. */
+export interface WpkTrigger {
+  wpk_id: string;
+  capability: string;
+  action: string;
+  params?: { [key: string]: unknown };
+  mode: 'one' | 'all';
+  assignee?: string;
+  attempt: number;
+  created_at: number;
+  deadline: number;
+  timeout_ms?: number;
+}
+
+export interface CancelCommand { command: 'cancel'; wpk_id: string; attempt: number; ts: number }
+export interface RebirthCommand { command: 'rebirth'; ts: number }
+/** `nodes/{node_id}/commands`, published by the hub only. */
+export type Command = CancelCommand | RebirthCommand;
+
+/** `hub/status`, retained; the offline form is the hub's Last Will. */
+export interface HubStatus {
+  state: 'online' | 'offline';
+  reason?: 'lost' | 'shutdown';
+  boot_id: string;
+  ts: number;
+  version?: string;
+}
+
+export type RefusalCode =
+  | 'not_json'
+  | 'not_object'
+  | 'schema'
+  | 'too_large'
+  | 'node_id_mismatch'
+  | 'invalid_node_id'
+  | 'unknown_topic'
+  | 'not_allowed';
+
+/** `hub/errors/{node_id}`: why the hub refused a message of that node. */
+export interface HubError {
+  code: RefusalCode;
+  reason: string;
+  topic: string;
+  node_id?: string;
+  ts: number;
+}
+
+/** Body of `POST /federation/register` (the report's HTTP contract). */
+export interface HttpRegistration {
+  node_id: string;
+  capabilities: string[];
+  endpoint?: string;
+  labels?: { [name: string]: string };
+  agent?: AgentInfo;
+  hardware?: HardwareInfo;
+  heartbeat_interval_ms?: number;
+  max_concurrency?: number;
+  boot_id?: string;
+}
+
+/** Body of `POST /federation/nodes/:id/heartbeat` (all optional). */
+export interface HttpHeartbeat {
+  load?: number;
+  running_wpks?: number;
+  uptime_s?: number;
+}

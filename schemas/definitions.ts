@@ -1,0 +1,224 @@
+/**
+ * JSON Schemas (2020-12) of every payload of the wire contract: the single
+ * source of truth for what is valid. Every string, array and map is bounded so
+ * that untrusted input has a known maximum cost. Kept as `as const` objects so
+ * the TypeScript types in lib/wire.ts can be checked against them at compile
+ * time; `npm run build` also writes them as plain .json files to schemas/json/
+ * for device makers.
+ */
+import { ID_PATTERN_SOURCE, MAX_CAPABILITIES } from '../lib/ids.js';
+
+const DIALECT = 'https://json-schema.org/draft/2020-12/schema';
+const BASE = 'https://edgefed.dev/schemas/v1';
+
+const id = { type: 'string', pattern: ID_PATTERN_SOURCE, maxLength: 64 } as const;
+const epochMs = { type: 'integer', minimum: 0, maximum: 9007199254740991 } as const;
+const bootId = { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$' } as const;
+const shortText = { type: 'string', minLength: 1, maxLength: 64 } as const;
+const capabilities = {
+  type: 'array', items: id, minItems: 1, maxItems: MAX_CAPABILITIES, uniqueItems: true,
+} as const;
+const labels = {
+  type: 'object',
+  maxProperties: 32,
+  propertyNames: { pattern: ID_PATTERN_SOURCE, maxLength: 64 },
+  additionalProperties: { type: 'string', maxLength: 128 },
+} as const;
+const agentInfo = {
+  type: 'object',
+  required: ['name', 'version'],
+  additionalProperties: false,
+  properties: { name: shortText, version: shortText },
+} as const;
+const hardware = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    arch: shortText,
+    cpus: { type: 'integer', minimum: 1, maximum: 4096 },
+    memory_mb: { type: 'integer', minimum: 0, maximum: 1073741824 },
+  },
+} as const;
+const nodeDescription = {
+  endpoint: { type: 'string', minLength: 1, maxLength: 512 },
+  labels,
+  agent: agentInfo,
+  hardware,
+  heartbeat_interval_ms: { type: 'integer', minimum: 100, maximum: 86400000 },
+  max_concurrency: { type: 'integer', minimum: 1, maximum: 1024 },
+} as const;
+const params = { type: 'object', maxProperties: 256 } as const;
+
+export const registrationSchema = {
+  $schema: DIALECT,
+  $id: `${BASE}/registration.json`,
+  title: 'Node registration (retained)',
+  type: 'object',
+  required: ['node_id', 'capabilities', 'boot_id', 'ts'],
+  additionalProperties: false,
+  properties: { node_id: id, capabilities, boot_id: bootId, ts: epochMs, ...nodeDescription },
+} as const;
+
+const presence = {
+  state: { type: 'string', enum: ['online', 'offline'] },
+  reason: { type: 'string', enum: ['lost', 'shutdown'] },
+  boot_id: bootId,
+  ts: epochMs,
+} as const;
+
+export const statusSchema = {
+  $schema: DIALECT,
+  $id: `${BASE}/status.json`,
+  title: 'Node status (retained; offline/lost is the Last Will)',
+  type: 'object',
+  required: ['state', 'boot_id', 'ts'],
+  additionalProperties: false,
+  properties: presence,
+} as const;
+
+export const heartbeatSchema = {
+  $schema: DIALECT,
+  $id: `${BASE}/heartbeat.json`,
+  title: 'Node heartbeat',
+  type: 'object',
+  required: ['seq', 'ts'],
+  additionalProperties: false,
+  properties: {
+    seq: { type: 'integer', minimum: 0, maximum: 9007199254740991 },
+    ts: epochMs,
+    uptime_s: { type: 'number', minimum: 0, maximum: 1e10 },
+    load: { type: 'number', minimum: 0, maximum: 1e6 },
+    running_wpks: { type: 'integer', minimum: 0, maximum: 1024 },
+  },
+} as const;
+
+export const executionUpdateSchema = {
+  $schema: DIALECT,
+  $id: `${BASE}/execution-update.json`,
+  title: 'Execution update of a work package on a node',
+  type: 'object',
+  required: ['wpk_id', 'node_id', 'attempt', 'state', 'ts'],
+  additionalProperties: false,
+  properties: {
+    wpk_id: id,
+    node_id: id,
+    attempt: { type: 'integer', minimum: 1, maximum: 1000 },
+    state: { type: 'string', enum: ['accepted', 'running', 'succeeded', 'failed', 'rejected', 'timed_out'] },
+    ts: epochMs,
+    progress: { type: 'number', minimum: 0, maximum: 1 },
+    result: params,
+    error: { type: 'string', maxLength: 2048 },
+  },
+} as const;
+
+export const wpkTriggerSchema = {
+  $schema: DIALECT,
+  $id: `${BASE}/wpk-trigger.json`,
+  title: 'Work package trigger (hub only)',
+  type: 'object',
+  required: ['wpk_id', 'capability', 'action', 'mode', 'attempt', 'created_at', 'deadline'],
+  additionalProperties: false,
+  properties: {
+    wpk_id: id,
+    capability: id,
+    action: id,
+    params,
+    mode: { type: 'string', enum: ['one', 'all'] },
+    assignee: id,
+    attempt: { type: 'integer', minimum: 1, maximum: 1000 },
+    created_at: epochMs,
+    deadline: epochMs,
+    timeout_ms: { type: 'integer', minimum: 1, maximum: 604800000 },
+  },
+} as const;
+
+export const commandSchema = {
+  $schema: DIALECT,
+  $id: `${BASE}/command.json`,
+  title: 'Command from the hub to one node',
+  oneOf: [
+    {
+      type: 'object',
+      required: ['command', 'wpk_id', 'attempt', 'ts'],
+      additionalProperties: false,
+      properties: {
+        command: { const: 'cancel' },
+        wpk_id: id,
+        attempt: { type: 'integer', minimum: 1, maximum: 1000 },
+        ts: epochMs,
+      },
+    },
+    {
+      type: 'object',
+      required: ['command', 'ts'],
+      additionalProperties: false,
+      properties: { command: { const: 'rebirth' }, ts: epochMs },
+    },
+  ],
+} as const;
+
+export const hubStatusSchema = {
+  $schema: DIALECT,
+  $id: `${BASE}/hub-status.json`,
+  title: 'Hub status (retained; offline/lost is the Last Will)',
+  type: 'object',
+  required: ['state', 'boot_id', 'ts'],
+  additionalProperties: false,
+  properties: { ...presence, version: shortText },
+} as const;
+
+export const hubErrorSchema = {
+  $schema: DIALECT,
+  $id: `${BASE}/hub-error.json`,
+  title: 'Why the hub refused a message',
+  type: 'object',
+  required: ['code', 'reason', 'topic', 'ts'],
+  additionalProperties: false,
+  properties: {
+    code: {
+      type: 'string',
+      enum: ['not_json', 'not_object', 'schema', 'too_large', 'node_id_mismatch', 'invalid_node_id', 'unknown_topic', 'not_allowed'],
+    },
+    reason: { type: 'string', maxLength: 2048 },
+    topic: { type: 'string', maxLength: 1024 },
+    node_id: id,
+    ts: epochMs,
+  },
+} as const;
+
+export const httpRegistrationSchema = {
+  $schema: DIALECT,
+  $id: `${BASE}/http-registration.json`,
+  title: 'Body of POST /federation/register',
+  type: 'object',
+  required: ['node_id', 'capabilities'],
+  additionalProperties: false,
+  properties: { node_id: id, capabilities, boot_id: bootId, ...nodeDescription },
+} as const;
+
+export const httpHeartbeatSchema = {
+  $schema: DIALECT,
+  $id: `${BASE}/http-heartbeat.json`,
+  title: 'Body of POST /federation/nodes/:id/heartbeat',
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    uptime_s: heartbeatSchema.properties.uptime_s,
+    load: heartbeatSchema.properties.load,
+    running_wpks: heartbeatSchema.properties.running_wpks,
+  },
+} as const;
+
+/** Every schema by the file name it is published under in schemas/json/. */
+export const allSchemas = {
+  registration: registrationSchema,
+  status: statusSchema,
+  heartbeat: heartbeatSchema,
+  'execution-update': executionUpdateSchema,
+  'wpk-trigger': wpkTriggerSchema,
+  command: commandSchema,
+  'hub-status': hubStatusSchema,
+  'hub-error': hubErrorSchema,
+  'http-registration': httpRegistrationSchema,
+  'http-heartbeat': httpHeartbeatSchema,
+} as const;
