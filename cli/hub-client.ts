@@ -1,0 +1,22 @@
+/** A small client of the hub's HTTP API for CLI commands (`--hub URL`). */
+import { CliError } from './args.js';
+
+export const DEFAULT_HUB_URL = 'http://127.0.0.1:8080';
+
+export async function getJson<T>(hub: string, path: string): Promise<T> {
+  let res: Response;
+  const url = new URL(path, hub.endsWith('/') ? hub : `${hub}/`);
+  try {
+    res = await fetch(url, { signal: AbortSignal.timeout(10_000) });
+  } catch (err) {
+    const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message;
+    throw new CliError(`cannot reach the hub at ${hub} (${cause}). Is "edgefed start" running? Use --hub URL or EDGEFED_HUB.`, 1);
+  }
+  const body = (await res.json().catch(() => null)) as ({ error?: { message?: string; details?: string[] } } & T) | null;
+  if (!res.ok) {
+    const why = body?.error ? `${body.error.message ?? ''}${body.error.details ? `: ${body.error.details.join('; ')}` : ''}` : res.statusText;
+    throw new CliError(`hub answered ${res.status}: ${why}`, 1);
+  }
+  if (body === null) throw new CliError(`hub at ${hub} did not answer JSON`, 1);
+  return body;
+}

@@ -1,0 +1,53 @@
+/** `edgefed nodes`: the registry as a table, or JSON, from the hub's HTTP API. */
+import { NODE_STATES, type NodeRecord } from '../hub/registry.js';
+import { CliError, helpText, list, parseFlags, str, type FlagSpecs } from './args.js';
+import { DEFAULT_HUB_URL, getJson } from './hub-client.js';
+import { ago, table } from './table.js';
+
+const SPECS: FlagSpecs = {
+  hub: { type: 'string', value: 'URL', help: 'HTTP address of the hub', default: DEFAULT_HUB_URL },
+  json: { type: 'boolean', help: 'Print the registry records as JSON' },
+  capability: { type: 'string', value: 'C', help: 'Only nodes with this capability' },
+  status: { type: 'string', value: 'S', help: `Only nodes in this status (${NODE_STATES.join(', ')})` },
+  label: { type: 'string', multiple: true, value: 'K=V', help: 'Only nodes with this label (repeatable)' },
+};
+
+type PublicNode = Omit<NodeRecord, 'registration'>;
+
+export function nodesTable(nodes: PublicNode[], now = Date.now()): string {
+  const rows = nodes.map((n) => [
+    n.node_id,
+    n.status,
+    n.capabilities.join(','),
+    Object.entries(n.labels).map(([k, v]) => `${k}=${v}`).join(',') || '-',
+    ago(n.last_seen, now),
+    n.load === null ? '-' : n.load.toFixed(2),
+    n.endpoint ?? '-',
+  ]);
+  return table(['NODE_ID', 'STATUS', 'CAPABILITIES', 'LABELS', 'LAST_SEEN', 'LOAD', 'ENDPOINT'], rows);
+}
+
+export async function runNodes(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  const { flags } = parseFlags('nodes', argv, SPECS, env);
+  if (flags.help) {
+    process.stdout.write(helpText('edgefed nodes [options]', 'Lists the nodes in the hub registry.', SPECS));
+    return 0;
+  }
+  const query = new URLSearchParams();
+  const status = str(flags, 'status');
+  if (status !== undefined) {
+    if (!(NODE_STATES as readonly string[]).includes(status)) throw new CliError(`--status must be one of ${NODE_STATES.join(', ')}`);
+    query.set('status', status);
+  }
+  const capability = str(flags, 'capability');
+  if (capability !== undefined) query.set('capability', capability);
+  for (const l of list(flags, 'label')) query.append('label', l);
+  const qs = query.toString();
+  const body = await getJson<{ count: number; nodes: PublicNode[] }>(str(flags, 'hub') ?? DEFAULT_HUB_URL, `federation/nodes${qs ? `?${qs}` : ''}`);
+  if (flags.json) {
+    process.stdout.write(`${JSON.stringify(body.nodes, null, 2)}\n`);
+    return 0;
+  }
+  process.stdout.write(body.nodes.length === 0 ? 'No nodes match.\n' : `${nodesTable(body.nodes)}\n${body.count} node(s)\n`);
+  return 0;
+}

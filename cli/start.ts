@@ -1,0 +1,60 @@
+/**
+ * `edgefed start`: the embedded broker (or an external one) plus the hub and
+ * its HTTP API, in one process, stopped cleanly by SIGINT/SIGTERM.
+ */
+import path from 'node:path';
+import { pino } from 'pino';
+import { DEFAULT_MAX_PAYLOAD_BYTES } from '../hub/admission.js';
+import { startFederation } from '../hub/federation.js';
+import type { Logger, LogLevel } from '../lib/log.js';
+import { DEFAULT_TOPIC_ROOT } from '../lib/topics.js';
+import { CliError, helpText, int, parseFlags, str, type FlagSpecs } from './args.js';
+
+const SPECS: FlagSpecs = {
+  'mqtt-port': { type: 'string', value: 'PORT', help: 'MQTT port of the embedded broker (0 = any free port)', default: '1883' },
+  'http-port': { type: 'string', value: 'PORT', help: 'HTTP API port (0 = any free port)', default: '8080' },
+  bind: { type: 'string', value: 'ADDR', help: 'Address the broker and API listen on; non-loopback needs auth or --insecure', default: '127.0.0.1' },
+  insecure: { type: 'boolean', help: 'Allow listening on a non-loopback address without authentication' },
+  'data-dir': { type: 'string', value: 'DIR', help: 'Directory of the registry (registry.json) and its lock', default: './data' },
+  'broker-url': { type: 'string', value: 'URL', help: 'Use this external broker (mqtt://host:1883) instead of the embedded one' },
+  'topic-root': { type: 'string', value: 'ROOT', help: 'Topic root of the federation', default: DEFAULT_TOPIC_ROOT },
+  'max-packet': { type: 'string', value: 'BYTES', help: 'Largest MQTT packet the embedded broker accepts', default: String(256 * 1024) },
+  'max-payload': { type: 'string', value: 'BYTES', help: 'Largest node payload the hub accepts', default: String(DEFAULT_MAX_PAYLOAD_BYTES) },
+  'log-level': { type: 'string', value: 'LEVEL', help: 'debug, info, warn, error or silent', default: 'info' },
+};
+
+export function logLevel(value: string | undefined): LogLevel {
+  const levels: LogLevel[] = ['debug', 'info', 'warn', 'error', 'silent'];
+  if (value && (levels as string[]).includes(value)) return value as LogLevel;
+  throw new CliError(`--log-level must be one of ${levels.join(', ')}, got "${value ?? ''}"`);
+}
+
+export async function runStart(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  const { flags } = parseFlags('start', argv, SPECS, env);
+  if (flags.help) {
+    process.stdout.write(helpText('edgefed start [options]', 'Starts the embedded MQTT broker and the hub: node registry, liveness, HTTP API.', SPECS));
+    return 0;
+  }
+  const log: Logger = pino({ level: logLevel(str(flags, 'log-level')), base: { app: 'edgefed' } });
+  const brokerUrl = str(flags, 'broker-url');
+  const fed = await startFederation({
+    bind: str(flags, 'bind') ?? '127.0.0.1',
+    insecure: flags.insecure === true,
+    mqttPort: int(flags, 'mqtt-port', { min: 0, max: 65535 }) ?? 1883,
+    httpPort: int(flags, 'http-port', { min: 0, max: 65535 }) ?? 8080,
+    dataDir: path.resolve(str(flags, 'data-dir') ?? './data'),
+    ...(brokerUrl ? { brokerUrl } : {}),
+    topicRoot: str(flags, 'topic-root') ?? DEFAULT_TOPIC_ROOT,
+    maxPacketBytes: int(flags, 'max-packet', { min: 1024, max: 256 * 1024 * 1024 }) ?? 256 * 1024,
+    maxPayloadBytes: int(flags, 'max-payload', { min: 256, max: 16 * 1024 * 1024 }) ?? DEFAULT_MAX_PAYLOAD_BYTES,
+    logger: log,
+  });
+  log.info({ mqtt_url: fed.mqttUrl, http_url: fed.api.url, data_dir: path.resolve(str(flags, 'data-dir') ?? './data') }, 'edgefed ready');
+  const signal = await new Promise<string>((resolve) => {
+    process.once('SIGINT', () => resolve('SIGINT'));
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+  });
+  log.info({ signal }, 'stopping');
+  await fed.stop();
+  return 0;
+}

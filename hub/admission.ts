@@ -1,0 +1,86 @@
+/**
+ * Admission: the checks every node message passes before it may touch the
+ * registry, in the order a device maker would debug them (size, JSON, shape,
+ * id, schema). One function serves the hub's router and the embedded broker's
+ * retain gate, so "valid" means the same thing in both places.
+ */
+import { isValidId } from '../lib/ids.js';
+import type { NodeFamily } from '../lib/topics.js';
+import type { ExecutionUpdate, Heartbeat, NodeStatus, RefusalCode, Registration } from '../lib/wire.js';
+import { validators, type Validator } from '../schemas/index.js';
+
+export interface Refusal {
+  code: RefusalCode;
+  reason: string;
+}
+
+/** What a node may publish on each family, after admission. */
+export type Admitted =
+  | { family: 'registration'; value: Registration | null }
+  | { family: 'status'; value: NodeStatus }
+  | { family: 'heartbeat'; value: Heartbeat }
+  | { family: 'executions'; value: ExecutionUpdate };
+
+export type Admission = { ok: true; message: Admitted } | ({ ok: false } & Refusal);
+
+export const DEFAULT_MAX_PAYLOAD_BYTES = 64 * 1024;
+
+const validatorOf: Record<Admitted['family'], Validator<unknown>> = {
+  registration: validators.registration,
+  status: validators.status,
+  heartbeat: validators.heartbeat,
+  executions: validators.executionUpdate,
+};
+
+function refuse(code: RefusalCode, reason: string): Admission {
+  return { ok: false, code, reason };
+}
+
+/** Parses JSON and insists on an object: every payload of the contract is one. */
+export function parseObject(payload: Buffer | string): { ok: true; value: Record<string, unknown> } | ({ ok: false } & Refusal) {
+  let value: unknown;
+  try {
+    value = JSON.parse(typeof payload === 'string' ? payload : payload.toString('utf8'));
+  } catch (err) {
+    return { ok: false, code: 'not_json', reason: `payload is not JSON (${(err as Error).message})` };
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    const kind = Array.isArray(value) ? 'an array' : value === null ? 'null' : `a ${typeof value}`;
+    return { ok: false, code: 'not_object', reason: `payload must be a JSON object, got ${kind}` };
+  }
+  return { ok: true, value: value as Record<string, unknown> };
+}
+
+/**
+ * Checks one message published by a node on `nodes/{topicNodeId}/{family}`.
+ * An empty registration is the contract's deregistration and is admitted as `null`.
+ */
+export function admitNodeMessage(
+  family: NodeFamily,
+  topicNodeId: string,
+  payload: Buffer,
+  maxPayloadBytes = DEFAULT_MAX_PAYLOAD_BYTES,
+  topicWpkId?: string,
+): Admission {
+  if (family === 'commands') return refuse('not_allowed', 'only the hub publishes commands');
+  const shown = topicNodeId.slice(0, 80);
+  if (!isValidId(topicNodeId)) {
+    return refuse('invalid_node_id', `node id "${shown}" in the topic is not a valid id (letters, digits, . _ - only; 1-64 chars)`);
+  }
+  if (payload.length > maxPayloadBytes) {
+    return refuse('too_large', `payload is ${payload.length} bytes; the limit is ${maxPayloadBytes}`);
+  }
+  if (family === 'registration' && payload.length === 0) return { ok: true, message: { family, value: null } };
+  const parsed = parseObject(payload);
+  if (!parsed.ok) return parsed;
+  const checked = validatorOf[family](parsed.value);
+  if (!checked.ok) return refuse('schema', checked.errors.join('; '));
+  const body = parsed.value;
+  if ((family === 'registration' || family === 'executions') && body.node_id !== topicNodeId) {
+    return refuse('node_id_mismatch', `payload node_id "${String(body.node_id)}" differs from the topic's "${topicNodeId}"`);
+  }
+  if (family === 'executions' && topicWpkId !== undefined && body.wpk_id !== topicWpkId) {
+    return refuse('schema', `payload wpk_id "${String(body.wpk_id)}" differs from the topic's "${topicWpkId}"`);
+  }
+  return { ok: true, message: { family, value: checked.value } as Admitted };
+}

@@ -1,0 +1,39 @@
+/**
+ * Monotonic counters of what the hub saw and refused. Plain numbers for now,
+ * read by GET /health and the tests; the metrics exporter reads the same ones.
+ */
+import type { RefusalCode } from '../lib/wire.js';
+
+export interface HubCounters {
+  messages: { registration: number; status: number; heartbeat: number; executions: number };
+  registrations: number;
+  deregistrations: number;
+  refusals: Partial<Record<RefusalCode, number>>;
+  ignored: { older_session: number; unknown_node: number; duplicate: number };
+  stale_transitions: number;
+  offline_transitions: number;
+  rebirths_requested: number;
+  flushes: number;
+  flush_errors: number;
+  last_flush_ms: number;
+}
+
+export function newCounters(): HubCounters {
+  return {
+    messages: { registration: 0, status: 0, heartbeat: 0, executions: 0 },
+    registrations: 0,
+    deregistrations: 0,
+    refusals: {},
+    ignored: { older_session: 0, unknown_node: 0, duplicate: 0 },
+    stale_transitions: 0,
+    offline_transitions: 0,
+    rebirths_requested: 0,
+    flushes: 0,
+    flush_errors: 0,
+    last_flush_ms: 0,
+  };
+}
+
+export function totalRefusals(c: HubCounters): number {
+  return Object.values(c.refusals).reduce((a, b) => a + (b ?? 0), 0);
+}

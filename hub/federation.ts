@@ -1,0 +1,112 @@
+/**
+ * Everything `edgefed start` runs, as a library call: the embedded broker (or
+ * a connection to an external one), the hub, and its HTTP API, wired so that
+ * the broker never retains a payload the hub would refuse.
+ */
+import mqtt from 'mqtt';
+import type { Adapter } from 'lowdb';
+import { createBroker, type BrokerOptions, type EdgefedBroker } from '../broker/index.js';
+import { jsonLogger, type Logger } from '../lib/log.js';
+import { DEFAULT_TOPIC_ROOT, topics } from '../lib/topics.js';
+import { DEFAULT_MAX_PAYLOAD_BYTES } from './admission.js';
+import { startHttpApi, type HttpApi } from './http/server.js';
+import { createHub, type Hub, type HubOptions } from './index.js';
+import { makeRetainGate } from './retain-gate.js';
+import type { RegistryFile } from './store.js';
+
+export interface FederationOptions {
+  /** Address the broker and the API listen on (default 127.0.0.1). */
+  bind?: string;
+  /** Allow a non-loopback `bind` without authentication. */
+  insecure?: boolean;
+  /** Embedded broker's MQTT port (default 1883; 0 = any free port). */
+  mqttPort?: number;
+  /** false = no TCP listener for the embedded broker (in-memory only, for tests). */
+  mqttListen?: boolean;
+  /** HTTP API port (default 8080; 0 = any free port). */
+  httpPort?: number;
+  /** Data dir of the registry (required unless `adapter`). */
+  dataDir?: string;
+  adapter?: Adapter<RegistryFile>;
+  /** Use this external broker instead of the embedded one. */
+  brokerUrl?: string;
+  topicRoot?: string;
+  maxPacketBytes?: number;
+  maxPayloadBytes?: number;
+  logger?: Logger;
+  /** Extra hub options (timers, throttles) for tests and tuning. */
+  hub?: Partial<Omit<HubOptions, 'connect' | 'dataDir' | 'adapter' | 'topicRoot' | 'logger' | 'maxPayloadBytes'>>;
+  /** Extra broker options (hooks for authentication come here). */
+  broker?: Partial<BrokerOptions>;
+}
+
+export interface Federation {
+  readonly broker: EdgefedBroker | undefined;
+  readonly hub: Hub;
+  readonly api: HttpApi;
+  /** `mqtt://...` that devices connect to. */
+  readonly mqttUrl: string | undefined;
+  stop(): Promise<void>;
+}
+
+export async function startFederation(o: FederationOptions): Promise<Federation> {
+  const log = o.logger ?? jsonLogger('info');
+  const bind = o.bind ?? '127.0.0.1';
+  const topicRoot = o.topicRoot ?? DEFAULT_TOPIC_ROOT;
+  const maxPayloadBytes = o.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
+  const broker = o.brokerUrl ? undefined : await startEmbeddedBroker(o, bind, topicRoot, maxPayloadBytes, log);
+  const hub = createHub({
+    ...o.hub,
+    connect: broker ? (opts) => broker.connectInMemory(opts) : (opts) => mqtt.connect(o.brokerUrl!, opts),
+    ...(o.dataDir !== undefined ? { dataDir: o.dataDir } : {}),
+    ...(o.adapter !== undefined ? { adapter: o.adapter } : {}),
+    topicRoot,
+    logger: log,
+    maxPayloadBytes,
+    repairRetained: o.hub?.repairRetained ?? broker === undefined,
+  });
+  try {
+    await hub.start();
+  } catch (err) {
+    await broker?.close();
+    throw err;
+  }
+  let api: HttpApi;
+  try {
+    api = await startHttpApi(hub, { host: bind, port: o.httpPort ?? 8080 });
+  } catch (err) {
+    await hub.stop();
+    await broker?.close();
+    throw new Error(`EDGEFED_ERR_HTTP_LISTEN: cannot listen on ${bind}:${o.httpPort ?? 8080} (${(err as Error).message}); choose another --http-port`);
+  }
+  return {
+    broker,
+    hub,
+    api,
+    mqttUrl: broker ? broker.url : o.brokerUrl,
+    async stop() {
+      await api.close();
+      await hub.stop();
+      await broker?.close();
+    },
+  };
+}
+
+function startEmbeddedBroker(o: FederationOptions, bind: string, root: string, maxPayloadBytes: number, log: Logger): Promise<EdgefedBroker> {
+  const gate = makeRetainGate(topics(root), maxPayloadBytes);
+  const userAuthorizePublish = o.broker?.authorizePublish;
+  return createBroker({
+    ...o.broker,
+    host: bind,
+    port: o.mqttPort ?? 1883,
+    listen: o.mqttListen ?? true,
+    insecure: o.insecure ?? false,
+    maxPacketBytes: o.maxPacketBytes ?? 256 * 1024,
+    logger: log,
+    authorizePublish: (client, packet, done) => {
+      gate(packet);
+      if (userAuthorizePublish) userAuthorizePublish(client, packet, done);
+      else done(null);
+    },
+  });
+}

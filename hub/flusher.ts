@@ -1,0 +1,93 @@
+/**
+ * Decides when the registry reaches disk. lowdb stringifies the whole dataset
+ * on every write (10k nodes: ~39 ms of blocked event loop), so writes are
+ * coalesced: a durable change (registration, status) is written within
+ * `soonMs`, a liveness-only change (last_seen) within `lazyMs`, at most one
+ * write is in flight, and the pause after a write grows with its cost so a
+ * registration storm cannot turn into a write storm.
+ */
+export interface FlusherOptions {
+  /** Delay before writing a durable change. */
+  soonMs: number;
+  /** Delay before writing liveness-only changes. */
+  lazyMs: number;
+  /** The pause after a write is at least this many times the write's duration. */
+  costFactor: number;
+  onError: (err: Error) => void;
+  onFlushed?: (durationMs: number) => void;
+}
+
+export const defaultFlusherOptions: Omit<FlusherOptions, 'onError'> = { soonMs: 50, lazyMs: 5000, costFactor: 4 };
+
+export class Flusher {
+  #timer: NodeJS.Timeout | undefined;
+  #due = Infinity;
+  #writing: Promise<void> | undefined;
+  #dirty = false;
+  #notBefore = 0;
+  #stopped = false;
+
+  constructor(private readonly write: () => Promise<void>, private readonly opts: FlusherOptions) {}
+
+  markDirty(kind: 'durable' | 'liveness'): void {
+    if (this.#stopped) return;
+    this.#dirty = true;
+    const delay = kind === 'durable' ? this.opts.soonMs : this.opts.lazyMs;
+    this.#schedule(Math.max(Date.now() + delay, this.#notBefore));
+  }
+
+  /** Writes now if anything is pending (and waits for a write in flight). */
+  async flushNow(): Promise<void> {
+    this.#clearTimer();
+    if (this.#writing) await this.#writing;
+    if (this.#dirty) await this.#run();
+  }
+
+  /** Stops scheduling; pending changes are written by a final flushNow(). */
+  async stop(): Promise<void> {
+    await this.flushNow();
+    this.#stopped = true;
+    this.#clearTimer();
+  }
+
+  #schedule(at: number): void {
+    if (at >= this.#due) return;
+    this.#clearTimer();
+    this.#due = at;
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.#due = Infinity;
+      void this.#tick();
+    }, Math.max(0, at - Date.now()));
+  }
+
+  async #tick(): Promise<void> {
+    if (this.#writing) {
+      await this.#writing;
+      if (this.#dirty && !this.#stopped) this.#schedule(this.#notBefore);
+      return;
+    }
+    await this.#run();
+  }
+
+  async #run(): Promise<void> {
+    this.#dirty = false;
+    const started = Date.now();
+    this.#writing = this.write().catch((err: Error) => {
+      this.#dirty = true;
+      this.opts.onError(err);
+    });
+    await this.#writing;
+    this.#writing = undefined;
+    const took = Date.now() - started;
+    this.#notBefore = Date.now() + took * this.opts.costFactor;
+    this.opts.onFlushed?.(took);
+    if (this.#dirty && !this.#stopped) this.#schedule(Math.max(this.#notBefore, Date.now() + this.opts.soonMs));
+  }
+
+  #clearTimer(): void {
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#due = Infinity;
+  }
+}

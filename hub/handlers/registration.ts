@@ -1,0 +1,28 @@
+import type { Registration } from '../../lib/wire.js';
+import type { HubContext } from '../context.js';
+
+/** `nodes/{id}/registration`: a birth, an update, or (empty payload) a deregistration. */
+export function handleRegistration(ctx: HubContext, nodeId: string, reg: Registration | null, live: boolean): void {
+  ctx.counters.messages.registration += 1;
+  if (reg === null) return handleDeregistration(ctx, nodeId);
+  if (!live) ctx.replayed.add(nodeId);
+  const { outcome, record } = ctx.registry.applyRegistration(reg, { now: ctx.now(), live });
+  if (outcome === 'duplicate') {
+    ctx.counters.ignored.duplicate += 1;
+    return;
+  }
+  ctx.counters.registrations += 1;
+  ctx.flusher.markDirty('durable');
+  ctx.log.info(
+    { node_id: nodeId, outcome, status: record.status, boot_id: reg.boot_id, capabilities: reg.capabilities, live },
+    'node registered',
+  );
+}
+
+function handleDeregistration(ctx: HubContext, nodeId: string): void {
+  const record = ctx.registry.deregister(nodeId, ctx.now());
+  if (!record) return;
+  ctx.counters.deregistrations += 1;
+  ctx.flusher.markDirty('durable');
+  ctx.log.info({ node_id: nodeId }, 'node deregistered');
+}

@@ -1,0 +1,40 @@
+/** JSON responses and body reading for the HTTP API, with errors users can act on. */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+
+export interface ApiError { code: string; message: string; details?: string[] }
+
+export class HttpError extends Error {
+  constructor(readonly status: number, readonly code: string, message: string, readonly details?: string[]) {
+    super(message);
+  }
+}
+
+export function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+export function sendError(res: ServerResponse, err: HttpError): void {
+  const error: ApiError = { code: err.code, message: err.message };
+  if (err.details) error.details = err.details;
+  sendJson(res, err.status, { error });
+}
+
+/** Reads a JSON body up to `limit` bytes; an empty body reads as `{}`. */
+export async function readJson(req: IncomingMessage, limit: number): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > limit) throw new HttpError(413, 'EDGEFED_ERR_BODY_TOO_LARGE', `request body is over ${limit} bytes`);
+    chunks.push(chunk as Buffer);
+  }
+  const text = Buffer.concat(chunks).toString('utf8');
+  if (text.trim() === '') return {};
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new HttpError(400, 'EDGEFED_ERR_BAD_JSON', `request body is not JSON: ${(err as Error).message}`);
+  }
+}

@@ -1,0 +1,107 @@
+/**
+ * The report's HTTP contract, kept: health, node listing and lookup,
+ * registration and heartbeats for devices that only speak HTTP. Bodies are
+ * checked against the same JSON Schemas as MQTT payloads.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { isValidId } from '../../lib/ids.js';
+import { VERSION } from '../../lib/version.js';
+import { validators, type Validator } from '../../schemas/index.js';
+import { totalRefusals } from '../counters.js';
+import type { Hub, NodeFilter } from '../index.js';
+import { NODE_STATES, type NodeRecord } from '../registry.js';
+import { HttpError, readJson, sendJson } from './respond.js';
+
+export interface RouteContext { hub: Hub; bodyLimit: number; url: URL; req: IncomingMessage; res: ServerResponse }
+type RouteHandler = (ctx: RouteContext, params: string[]) => Promise<void> | void;
+interface Route { method: string; pattern: RegExp; handler: RouteHandler }
+
+/** The public view of a record: everything but the raw registration kept for republishing. */
+export function publicNode(r: NodeRecord): Omit<NodeRecord, 'registration'> {
+  const { registration: _raw, ...rest } = r;
+  return rest;
+}
+
+function requireId(id: string | undefined): string {
+  if (!isValidId(id)) throw new HttpError(404, 'EDGEFED_ERR_NODE_NOT_FOUND', `no node "${id ?? ''}" (not a valid node id)`);
+  return id;
+}
+
+async function body<T>(ctx: RouteContext, check: Validator<T>): Promise<T> {
+  const raw = await readJson(ctx.req, ctx.bodyLimit);
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+    throw new HttpError(422, 'EDGEFED_ERR_SCHEMA', 'request body must be a JSON object', [Array.isArray(raw) ? 'payload: got an array' : `payload: got ${raw === null ? 'null' : typeof raw}`]);
+  }
+  const result = check(raw);
+  if (!result.ok) throw new HttpError(422, 'EDGEFED_ERR_SCHEMA', 'request body does not match the schema', result.errors);
+  return result.value;
+}
+
+export function parseFilter(url: URL): NodeFilter {
+  const filter: NodeFilter = {};
+  const status = url.searchParams.get('status');
+  if (status !== null) {
+    if (!(NODE_STATES as readonly string[]).includes(status)) {
+      throw new HttpError(400, 'EDGEFED_ERR_BAD_FILTER', `status must be one of ${NODE_STATES.join(', ')}`);
+    }
+    filter.status = status;
+  }
+  const capability = url.searchParams.get('capability');
+  if (capability !== null) filter.capability = capability;
+  const labels = url.searchParams.getAll('label');
+  if (labels.length > 0) {
+    filter.labels = {};
+    for (const l of labels) {
+      const eq = l.indexOf('=');
+      if (eq <= 0) throw new HttpError(400, 'EDGEFED_ERR_BAD_FILTER', `label filter "${l}" must be name=value`);
+      filter.labels[l.slice(0, eq)] = l.slice(eq + 1);
+    }
+  }
+  return filter;
+}
+
+const health: RouteHandler = ({ hub, res }) => {
+  sendJson(res, 200, {
+    status: hub.connected ? 'ok' : 'degraded',
+    version: VERSION,
+    boot_id: hub.bootId,
+    uptime_s: Math.round((Date.now() - hub.startedAt) / 1000),
+    broker_connected: hub.connected,
+    nodes: hub.registry.countByStatus(),
+    refusals_total: totalRefusals(hub.counters),
+    counters: hub.counters,
+  });
+};
+
+const listNodes: RouteHandler = ({ hub, url, res }) => {
+  const nodes = hub.nodes(parseFilter(url)).map(publicNode);
+  sendJson(res, 200, { count: nodes.length, nodes });
+};
+
+const getNode: RouteHandler = ({ hub, res }, [id]) => {
+  const record = hub.registry.get(requireId(id));
+  if (!record) throw new HttpError(404, 'EDGEFED_ERR_NODE_NOT_FOUND', `no node "${id}" in the registry`);
+  sendJson(res, 200, publicNode(record));
+};
+
+const register: RouteHandler = async (ctx) => {
+  const reg = await body(ctx, validators.httpRegistration);
+  const { record, created } = ctx.hub.registerOverHttp(reg);
+  sendJson(ctx.res, created ? 201 : 200, { status: 'registered', registration_id: record.id, node_id: record.node_id, boot_id: record.boot_id });
+};
+
+const heartbeat: RouteHandler = async (ctx, [id]) => {
+  const nodeId = requireId(id);
+  const hb = await body(ctx, validators.httpHeartbeat);
+  const record = ctx.hub.heartbeatOverHttp(nodeId, hb);
+  if (!record) throw new HttpError(404, 'EDGEFED_ERR_NODE_NOT_FOUND', `no registered node "${nodeId}"; register it first with POST /federation/register`);
+  sendJson(ctx.res, 200, { status: record.status, last_seen: record.last_seen });
+};
+
+export const routes: Route[] = [
+  { method: 'GET', pattern: /^\/health$/, handler: health },
+  { method: 'GET', pattern: /^\/federation\/nodes$/, handler: listNodes },
+  { method: 'GET', pattern: /^\/federation\/nodes\/([^/]+)$/, handler: getNode },
+  { method: 'POST', pattern: /^\/federation\/register$/, handler: register },
+  { method: 'POST', pattern: /^\/federation\/nodes\/([^/]+)\/heartbeat$/, handler: heartbeat },
+];

@@ -1,0 +1,59 @@
+/**
+ * The hub's HTTP API on node:http: a handful of routes does not need a
+ * framework. Every failure answers JSON `{error:{code,message,details}}`;
+ * refusals are logged once and counted like MQTT ones.
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Hub } from '../index.js';
+import { HttpError, sendError } from './respond.js';
+import { routes, type RouteContext } from './routes.js';
+
+export interface HttpApiOptions { host: string; port: number; bodyLimit?: number }
+
+export interface HttpApi { readonly port: number; readonly url: string; close(): Promise<void> }
+
+export async function startHttpApi(hub: Hub, opts: HttpApiOptions): Promise<HttpApi> {
+  const bodyLimit = opts.bodyLimit ?? 64 * 1024;
+  const server = http.createServer((req, res) => void handle(hub, bodyLimit, req, res));
+  server.keepAliveTimeout = 5000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port, opts.host, () => { server.off('error', reject); resolve(); });
+  });
+  const port = (server.address() as AddressInfo).port;
+  const host = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
+  return {
+    port,
+    url: `http://${host}:${port}`,
+    close: () => new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    }),
+  };
+}
+
+async function handle(hub: Hub, bodyLimit: number, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  const url = new URL(req.url ?? '/', 'http://hub');
+  const ctx: RouteContext = { hub, bodyLimit, url, req, res };
+  try {
+    const matching = routes.filter((r) => r.pattern.test(url.pathname));
+    if (matching.length === 0) throw new HttpError(404, 'EDGEFED_ERR_NOT_FOUND', `no route ${url.pathname}; see docs/api.md`);
+    const route = matching.find((r) => r.method === req.method);
+    if (!route) {
+      res.setHeader('allow', matching.map((r) => r.method).join(', '));
+      throw new HttpError(405, 'EDGEFED_ERR_METHOD', `${req.method ?? ''} is not allowed on ${url.pathname}`);
+    }
+    const params = (route.pattern.exec(url.pathname) ?? []).slice(1).map((p) => decodeURIComponent(p));
+    await route.handler(ctx, params);
+  } catch (err) {
+    const e = err instanceof HttpError ? err : new HttpError(500, 'EDGEFED_ERR_INTERNAL', 'internal error');
+    if (!(err instanceof HttpError)) hub.log.error({ err: (err as Error).message, path: url.pathname }, 'HTTP handler failed');
+    if (e.status === 400 || e.status === 413 || e.status === 422) {
+      hub.log.warn({ code: e.code, reason: e.message, details: e.details, path: url.pathname, via: 'http' }, 'refused');
+      hub.countHttpRefusal(e.status === 413 ? 'too_large' : e.status === 400 && e.code === 'EDGEFED_ERR_BAD_JSON' ? 'not_json' : 'schema');
+    }
+    if (!res.headersSent) sendError(res, e);
+    else res.end();
+  }
+}

@@ -1,0 +1,242 @@
+/**
+ * The hub: keeps the node registry from what nodes publish, persists it, and
+ * tracks liveness. `createHub()` does no work; `start()` locks the data dir,
+ * loads the registry, connects, and resynchronises the broker.
+ */
+import type { Adapter } from 'lowdb';
+import type { IClientOptions, MqttClient } from 'mqtt';
+import { nanoid } from 'nanoid';
+import { jsonLogger, type Logger } from '../lib/log.js';
+import { topics as makeTopics, DEFAULT_TOPIC_ROOT, type Topics } from '../lib/topics.js';
+import type { HttpHeartbeat, HttpRegistration, RefusalCode, Registration } from '../lib/wire.js';
+import { DEFAULT_MAX_PAYLOAD_BYTES } from './admission.js';
+import type { HubContext } from './context.js';
+import { newCounters, type HubCounters } from './counters.js';
+import { defaultFlusherOptions, Flusher, type FlusherOptions } from './flusher.js';
+import { HubLink } from './link.js';
+import { lockDataDir, type DataDirLock } from './lock.js';
+import { Refusals } from './refusals.js';
+import { Registry, type NodeRecord } from './registry.js';
+import { republishMissing, requestRebirthAll, waitForReplay } from './republish.js';
+import { createRouter } from './router.js';
+import { fileAdapter, registryPath, RegistryStore, type RegistryFile } from './store.js';
+import { VERSION } from '../lib/version.js';
+
+export type { NodeRecord, NodeState } from './registry.js';
+export type { HubCounters } from './counters.js';
+
+export interface HubOptions {
+  /** Opens the hub's MQTT client: `broker.connectInMemory` for the embedded broker, `mqtt.connect(url, o)` for an external one. */
+  connect: (opts: IClientOptions) => MqttClient;
+  /** Directory of registry.json and the lock. Required unless `adapter` is given. */
+  dataDir?: string;
+  /** Storage of the registry; default JSONFile at `<dataDir>/registry.json`. Tests pass lowdb's Memory. */
+  adapter?: Adapter<RegistryFile>;
+  /** Topic root, default `edgefed/v1`. */
+  topicRoot?: string;
+  logger?: Logger;
+  /** Largest node payload accepted, in bytes (default 64 KiB). */
+  maxPayloadBytes?: number;
+  /** Heartbeat intervals a node may miss before it is stale (default 3). */
+  missedBeats?: number;
+  /** How often liveness is checked (default 1000 ms). */
+  sweepIntervalMs?: number;
+  /** After a refusal on a retained topic, restore the last valid retained message (external brokers keep what they got). */
+  repairRetained?: boolean;
+  /** Minimum time between two rebirth requests to one node (default 30 s). */
+  rebirthThrottleMs?: number;
+  /** MQTT keepalive of the hub's own session, seconds (default 30). */
+  keepaliveS?: number;
+  /** Credentials of the hub's MQTT session (JWT auth). */
+  username?: string;
+  password?: string;
+  flush?: Partial<Omit<FlusherOptions, 'onError'>>;
+  resync?: { settleMs: number; maxWaitMs: number };
+}
+
+type HubDefaults = Required<Pick<HubOptions,
+  'topicRoot' | 'maxPayloadBytes' | 'missedBeats' | 'sweepIntervalMs' | 'repairRetained' | 'rebirthThrottleMs' | 'keepaliveS' | 'resync'>>;
+
+export const defaultHubOptions: HubDefaults = {
+  topicRoot: DEFAULT_TOPIC_ROOT,
+  maxPayloadBytes: DEFAULT_MAX_PAYLOAD_BYTES,
+  missedBeats: 3,
+  sweepIntervalMs: 1000,
+  repairRetained: false,
+  rebirthThrottleMs: 30_000,
+  keepaliveS: 30,
+  resync: { settleMs: 300, maxWaitMs: 5000 },
+};
+
+export interface NodeFilter { capability?: string; status?: string; labels?: Record<string, string> }
+
+export class Hub {
+  readonly bootId = nanoid();
+  readonly topics: Topics;
+  readonly registry = new Registry();
+  readonly counters: HubCounters = newCounters();
+  readonly log: Logger;
+  readonly startedAt = Date.now();
+  #o: HubOptions & HubDefaults;
+  #store: RegistryStore;
+  #flusher: Flusher;
+  #link: HubLink;
+  #ctx: HubContext;
+  #lock: DataDirLock | undefined;
+  #sweep: NodeJS.Timeout | undefined;
+  #lastRebirth = new Map<string, number>();
+  #stopped = false;
+
+  constructor(options: HubOptions) {
+    this.#o = { ...defaultHubOptions, ...options };
+    if (!this.#o.adapter && !this.#o.dataDir) throw new Error('EDGEFED_ERR_HUB_CONFIG: give the hub a dataDir (or a storage adapter)');
+    this.topics = makeTopics(this.#o.topicRoot);
+    this.log = (this.#o.logger ?? jsonLogger('info')).child({ component: 'hub' });
+    const where = this.#o.dataDir ? registryPath(this.#o.dataDir) : 'registry';
+    this.#store = new RegistryStore(this.#o.adapter ?? fileAdapter(this.#o.dataDir!), where);
+    this.#flusher = new Flusher(() => this.#save(), {
+      ...defaultFlusherOptions,
+      ...this.#o.flush,
+      onError: (err) => { this.counters.flush_errors += 1; this.log.error({ err: err.message }, 'registry flush failed; will retry'); },
+      onFlushed: (ms) => { this.counters.flushes += 1; this.counters.last_flush_ms = ms; },
+    });
+    this.#link = new HubLink({
+      connect: this.#o.connect,
+      topics: this.topics,
+      bootId: this.bootId,
+      clientId: `edgefed-hub-${this.bootId.slice(0, 8)}`,
+      keepaliveS: this.#o.keepaliveS,
+      version: VERSION,
+      log: this.log,
+      ...(this.#o.username !== undefined ? { username: this.#o.username } : {}),
+      ...(this.#o.password !== undefined ? { password: this.#o.password } : {}),
+      onMessage: (topic, payload, retained) => route(topic, payload, retained),
+      onSubscribed: (first) => void this.#resync(first),
+    });
+    this.#ctx = {
+      topics: this.topics,
+      registry: this.registry,
+      flusher: this.#flusher,
+      counters: this.counters,
+      refusals: new Refusals(this.topics, this.counters, this.log, (t, p, o) => this.#link.publish(t, p, o)),
+      log: this.log,
+      out: this.#link,
+      replayed: new Set(),
+      requestRebirth: (id) => this.#requestRebirth(id),
+      now: () => Date.now(),
+    };
+    const route = createRouter(this.#ctx, {
+      maxPayloadBytes: this.#o.maxPayloadBytes,
+      ...(this.#o.repairRetained ? { onRefusedRetained: (id: string, fam: 'registration' | 'status') => this.#repairRetained(id, fam) } : {}),
+    });
+  }
+
+  get connected(): boolean { return this.#link.connected; }
+  get context(): HubContext { return this.#ctx; }
+
+  async start(): Promise<void> {
+    if (this.#o.dataDir) this.#lock = await lockDataDir(this.#o.dataDir);
+    try {
+      this.registry.restore(await this.#store.load());
+      this.log.info({ nodes: this.registry.size, data: this.#o.dataDir }, 'registry loaded');
+      await this.#link.start();
+    } catch (err) {
+      await this.#lock?.release();
+      throw err;
+    }
+    this.#sweep = setInterval(() => this.#sweepLiveness(), this.#o.sweepIntervalMs);
+  }
+
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    clearInterval(this.#sweep);
+    await this.#link.stop();
+    await this.#flusher.stop();
+    await this.#lock?.release();
+    this.log.info('hub stopped');
+  }
+
+  /** Writes pending registry changes now (tests, shutdown, backups). */
+  flush(): Promise<void> { return this.#flusher.flushNow(); }
+
+  nodes(filter: NodeFilter = {}): NodeRecord[] {
+    const out: NodeRecord[] = [];
+    for (const r of this.registry.all()) {
+      if (filter.capability && !r.capabilities.includes(filter.capability)) continue;
+      if (filter.status && r.status !== filter.status) continue;
+      if (filter.labels && Object.entries(filter.labels).some(([k, v]) => r.labels[k] !== v)) continue;
+      out.push(r);
+    }
+    return out.sort((a, b) => a.node_id.localeCompare(b.node_id));
+  }
+
+  /** `POST /federation/register`: an HTTP-only device joins; bridged to its retained MQTT registration. */
+  registerOverHttp(body: HttpRegistration): { record: NodeRecord; created: boolean } {
+    const reg: Registration = { ...body, boot_id: body.boot_id ?? nanoid(), ts: Date.now() };
+    const { outcome, record } = this.registry.applyRegistration(reg, { now: Date.now(), live: true });
+    this.counters.registrations += 1;
+    this.#flusher.markDirty('durable');
+    this.#link.publish(this.topics.registration(reg.node_id), JSON.stringify(reg), { qos: 1, retain: true });
+    this.log.info({ node_id: reg.node_id, outcome, via: 'http' }, 'node registered');
+    return { record, created: outcome === 'created' };
+  }
+
+  /** HTTP refusals are logged by the API; they are counted with the MQTT ones. */
+  countHttpRefusal(code: RefusalCode): void {
+    this.counters.refusals[code] = (this.counters.refusals[code] ?? 0) + 1;
+  }
+
+  /** `POST /federation/nodes/:id/heartbeat`: liveness for HTTP-only devices. */
+  heartbeatOverHttp(nodeId: string, body: HttpHeartbeat): NodeRecord | undefined {
+    const change = this.registry.applyHeartbeat(nodeId, body, Date.now());
+    if (change === 'unknown_node') return undefined;
+    this.counters.messages.heartbeat += 1;
+    if (change !== 'none') this.#flusher.markDirty(change);
+    return this.registry.get(nodeId);
+  }
+
+  async #save(): Promise<void> {
+    await this.#store.save(this.registry.all(), Date.now());
+  }
+
+  #sweepLiveness(): void {
+    const changed = this.registry.sweep(Date.now(), this.#o.missedBeats);
+    if (changed.length === 0) return;
+    this.counters.stale_transitions += changed.length;
+    for (const r of changed) this.log.info({ node_id: r.node_id, last_seen: r.last_seen }, 'node stale (missed heartbeats)');
+    this.#flusher.markDirty('durable');
+  }
+
+  #requestRebirth(nodeId: string): void {
+    const now = Date.now();
+    const last = this.#lastRebirth.get(nodeId);
+    if (last !== undefined && now - last < this.#o.rebirthThrottleMs) return;
+    if (this.#lastRebirth.size > 100_000) this.#lastRebirth.clear();
+    this.#lastRebirth.set(nodeId, now);
+    this.counters.rebirths_requested += 1;
+    this.#link.publish(this.topics.commands(nodeId), JSON.stringify({ command: 'rebirth', ts: now }), { qos: 1, retain: false });
+  }
+
+  async #resync(first: boolean): Promise<void> {
+    this.#ctx.replayed.clear();
+    await waitForReplay(this.#ctx, this.#o.resync, () => this.#stopped);
+    if (this.#stopped) return;
+    const republished = republishMissing(this.#ctx);
+    const rebirths = first ? requestRebirthAll(this.#ctx) : 0;
+    this.log.info({ replayed: this.#ctx.replayed.size, republished, rebirths }, 'broker resynchronised with the registry');
+  }
+
+  /** An external broker kept a refused retained message: put back the last valid one, or clear it. */
+  #repairRetained(nodeId: string, family: 'registration' | 'status'): void {
+    const record = this.registry.get(nodeId);
+    const topic = family === 'registration' ? this.topics.registration(nodeId) : this.topics.status(nodeId);
+    const good = family === 'registration' && record && record.status !== 'deregistered' ? JSON.stringify(record.registration) : '';
+    if (family === 'registration' && good === '' && record) return; // an empty payload would deregister it
+    this.#link.publish(topic, good, { qos: 1, retain: true });
+  }
+}
+
+export function createHub(options: HubOptions): Hub {
+  return new Hub(options);
+}

@@ -1,0 +1,107 @@
+/**
+ * The hub's MQTT session: birth and death on `hub/status` (retained, the
+ * death is the Last Will, as a Sparkplug host application), subscriptions to
+ * the node topics, and a publish that never throws. Re-announces on every
+ * reconnect, because a broker that restarted may have lost its retained store.
+ */
+import type { IClientOptions, MqttClient } from 'mqtt';
+import type { Logger } from '../lib/log.js';
+import type { Topics } from '../lib/topics.js';
+import type { HubStatus } from '../lib/wire.js';
+import type { Publisher } from './context.js';
+
+export interface LinkOptions {
+  connect: (opts: IClientOptions) => MqttClient;
+  topics: Topics;
+  bootId: string;
+  clientId: string;
+  keepaliveS: number;
+  version: string;
+  log: Logger;
+  username?: string;
+  password?: string;
+  onMessage: (topic: string, payload: Buffer, retained: boolean) => void;
+  /** Called after every (re)connect once the subscriptions are in place. */
+  onSubscribed: (first: boolean) => void;
+}
+
+export class HubLink implements Publisher {
+  #client: MqttClient | undefined;
+  #connects = 0;
+
+  constructor(private readonly opts: LinkOptions) {}
+
+  get connected(): boolean { return this.#client?.connected ?? false; }
+
+  #status(state: HubStatus['state'], reason?: HubStatus['reason']): string {
+    const s: HubStatus = { state, boot_id: this.opts.bootId, ts: Date.now(), version: this.opts.version };
+    if (reason) s.reason = reason;
+    return JSON.stringify(s);
+  }
+
+  /** Connects and resolves after the first CONNACK; later reconnects are handled in the background. */
+  async start(): Promise<void> {
+    const { topics, log } = this.opts;
+    const clientOpts: IClientOptions = {
+      clientId: this.opts.clientId,
+      keepalive: this.opts.keepaliveS,
+      clean: true,
+      reconnectPeriod: 1000,
+      will: { topic: topics.hubStatus(), payload: Buffer.from(this.#status('offline', 'lost')), qos: 1, retain: true },
+    };
+    if (this.opts.username !== undefined) clientOpts.username = this.opts.username;
+    if (this.opts.password !== undefined) clientOpts.password = this.opts.password;
+    const client = this.opts.connect(clientOpts);
+    this.#client = client;
+    client.on('message', (topic, payload, packet) => this.opts.onMessage(topic, payload, packet.retain === true));
+    client.on('connect', () => void this.#onConnect(client));
+    client.on('offline', () => log.warn('hub lost the broker; reconnecting'));
+    client.on('error', (err) => log.error({ err: err.message }, 'hub MQTT error'));
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('EDGEFED_ERR_BROKER_UNREACHABLE: the hub could not reach the broker within 10 s')), 10_000);
+      client.once('connect', () => { clearTimeout(timer); resolve(); });
+    }).catch(async (err: Error) => { await client.endAsync(true); throw err; });
+  }
+
+  async #onConnect(client: MqttClient): Promise<void> {
+    const { topics, log } = this.opts;
+    this.#connects += 1;
+    const first = this.#connects === 1;
+    try {
+      await client.publishAsync(topics.hubStatus(), this.#status('online'), { qos: 1, retain: true });
+      await client.subscribeAsync(
+        [topics.allNodes('registration'), topics.allNodes('status'), topics.allNodes('heartbeat')],
+        { qos: 1 },
+      );
+      log.info({ first }, 'hub connected to the broker');
+      this.opts.onSubscribed(first);
+    } catch (err) {
+      log.error({ err: (err as Error).message }, 'hub could not announce or subscribe');
+    }
+  }
+
+  publish(topic: string, payload: string | Buffer, opts: { qos: 0 | 1; retain: boolean }): void {
+    this.#client?.publish(topic, payload, opts, (err) => {
+      if (err) this.opts.log.warn({ topic, err: err.message }, 'hub publish failed');
+    });
+  }
+
+  async publishAsync(topic: string, payload: string | Buffer, opts: { qos: 0 | 1; retain: boolean }): Promise<void> {
+    await this.#client?.publishAsync(topic, payload, opts);
+  }
+
+  /** Publishes the hub's shutdown, then disconnects cleanly (which discards the will). */
+  async stop(): Promise<void> {
+    const client = this.#client;
+    if (!client) return;
+    this.#client = undefined;
+    if (client.connected) {
+      await Promise.race([
+        client.publishAsync(this.opts.topics.hubStatus(), this.#status('offline', 'shutdown'), { qos: 1, retain: true }),
+        new Promise((r) => setTimeout(r, 2000)),
+      ]).catch(() => undefined);
+    }
+    await Promise.race([client.endAsync(), new Promise((r) => setTimeout(r, 3000))]);
+    if (!client.disconnected) await client.endAsync(true).catch(() => undefined);
+  }
+}

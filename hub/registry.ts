@@ -1,0 +1,193 @@
+/**
+ * The node registry as an in-memory model: records and the status rules of
+ * the contract. No I/O here: the hub persists snapshots through the store and
+ * decides what to publish; this module only says what changed.
+ */
+import { nanoid } from 'nanoid';
+import type { AgentInfo, HardwareInfo, Heartbeat, NodeStatus, Registration } from '../lib/wire.js';
+
+export type NodeState = 'active' | 'stale' | 'offline' | 'deregistered';
+export const NODE_STATES: readonly NodeState[] = ['active', 'stale', 'offline', 'deregistered'];
+
+export interface NodeRecord {
+  /** Registration id, stable across re-registrations of the same node_id. */
+  id: string;
+  node_id: string;
+  endpoint: string | null;
+  capabilities: string[];
+  labels: Record<string, string>;
+  agent: AgentInfo | null;
+  hardware: HardwareInfo | null;
+  heartbeat_interval_ms: number | null;
+  max_concurrency: number | null;
+  boot_id: string;
+  /** First time this node_id registered (epoch ms). */
+  registered_at: number;
+  /** When the current registration was received (epoch ms). */
+  updated_at: number;
+  status: NodeState;
+  /** Why the node is offline/stale/deregistered (`lost`, `shutdown`, `no_heartbeat`, `restored`...). */
+  status_reason: string | null;
+  /** Last time the hub saw the node alive (epoch ms), null if never. */
+  last_seen: number | null;
+  load: number | null;
+  running_wpks: number | null;
+  /** Last valid registration payload, re-published retained after a broker lost its store. */
+  registration: Registration;
+}
+
+/** What a change means for persistence: `durable` must reach disk soon, `liveness` may wait. */
+export type ChangeKind = 'durable' | 'liveness' | 'none';
+
+export type RegistrationOutcome = 'created' | 'updated' | 'rebirth' | 'duplicate';
+export type StatusOutcome = 'applied' | 'unknown_node' | 'older_session' | 'unchanged';
+
+/** Sources of a message: `live` was just published; `replay` came from the broker's retained store. */
+export interface Seen { now: number; live: boolean }
+
+/** Statuses held for nodes not registered yet: retained replay has no order across topics. */
+const MAX_EARLY_STATUSES = 10_000;
+
+export class Registry {
+  readonly #nodes = new Map<string, NodeRecord>();
+  readonly #early = new Map<string, { status: NodeStatus; seen: Seen }>();
+
+  get size(): number { return this.#nodes.size; }
+  get(nodeId: string): NodeRecord | undefined { return this.#nodes.get(nodeId); }
+  all(): IterableIterator<NodeRecord> { return this.#nodes.values(); }
+
+  /** Loads records from disk. Liveness is not carried over: the hub claims none it has not seen. */
+  restore(records: Iterable<NodeRecord>): void {
+    this.#nodes.clear();
+    for (const r of records) {
+      const restored = { ...r };
+      if (restored.status === 'active') { restored.status = 'stale'; restored.status_reason = 'restored'; }
+      this.#nodes.set(r.node_id, restored);
+    }
+  }
+
+  /**
+   * A registration is a birth. A live one makes the node active; one replayed
+   * from the broker's retained store is recorded but proves no liveness. The
+   * same boot_id and ts as the stored one is a duplicate (e.g. the hub's own
+   * re-publication coming back) and changes nothing.
+   */
+  applyRegistration(reg: Registration, seen: Seen): { outcome: RegistrationOutcome; record: NodeRecord } {
+    const old = this.#nodes.get(reg.node_id);
+    if (old && old.status !== 'deregistered' && old.boot_id === reg.boot_id && old.registration.ts === reg.ts) {
+      return { outcome: 'duplicate', record: old };
+    }
+    const alive = seen.live || (old !== undefined && old.status === 'active' && old.boot_id === reg.boot_id);
+    const record: NodeRecord = {
+      id: old?.id ?? `reg_${nanoid(16)}`,
+      node_id: reg.node_id,
+      endpoint: reg.endpoint ?? null,
+      capabilities: [...reg.capabilities],
+      labels: { ...(reg.labels ?? {}) },
+      agent: reg.agent ?? null,
+      hardware: reg.hardware ?? null,
+      heartbeat_interval_ms: reg.heartbeat_interval_ms ?? null,
+      max_concurrency: reg.max_concurrency ?? null,
+      boot_id: reg.boot_id,
+      registered_at: old?.registered_at ?? seen.now,
+      updated_at: seen.now,
+      status: alive ? 'active' : 'stale',
+      status_reason: alive ? null : 'replayed',
+      last_seen: alive ? seen.now : old?.last_seen ?? null,
+      load: old?.boot_id === reg.boot_id ? old.load : null,
+      running_wpks: old?.boot_id === reg.boot_id ? old.running_wpks : null,
+      registration: reg,
+    };
+    this.#nodes.set(reg.node_id, record);
+    this.#applyEarlyStatus(reg.node_id);
+    const outcome: RegistrationOutcome = !old ? 'created' : old.boot_id !== reg.boot_id ? 'rebirth' : 'updated';
+    return { outcome, record };
+  }
+
+  /** An empty retained registration: the node leaves the federation (its record is kept, marked). */
+  deregister(nodeId: string, now: number): NodeRecord | undefined {
+    const r = this.#nodes.get(nodeId);
+    if (!r || r.status === 'deregistered') return undefined;
+    r.status = 'deregistered';
+    r.status_reason = 'deregistered';
+    r.updated_at = now;
+    return r;
+  }
+
+  /** Status or Last Will. One of an older session (other boot_id) is ignored. */
+  applyStatus(nodeId: string, status: NodeStatus, seen: Seen): StatusOutcome {
+    const r = this.#nodes.get(nodeId);
+    if (!r || r.status === 'deregistered') {
+      this.#holdEarlyStatus(nodeId, status, seen);
+      return 'unknown_node';
+    }
+    if (r.boot_id !== status.boot_id) return 'older_session';
+    if (status.state === 'online') {
+      // A retained `online` whose will has not fired means the session is still up.
+      r.last_seen = seen.now;
+      if (r.status === 'active') return 'unchanged';
+      r.status = 'active';
+      r.status_reason = null;
+      return 'applied';
+    }
+    const reason = status.reason ?? 'lost';
+    if (r.status === 'offline' && r.status_reason === reason) return 'unchanged';
+    r.status = 'offline';
+    r.status_reason = reason;
+    return 'applied';
+  }
+
+  /** A heartbeat refreshes liveness; a stale or offline node that beats is active again. */
+  applyHeartbeat(nodeId: string, hb: Pick<Heartbeat, 'load' | 'running_wpks'>, now: number): ChangeKind | 'unknown_node' {
+    const r = this.#nodes.get(nodeId);
+    if (!r || r.status === 'deregistered') return 'unknown_node';
+    r.last_seen = now;
+    if (hb.load !== undefined) r.load = hb.load;
+    if (hb.running_wpks !== undefined) r.running_wpks = hb.running_wpks;
+    if (r.status === 'active') return 'liveness';
+    r.status = 'active';
+    r.status_reason = null;
+    return 'durable';
+  }
+
+  /**
+   * Marks stale every active node that declared a heartbeat interval and has
+   * been silent for `missedBeats` intervals. Nodes without an interval rely on
+   * their will alone, as in Sparkplug.
+   */
+  sweep(now: number, missedBeats = 3): NodeRecord[] {
+    const changed: NodeRecord[] = [];
+    for (const r of this.#nodes.values()) {
+      if (r.status !== 'active' || r.heartbeat_interval_ms === null) continue;
+      const silentFor = now - (r.last_seen ?? r.updated_at);
+      if (silentFor > missedBeats * r.heartbeat_interval_ms) {
+        r.status = 'stale';
+        r.status_reason = 'no_heartbeat';
+        changed.push(r);
+      }
+    }
+    return changed;
+  }
+
+  #holdEarlyStatus(nodeId: string, status: NodeStatus, seen: Seen): void {
+    this.#early.delete(nodeId);
+    if (this.#early.size >= MAX_EARLY_STATUSES) {
+      const oldest = this.#early.keys().next().value;
+      if (oldest !== undefined) this.#early.delete(oldest);
+    }
+    this.#early.set(nodeId, { status, seen });
+  }
+
+  #applyEarlyStatus(nodeId: string): void {
+    const early = this.#early.get(nodeId);
+    if (!early) return;
+    this.#early.delete(nodeId);
+    this.applyStatus(nodeId, early.status, early.seen);
+  }
+
+  countByStatus(): Record<NodeState, number> {
+    const counts: Record<NodeState, number> = { active: 0, stale: 0, offline: 0, deregistered: 0 };
+    for (const r of this.#nodes.values()) counts[r.status] += 1;
+    return counts;
+  }
+}

@@ -1,0 +1,114 @@
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import type { Federation } from '../hub/federation.js';
+import { closeAll, collector, device, federation, registration } from './helpers/federation.js';
+import { waitFor, withTimeout } from './helpers/time.js';
+
+const test = suite<{ fed?: Federation }>('hub: registration and presence');
+
+test.after.each(async (ctx) => {
+  await ctx.fed?.stop();
+  ctx.fed = undefined;
+});
+
+const T = (label: string, fn: (ctx: { fed?: Federation }) => Promise<void>) =>
+  test(label, (ctx) => withTimeout(fn(ctx), 8000, label));
+
+T('a plain MQTT device joins with one retained registration', async (ctx) => {
+  const fed = (ctx.fed = await federation());
+  const dev = await device(fed, 'edge-node-001');
+  const reg = registration('edge-node-001', { capabilities: ['monitoring', 'basic-actions'], labels: { site: 'berlin' }, endpoint: 'http://edge-node-001:8040' });
+  await dev.publishAsync(fed.hub.topics.registration('edge-node-001'), JSON.stringify(reg), { qos: 1, retain: true });
+  const node = await waitFor(() => fed.hub.registry.get('edge-node-001'), { timeoutMs: 1000, label: 'node in registry' });
+  assert.is(node.status, 'active');
+  assert.equal(node.capabilities, ['monitoring', 'basic-actions']);
+  assert.equal(node.labels, { site: 'berlin' });
+  assert.is(node.endpoint, 'http://edge-node-001:8040');
+  assert.ok(node.id.startsWith('reg_'));
+  assert.type(node.last_seen, 'number');
+  await closeAll(dev);
+});
+
+T('the Last Will marks the node offline; a will of an older boot is ignored', async (ctx) => {
+  const fed = (ctx.fed = await federation());
+  const topic = fed.hub.topics.status('n1');
+  const will = (boot: string) => ({ topic, payload: Buffer.from(JSON.stringify({ state: 'offline', reason: 'lost', boot_id: boot, ts: Date.now() })), qos: 1 as const, retain: true });
+  const old = await device(fed, 'n1-old', { will: will('boot-old') });
+  const dev = await device(fed, 'n1', { will: will('boot-n1') });
+  await dev.publishAsync(fed.hub.topics.registration('n1'), JSON.stringify(registration('n1')), { qos: 1, retain: true });
+  await waitFor(() => fed.hub.registry.get('n1')?.status === 'active');
+  old.stream.destroy(); // the older session dies abruptly: its will must not touch the new one
+  await waitFor(() => fed.hub.counters.ignored.older_session >= 1, { label: 'older will ignored' });
+  assert.is(fed.hub.registry.get('n1')?.status, 'active');
+  dev.stream.destroy();
+  await waitFor(() => fed.hub.registry.get('n1')?.status === 'offline', { label: 'offline by will' });
+  assert.is(fed.hub.registry.get('n1')?.status_reason, 'lost');
+  await closeAll(old, dev);
+});
+
+T('a node silent for 3 heartbeat intervals goes stale; a heartbeat revives it', async (ctx) => {
+  const fed = (ctx.fed = await federation());
+  const dev = await device(fed, 'hb1');
+  await dev.publishAsync(fed.hub.topics.registration('hb1'), JSON.stringify(registration('hb1', { heartbeat_interval_ms: 100 })), { qos: 1, retain: true });
+  await waitFor(() => fed.hub.registry.get('hb1')?.status === 'active');
+  await waitFor(() => fed.hub.registry.get('hb1')?.status === 'stale', { timeoutMs: 2000, label: 'stale' });
+  assert.is(fed.hub.registry.get('hb1')?.status_reason, 'no_heartbeat');
+  await dev.publishAsync(fed.hub.topics.heartbeat('hb1'), JSON.stringify({ seq: 1, ts: Date.now(), load: 0.5, running_wpks: 2 }));
+  await waitFor(() => fed.hub.registry.get('hb1')?.status === 'active', { label: 'active again' });
+  assert.is(fed.hub.registry.get('hb1')?.load, 0.5);
+  assert.is(fed.hub.registry.get('hb1')?.running_wpks, 2);
+  await closeAll(dev);
+});
+
+T('a node without a heartbeat interval is never marked stale by silence', async (ctx) => {
+  const fed = (ctx.fed = await federation());
+  const dev = await device(fed, 'quiet');
+  await dev.publishAsync(fed.hub.topics.registration('quiet'), JSON.stringify(registration('quiet')), { qos: 1, retain: true });
+  await waitFor(() => fed.hub.registry.get('quiet')?.status === 'active');
+  await new Promise((r) => setTimeout(r, 400)); // many sweeps (every 50 ms)
+  assert.is(fed.hub.registry.get('quiet')?.status, 'active');
+  await closeAll(dev);
+});
+
+T('an empty retained registration deregisters the node', async (ctx) => {
+  const fed = (ctx.fed = await federation());
+  const dev = await device(fed, 'bye');
+  const topic = fed.hub.topics.registration('bye');
+  await dev.publishAsync(topic, JSON.stringify(registration('bye')), { qos: 1, retain: true });
+  await waitFor(() => fed.hub.registry.get('bye')?.status === 'active');
+  await dev.publishAsync(topic, '', { qos: 1, retain: true });
+  await waitFor(() => fed.hub.registry.get('bye')?.status === 'deregistered', { label: 'deregistered' });
+  const late = await device(fed, 'late-sub');
+  const seen = await collector(late, topic);
+  await new Promise((r) => setTimeout(r, 150));
+  assert.is(seen.length, 0, 'nothing retained after deregistration');
+  await closeAll(dev, late);
+});
+
+T('a heartbeat from an unknown node gets a rebirth command', async (ctx) => {
+  const fed = (ctx.fed = await federation());
+  const dev = await device(fed, 'ghost');
+  const commands = await collector(dev, fed.hub.topics.commands('ghost'));
+  await dev.publishAsync(fed.hub.topics.heartbeat('ghost'), JSON.stringify({ seq: 1, ts: Date.now() }));
+  await waitFor(() => commands.length > 0, { label: 'rebirth command' });
+  assert.is(JSON.parse(commands[0]!.payload).command, 'rebirth');
+  assert.is(fed.hub.registry.get('ghost'), undefined);
+  await closeAll(dev);
+});
+
+T('the hub announces itself online (retained) and offline/shutdown on stop', async (ctx) => {
+  const fed = (ctx.fed = await federation());
+  const op = await device(fed, 'operator');
+  const seen = await collector(op, fed.hub.topics.hubStatus());
+  await waitFor(() => seen.length > 0);
+  const online = JSON.parse(seen[0]!.payload);
+  assert.is(online.state, 'online');
+  assert.is(online.boot_id, fed.hub.bootId);
+  await fed.hub.stop();
+  await waitFor(() => seen.some((m) => JSON.parse(m.payload).state === 'offline'), { label: 'hub offline' });
+  const offline = JSON.parse(seen.at(-1)!.payload);
+  assert.is(offline.reason, 'shutdown');
+  await closeAll(op);
+});
+
+test.run();
