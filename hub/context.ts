@@ -23,8 +23,8 @@ export interface HubContext {
   readonly out: Publisher;
   /** Asks a node to publish its registration and status again (throttled per node). */
   requestRebirth(nodeId: string): void;
-  /** Registrations seen in the broker's retained store since the last (re)connect. */
-  readonly replayed: Set<string>;
+  /** Nodes whose registration reached the hub (replayed or live) since the last (re)connect: the broker holds them. */
+  readonly seenSinceConnect: Set<string>;
   now(): number;
 }
 

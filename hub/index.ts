@@ -121,7 +121,7 @@ export class Hub {
       refusals: new Refusals(this.topics, this.counters, this.log, (t, p, o) => this.#link.publish(t, p, o)),
       log: this.log,
       out: this.#link,
-      replayed: new Set(),
+      seenSinceConnect: new Set(),
       requestRebirth: (id) => this.#requestRebirth(id),
       now: () => Date.now(),
     };
@@ -219,12 +219,12 @@ export class Hub {
   }
 
   async #resync(first: boolean): Promise<void> {
-    this.#ctx.replayed.clear();
+    this.#ctx.seenSinceConnect.clear();
     await waitForReplay(this.#ctx, this.#o.resync, () => this.#stopped);
     if (this.#stopped) return;
     const republished = republishMissing(this.#ctx);
     const rebirths = first ? requestRebirthAll(this.#ctx) : 0;
-    this.log.info({ replayed: this.#ctx.replayed.size, republished, rebirths }, 'broker resynchronised with the registry');
+    this.log.info({ replayed: this.#ctx.seenSinceConnect.size, republished, rebirths }, 'broker resynchronised with the registry');
   }
 
   /** An external broker kept a refused retained message: put back the last valid one, or clear it. */

@@ -22,8 +22,8 @@ export async function waitForReplay(ctx: HubContext, opts: ResyncOptions, isStop
   let lastCount = -1;
   let quietSince = Date.now();
   while (!isStopped() && Date.now() - started < opts.maxWaitMs) {
-    if (ctx.replayed.size !== lastCount) {
-      lastCount = ctx.replayed.size;
+    if (ctx.seenSinceConnect.size !== lastCount) {
+      lastCount = ctx.seenSinceConnect.size;
       quietSince = Date.now();
     } else if (Date.now() - quietSince >= opts.settleMs) {
       return;
@@ -35,7 +35,7 @@ export async function waitForReplay(ctx: HubContext, opts: ResyncOptions, isStop
 export function republishMissing(ctx: HubContext): number {
   let count = 0;
   for (const record of ctx.registry.all()) {
-    if (record.status === 'deregistered' || ctx.replayed.has(record.node_id)) continue;
+    if (record.status === 'deregistered' || ctx.seenSinceConnect.has(record.node_id)) continue;
     ctx.out.publish(ctx.topics.registration(record.node_id), JSON.stringify(record.registration), { qos: 1, retain: true });
     count += 1;
   }

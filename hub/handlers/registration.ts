@@ -5,7 +5,7 @@ import type { HubContext } from '../context.js';
 export function handleRegistration(ctx: HubContext, nodeId: string, reg: Registration | null, live: boolean): void {
   ctx.counters.messages.registration += 1;
   if (reg === null) return handleDeregistration(ctx, nodeId);
-  if (!live) ctx.replayed.add(nodeId);
+  ctx.seenSinceConnect.add(nodeId); // the broker holds it: no need to re-publish it
   const { outcome, record } = ctx.registry.applyRegistration(reg, { now: ctx.now(), live });
   if (outcome === 'duplicate') {
     ctx.counters.ignored.duplicate += 1;
