@@ -1,0 +1,170 @@
+import type { EventEmitter } from 'node:events';
+import type { Duplex } from 'node:stream';
+import { Aedes, type Client } from 'aedes';
+import type { IClientOptions, MqttClient } from 'mqtt';
+import type { Logger } from '../lib/log.js';
+import { toAedesOptions } from './aedes-options.js';
+import { assertBindAllowed } from './bind-policy.js';
+import { connectInMemory } from './memory.js';
+import { resolveBrokerOptions, type BrokerOptions, type ResolvedBrokerOptions } from './options.js';
+import { describeViolation, guardStream, PacketGuard, PacketGuardError, type PacketGuardViolation } from './packet-guard.js';
+import { listenTcp, type TcpListener } from './tcp-listener.js';
+
+export { defaultBrokerOptions, BROKER_OPTION_CODE } from './options.js';
+export type {
+  AuthenticateHook,
+  AuthorizeForwardHook,
+  AuthorizePublishHook,
+  AuthorizeSubscribeHook,
+  BrokerOptions,
+} from './options.js';
+export { INSECURE_BIND_CODE, isLoopbackHost } from './bind-policy.js';
+export { duplexPair } from './memory.js';
+export { guardStream, PacketGuardError, type PacketGuardViolation } from './packet-guard.js';
+
+/** Counters since start; the object is live (read it any time). */
+export interface BrokerStats {
+  /** Connections cut by the packet guard (oversized or malformed packet header). */
+  packetGuardDrops: number;
+}
+
+export interface EdgefedBroker {
+  /** The embedded aedes instance, for events and `publish`. Do not call its `close()`: use ours. */
+  readonly aedes: Aedes;
+  /** Bound TCP port (the real one when 0 was asked); undefined with `listen: false`. */
+  readonly port: number | undefined;
+  /** `mqtt://host:port` of the TCP listener; undefined with `listen: false`. */
+  readonly url: string | undefined;
+  readonly stats: Readonly<BrokerStats>;
+  /** A new mqtt.js client connected without a socket, behind the same packet guard. */
+  connectInMemory(options?: IClientOptions): MqttClient;
+  /** Serves one connection (socket, WebSocket stream, ...) behind the packet guard. */
+  handle(conn: Duplex): void;
+  /** Stops listening, cuts every connection and stops aedes's timers. Idempotent. */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts an aedes broker with a packet size guard on every connection and,
+ * unless `listen: false`, a TCP listener. Rejects with
+ * EDGEFED_ERR_INSECURE_BIND when it would listen on a non-loopback host without
+ * auth or `insecure`, EDGEFED_ERR_BROKER_OPTION for an invalid option, and with
+ * the listen error (EADDRINUSE, ...) after stopping aedes again.
+ */
+export async function createBroker(options: BrokerOptions = {}): Promise<EdgefedBroker> {
+  const opts = resolveBrokerOptions(options);
+  if (opts.listen) {
+    assertBindAllowed({ host: opts.host, insecure: opts.insecure, authConfigured: isAuthConfigured(opts) });
+  }
+  const log = opts.logger.child({ component: 'broker' });
+  const aedes = await Aedes.createBroker(toAedesOptions(opts));
+  logAedesEvents(aedes, log);
+
+  const stats: BrokerStats = { packetGuardDrops: 0 };
+  const connections = new Set<Duplex>();
+  let closing: Promise<void> | undefined;
+
+  function handle(conn: Duplex): void {
+    // A reconnecting in-memory client may knock after close(): turn it away.
+    if (closing !== undefined) {
+      conn.destroy();
+      return;
+    }
+    const guarded = guardStream(conn, opts.maxPacketBytes, (violation) => {
+      stats.packetGuardDrops += 1;
+      logViolation(log, violation);
+    });
+    // Tracked until closed: aedes only knows clients that sent CONNECT, and a
+    // silent connection's connect timer would keep the process alive.
+    connections.add(guarded);
+    guarded.once('close', () => connections.delete(guarded));
+    aedes.handle(guarded);
+  }
+
+  let listener: TcpListener | undefined;
+  if (opts.listen) {
+    listener = await startListener(opts, handle, log).catch(async (error: unknown) => {
+      await closeAedes(aedes);
+      throw error;
+    });
+  }
+
+  function close(): Promise<void> {
+    closing ??= shutdown(listener, connections, aedes);
+    return closing;
+  }
+
+  return {
+    aedes,
+    port: listener?.port,
+    url: listener ? formatUrl(opts.host, listener.port) : undefined,
+    stats,
+    connectInMemory: (clientOptions?: IClientOptions) => connectInMemory(handle, clientOptions),
+    handle,
+    close,
+  };
+}
+
+function isAuthConfigured(opts: ResolvedBrokerOptions): boolean {
+  return opts.auth !== undefined || opts.authenticate !== undefined;
+}
+
+function startListener(opts: ResolvedBrokerOptions, handle: (conn: Duplex) => void, log: Logger): Promise<TcpListener> {
+  return listenTcp({
+    host: opts.host,
+    port: opts.port,
+    accept: handle,
+    onError: (error) => log.error({ err: error.message }, 'tcp listener error'),
+  });
+}
+
+async function shutdown(listener: TcpListener | undefined, connections: Set<Duplex>, aedes: Aedes): Promise<void> {
+  await listener?.close();
+  for (const conn of connections) conn.destroy();
+  // Clears aedes's heartbeat and will-sweep intervals, which keep the process alive.
+  await closeAedes(aedes);
+}
+
+function closeAedes(aedes: Aedes): Promise<void> {
+  return new Promise((resolve) => aedes.close(() => resolve()));
+}
+
+function remoteOf(client: Client): string {
+  return client.conn instanceof PacketGuard ? (client.conn.remoteAddress ?? 'in-memory') : 'unknown';
+}
+
+function logAedesEvents(aedes: Aedes, log: Logger): void {
+  aedes.on('client', (client) => log.debug({ clientId: client.id, remote: remoteOf(client) }, 'client connected'));
+  aedes.on('clientDisconnect', (client) =>
+    log.debug({ clientId: client.id, remote: remoteOf(client) }, 'client disconnected'),
+  );
+  const logClientError = (client: Client, error: Error) => {
+    // The guard already logged its cut at warn: one line per violation.
+    if (error instanceof PacketGuardError) return;
+    log.debug({ clientId: client.id ?? undefined, remote: remoteOf(client), err: error.message }, 'connection error');
+  };
+  aedes.on('clientError', logClientError);
+  aedes.on('connectionError', logClientError);
+  // aedes emits 'error' for persistence failures; unheard, it would crash the process.
+  // Its typings omit the event, hence the plain EventEmitter view.
+  const emitter: EventEmitter = aedes;
+  emitter.on('error', (error: Error) => log.error({ err: error.message }, 'broker error'));
+}
+
+function logViolation(log: Logger, violation: PacketGuardViolation): void {
+  log.warn(
+    {
+      remote: violation.remoteAddress ?? 'in-memory',
+      reason: violation.reason,
+      declaredBytes: violation.declaredBytes,
+      maxPacketBytes: violation.maxPacketBytes,
+      packetType: violation.packetType,
+    },
+    `packet guard cut a connection: ${describeViolation(violation)}`,
+  );
+}
+
+function formatUrl(host: string, port: number): string {
+  // An IPv6 literal needs brackets in a URL authority.
+  return host.includes(':') ? `mqtt://[${host}]:${port}` : `mqtt://${host}:${port}`;
+}

@@ -1,0 +1,104 @@
+import type { AedesOptions } from 'aedes';
+import { silentLogger, type Logger } from '../lib/log.js';
+
+/*
+ * Hooks that can veto (authenticate, authorize*) are passed through to aedes
+ * with its own signatures; see node_modules/aedes/types/instance.d.ts.
+ */
+
+/**
+ * Decides a CONNECT. Call `done(null, true)` to accept; to refuse, call
+ * `done(err, false)` with `err.returnCode` set to the CONNACK code as a number
+ * literal (2 identifier rejected, 3 server unavailable, 4 bad user name or
+ * password, 5 not authorized): aedes's `AuthErrorCode` enum exists only in its types.
+ */
+export type AuthenticateHook = NonNullable<AedesOptions['authenticate']>;
+/**
+ * Decides each inbound PUBLISH (and each Will, with `client` null when its
+ * owner is gone). An error closes the client. `$SYS/` is refused before this runs.
+ */
+export type AuthorizePublishHook = NonNullable<AedesOptions['authorizePublish']>;
+/** Decides each subscription: `cb(null, sub)` grants, `cb(null, null)` gives SUBACK 0x80. */
+export type AuthorizeSubscribeHook = NonNullable<AedesOptions['authorizeSubscribe']>;
+/** Synchronous: returns the packet to deliver to `client`, or null/undefined to skip it. */
+export type AuthorizeForwardHook = NonNullable<AedesOptions['authorizeForward']>;
+
+export interface BrokerOptions {
+  /**
+   * Address the TCP listener binds. Without auth only a loopback address
+   * (127.0.0.0/8, ::1, localhost) is allowed unless `insecure` is set.
+   */
+  host?: string;
+  /** TCP port; 0 picks an ephemeral port (read it back from `EdgefedBroker.port`). */
+  port?: number;
+  /** False runs the broker in memory only (no TCP listener): connect with `connectInMemory()`. */
+  listen?: boolean;
+  /**
+   * Largest MQTT packet accepted, fixed header included. A larger one cuts the
+   * connection as soon as its header arrives (aedes itself has no limit).
+   */
+  maxPacketBytes?: number;
+  /** Allows a non-loopback `host` without auth (the `--insecure` flag): for trusted networks only. */
+  insecure?: boolean;
+  /**
+   * Reserved for the authentication config, whose design is not settled:
+   * must be left undefined for now. Use `authenticate` meanwhile.
+   */
+  auth?: undefined;
+  /** Veto hook for CONNECT; supplying it counts as "auth configured" for the bind rule. */
+  authenticate?: AuthenticateHook;
+  /** Veto hook for inbound PUBLISH; `$SYS/` topics are refused before it is called. */
+  authorizePublish?: AuthorizePublishHook;
+  /** Veto hook for SUBSCRIBE. */
+  authorizeSubscribe?: AuthorizeSubscribeHook;
+  /** Per-recipient filter on outbound delivery. */
+  authorizeForward?: AuthorizeForwardHook;
+  /**
+   * Interval of aedes's `$SYS/<id>/heartbeat`. Also paces clustering: a
+   * broker silent for 3 intervals is presumed dead and its clients' Wills fire.
+   */
+  heartbeatIntervalMs?: number;
+  /** How long a new connection may take to send CONNECT before it is dropped. */
+  connectTimeoutMs?: number;
+  /** Where connection events (debug) and guard violations (warn) go. */
+  logger?: Logger;
+}
+
+type Defaulted = 'host' | 'port' | 'listen' | 'maxPacketBytes' | 'insecure' | 'heartbeatIntervalMs' | 'connectTimeoutMs' | 'logger';
+
+/** Options after defaults are applied: every defaulted field is present. */
+export type ResolvedBrokerOptions = Omit<BrokerOptions, Defaulted> & Required<Pick<BrokerOptions, Defaulted>>;
+
+/** The one place broker defaults live. Timings match aedes's own defaults. */
+export const defaultBrokerOptions: Readonly<Required<Pick<BrokerOptions, Defaulted>>> = Object.freeze({
+  host: '127.0.0.1',
+  port: 1883,
+  listen: true,
+  maxPacketBytes: 256 * 1024,
+  insecure: false,
+  heartbeatIntervalMs: 60_000,
+  connectTimeoutMs: 30_000,
+  logger: silentLogger,
+});
+
+export const BROKER_OPTION_CODE = 'EDGEFED_ERR_BROKER_OPTION';
+
+/** Applies defaults (an explicit `undefined` also takes the default) and validates. */
+export function resolveBrokerOptions(options: BrokerOptions): ResolvedBrokerOptions {
+  const given = Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined));
+  const resolved = { ...defaultBrokerOptions, ...given } as ResolvedBrokerOptions;
+  if (typeof resolved.host !== 'string' || resolved.host.trim() === '') {
+    throw new Error(`${BROKER_OPTION_CODE}: host must be a non-empty address or name, got ${JSON.stringify(resolved.host)}`);
+  }
+  checkInteger('port', resolved.port, 0, 65_535);
+  // 2 bytes is the smallest MQTT packet (PINGREQ); the 4-byte length field caps the largest.
+  checkInteger('maxPacketBytes', resolved.maxPacketBytes, 2, 268_435_460);
+  checkInteger('heartbeatIntervalMs', resolved.heartbeatIntervalMs, 1, 2 ** 31 - 1);
+  checkInteger('connectTimeoutMs', resolved.connectTimeoutMs, 1, 2 ** 31 - 1);
+  return resolved;
+}
+
+function checkInteger(name: string, value: unknown, min: number, max: number): void {
+  if (typeof value === 'number' && Number.isInteger(value) && value >= min && value <= max) return;
+  throw new Error(`${BROKER_OPTION_CODE}: ${name} must be an integer in [${min}, ${max}], got ${String(value)}`);
+}

@@ -1,0 +1,57 @@
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+
+/**
+ * The TCP side of the broker: accepts sockets, remembers them, and on close
+ * destroys them, because `server.close()` alone waits for every client to
+ * leave on its own (an MQTT client with keepalive never does).
+ */
+
+export interface TcpListener {
+  /** The bound port, read back from the socket (so 0 gives the ephemeral port). */
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+export interface TcpListenerOptions {
+  host: string;
+  port: number;
+  accept(socket: Socket): void;
+  /** Server errors after listening (e.g. EMFILE on accept): reported, never thrown. */
+  onError(error: Error): void;
+}
+
+export async function listenTcp(options: TcpListenerOptions): Promise<TcpListener> {
+  const sockets = new Set<Socket>();
+  const server = createServer((socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+    options.accept(socket);
+  });
+  await bind(server, options.host, options.port);
+  server.on('error', options.onError);
+  const { port } = server.address() as AddressInfo;
+  return { port, close: () => closeServer(server, sockets) };
+}
+
+function bind(server: Server, host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    // EADDRINUSE, EACCES, EADDRNOTAVAIL arrive as 'error' instead of the listen callback.
+    server.once('error', reject);
+    server.listen({ host, port }, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}
+
+function closeServer(server: Server, sockets: Set<Socket>): Promise<void> {
+  return new Promise((resolve) => {
+    if (!server.listening) {
+      resolve();
+      return;
+    }
+    // Stop accepting first, so no socket arrives after the sweep below.
+    server.close(() => resolve());
+    for (const socket of sockets) socket.destroy();
+  });
+}
