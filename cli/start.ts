@@ -49,7 +49,11 @@ export async function runStart(argv: string[], env: NodeJS.ProcessEnv): Promise<
     maxPayloadBytes: int(flags, 'max-payload', { min: 256, max: 16 * 1024 * 1024 }) ?? DEFAULT_MAX_PAYLOAD_BYTES,
     logger: log,
   });
-  log.info({ mqtt_url: fed.mqttUrl, http_url: fed.api.url, data_dir: path.resolve(str(flags, 'data-dir') ?? './data') }, 'edgefed ready');
+  const dataDir = path.resolve(str(flags, 'data-dir') ?? './data');
+  log.info({ mqtt_url: fed.mqttUrl, http_url: fed.api.url, data_dir: dataDir }, 'edgefed ready');
+  if (process.stderr.isTTY) {
+    process.stderr.write(`edgefed ready: MQTT ${fed.mqttUrl ?? '?'}  HTTP ${fed.api.url}  data ${dataDir}  (Ctrl-C to stop)\n`);
+  }
   const signal = await new Promise<string>((resolve) => {
     process.once('SIGINT', () => resolve('SIGINT'));
     process.once('SIGTERM', () => resolve('SIGTERM'));

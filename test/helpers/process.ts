@@ -29,7 +29,10 @@ export async function spawnHub(args: string[], env: NodeJS.ProcessEnv = {}): Pro
     });
     void exited.then((code) => reject(new Error(`hub exited (${code}) before ready:\n${lines.join('\n')}`)));
   });
-  const rec = await withTimeout(ready, 15_000, 'hub process ready');
+  const rec = await withTimeout(ready, 15_000, 'hub process ready').catch((err: Error) => {
+    child.kill('SIGKILL'); // never leave an orphan holding the test run open
+    throw err;
+  });
   return { child, mqttUrl: rec.mqtt_url, httpUrl: rec.http_url, lines, exited };
 }
 
