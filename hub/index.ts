@@ -168,7 +168,7 @@ export class Hub {
       if (filter.labels && Object.entries(filter.labels).some(([k, v]) => r.labels[k] !== v)) continue;
       out.push(r);
     }
-    return out.sort((a, b) => a.node_id.localeCompare(b.node_id));
+    return out.sort((a, b) => a.node_id.localeCompare(b.node_id, 'en', { numeric: true }));
   }
 
   /** `POST /federation/register`: an HTTP-only device joins; bridged to its retained MQTT registration. */

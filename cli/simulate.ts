@@ -1,0 +1,108 @@
+/**
+ * `edgefed simulate --nodes N`: N real agents (each its own MQTT connection,
+ * registration, will and heartbeats) in one process, for development and load.
+ * Connections are opened at a bounded rate so a broker sees a ramp, not a wall.
+ */
+import { startAgent, type Agent } from '../agent/index.js';
+import { jsonLogger } from '../lib/log.js';
+import { parseDuration } from '../lib/duration.js';
+import { CliError, helpText, int, labels, list, parseFlags, str, type FlagSpecs } from './args.js';
+
+const SPECS: FlagSpecs = {
+  nodes: { type: 'string', value: 'N', help: 'How many simulated agents', default: '10' },
+  broker: { type: 'string', value: 'URL', help: 'Broker to connect to', default: 'mqtt://127.0.0.1:1883' },
+  prefix: { type: 'string', value: 'P', help: 'Node ids are <prefix>-<n>', default: 'sim' },
+  capabilities: { type: 'string', value: 'A,B', help: 'Capabilities of every simulated node', default: 'monitoring,basic-actions' },
+  label: { type: 'string', multiple: true, value: 'K=V', help: 'Label of every simulated node (repeatable)' },
+  'heartbeat-interval': { type: 'string', value: 'DUR', help: 'Heartbeat period, e.g. 5s', default: '5s' },
+  keepalive: { type: 'string', value: 'SECONDS', help: 'MQTT keepalive in seconds', default: '30' },
+  rate: { type: 'string', value: 'N', help: 'Connections opened per second', default: '500' },
+  duration: { type: 'string', value: 'DUR', help: 'Stop after this long (default: run until Ctrl-C)' },
+};
+
+export interface Fleet { agents: Agent[]; connected(): number; stop(): Promise<void> }
+
+export interface FleetOptions {
+  count: number;
+  prefix: string;
+  brokerUrl: string;
+  capabilities: string[];
+  labels: Record<string, string>;
+  heartbeatIntervalMs: number;
+  keepaliveS: number;
+  ratePerSecond: number;
+  onProgress?: (connected: number, started: number) => void;
+}
+
+/** Starts the fleet at `ratePerSecond`; resolves once every agent is started (not necessarily connected). */
+export async function startFleet(o: FleetOptions): Promise<Fleet> {
+  const agents: Agent[] = [];
+  let connected = 0;
+  const log = jsonLogger('error');
+  const batch = Math.max(1, Math.ceil(o.ratePerSecond / 20)); // 20 batches a second
+  for (let i = 0; i < o.count; i += batch) {
+    const started = Date.now();
+    const group = await Promise.all(Array.from({ length: Math.min(batch, o.count - i) }, (_, k) => startAgent({
+      nodeId: `${o.prefix}-${i + k}`,
+      capabilities: o.capabilities,
+      brokerUrl: o.brokerUrl,
+      labels: o.labels,
+      heartbeatIntervalMs: o.heartbeatIntervalMs,
+      keepaliveS: o.keepaliveS,
+      logger: log,
+    })));
+    for (const a of group) {
+      a.on('connect', () => { connected += 1; o.onProgress?.(connected, agents.length); });
+      a.on('disconnect', () => { connected -= 1; o.onProgress?.(connected, agents.length); });
+      agents.push(a);
+    }
+    await new Promise((r) => setTimeout(r, Math.max(0, 50 - (Date.now() - started))));
+  }
+  return {
+    agents,
+    connected: () => connected,
+    stop: async () => { await Promise.all(agents.map((a) => a.stop())); },
+  };
+}
+
+export async function runSimulate(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  const { flags } = parseFlags('simulate', argv, SPECS, env);
+  if (flags.help) {
+    process.stdout.write(helpText('edgefed simulate --nodes N [options]', 'Runs N simulated agents in this process against a broker.', SPECS));
+    return 0;
+  }
+  const count = int(flags, 'nodes', { min: 1, max: 100_000 }) ?? 10;
+  const duration = str(flags, 'duration');
+  let lastDraw = 0;
+  const progress = (connected: number, started: number) => {
+    const now = Date.now();
+    if (now - lastDraw < 100 && connected !== count) return;
+    lastDraw = now;
+    process.stderr.write(`\rsimulate: ${connected}/${count} connected (${started} started)   `);
+  };
+  let fleet: Fleet;
+  try {
+    fleet = await startFleet({
+      count,
+      prefix: str(flags, 'prefix') ?? 'sim',
+      brokerUrl: str(flags, 'broker') ?? 'mqtt://127.0.0.1:1883',
+      capabilities: list(flags, 'capabilities'),
+      labels: { sim: 'true', ...labels(flags) },
+      heartbeatIntervalMs: parseDuration(str(flags, 'heartbeat-interval') ?? '5s'),
+      keepaliveS: int(flags, 'keepalive', { min: 0, max: 65535 }) ?? 30,
+      ratePerSecond: int(flags, 'rate', { min: 1, max: 100_000 }) ?? 500,
+      onProgress: progress,
+    });
+  } catch (err) {
+    throw new CliError(`edgefed simulate: ${(err as Error).message}`);
+  }
+  const stopAfter = duration ? parseDuration(duration) : undefined;
+  const signal = await new Promise<string>((resolve) => {
+    process.once('SIGINT', () => resolve('SIGINT'));
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+    if (stopAfter !== undefined) setTimeout(() => resolve('duration'), stopAfter).unref();
+  });
+  process.stderr.write(`\nsimulate: stopping ${fleet.agents.length} agents (${signal})\n`);
+  await fleet.stop();
+  return 0;
+}
