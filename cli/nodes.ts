@@ -12,7 +12,7 @@ const SPECS: FlagSpecs = {
   label: { type: 'string', multiple: true, value: 'K=V', help: 'Only nodes with this label (repeatable)' },
 };
 
-type PublicNode = Omit<NodeRecord, 'registration'>;
+type PublicNode = NodeRecord;
 
 export function nodesTable(nodes: PublicNode[], now = Date.now()): string {
   const rows = nodes.map((n) => [

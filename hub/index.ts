@@ -16,7 +16,7 @@ import { defaultFlusherOptions, Flusher, type FlusherOptions } from './flusher.j
 import { HubLink } from './link.js';
 import { lockDataDir, type DataDirLock } from './lock.js';
 import { Refusals } from './refusals.js';
-import { Registry, type NodeRecord } from './registry.js';
+import { Registry, registrationOf, type NodeRecord } from './registry.js';
 import { republishMissing, requestRebirthAll, waitForReplay } from './republish.js';
 import { createRouter } from './router.js';
 import { fileAdapter, registryPath, RegistryStore, type RegistryFile } from './store.js';
@@ -231,7 +231,7 @@ export class Hub {
   #repairRetained(nodeId: string, family: 'registration' | 'status'): void {
     const record = this.registry.get(nodeId);
     const topic = family === 'registration' ? this.topics.registration(nodeId) : this.topics.status(nodeId);
-    const good = family === 'registration' && record && record.status !== 'deregistered' ? JSON.stringify(record.registration) : '';
+    const good = family === 'registration' && record && record.status !== 'deregistered' ? JSON.stringify(registrationOf(record)) : '';
     if (family === 'registration' && good === '' && record) return; // an empty payload would deregister it
     this.#link.publish(topic, good, { qos: 1, retain: true });
   }

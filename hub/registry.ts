@@ -32,8 +32,24 @@ export interface NodeRecord {
   last_seen: number | null;
   load: number | null;
   running_wpks: number | null;
-  /** Last valid registration payload, re-published retained after a broker lost its store. */
-  registration: Registration;
+  /** `ts` of the current registration payload: with boot_id, what tells a duplicate from a re-announce. */
+  registration_ts: number;
+}
+
+/**
+ * The registration payload a record was built from, re-published retained
+ * after a broker lost its store. Rebuilt rather than stored: keeping both
+ * doubled the registry file and the cost of every flush.
+ */
+export function registrationOf(r: NodeRecord): Registration {
+  const reg: Registration = { node_id: r.node_id, capabilities: r.capabilities, boot_id: r.boot_id, ts: r.registration_ts };
+  if (r.endpoint !== null) reg.endpoint = r.endpoint;
+  if (Object.keys(r.labels).length > 0) reg.labels = r.labels;
+  if (r.agent !== null) reg.agent = r.agent;
+  if (r.hardware !== null) reg.hardware = r.hardware;
+  if (r.heartbeat_interval_ms !== null) reg.heartbeat_interval_ms = r.heartbeat_interval_ms;
+  if (r.max_concurrency !== null) reg.max_concurrency = r.max_concurrency;
+  return reg;
 }
 
 /** What a change means for persistence: `durable` must reach disk soon, `liveness` may wait. */
@@ -74,7 +90,7 @@ export class Registry {
    */
   applyRegistration(reg: Registration, seen: Seen): { outcome: RegistrationOutcome; record: NodeRecord } {
     const old = this.#nodes.get(reg.node_id);
-    if (old && old.status !== 'deregistered' && old.boot_id === reg.boot_id && old.registration.ts === reg.ts) {
+    if (old && old.status !== 'deregistered' && old.boot_id === reg.boot_id && old.registration_ts === reg.ts) {
       return { outcome: 'duplicate', record: old };
     }
     const alive = seen.live || (old !== undefined && old.status === 'active' && old.boot_id === reg.boot_id);
@@ -96,7 +112,7 @@ export class Registry {
       last_seen: alive ? seen.now : old?.last_seen ?? null,
       load: old?.boot_id === reg.boot_id ? old.load : null,
       running_wpks: old?.boot_id === reg.boot_id ? old.running_wpks : null,
-      registration: reg,
+      registration_ts: reg.ts,
     };
     this.#nodes.set(reg.node_id, record);
     this.#applyEarlyStatus(reg.node_id);

@@ -9,6 +9,7 @@
  * so it comes back to the hub as a duplicate and claims no liveness.
  */
 import type { HubContext } from './context.js';
+import { registrationOf } from './registry.js';
 
 export interface ResyncOptions {
   /** Quiet time after the last replayed registration before the broker is deemed replayed. */
@@ -36,7 +37,7 @@ export function republishMissing(ctx: HubContext): number {
   let count = 0;
   for (const record of ctx.registry.all()) {
     if (record.status === 'deregistered' || ctx.seenSinceConnect.has(record.node_id)) continue;
-    ctx.out.publish(ctx.topics.registration(record.node_id), JSON.stringify(record.registration), { qos: 1, retain: true });
+    ctx.out.publish(ctx.topics.registration(record.node_id), JSON.stringify(registrationOf(record)), { qos: 1, retain: true });
     count += 1;
   }
   return count;

@@ -9,18 +9,13 @@ import { VERSION } from '../../lib/version.js';
 import { validators, type Validator } from '../../schemas/index.js';
 import { totalRefusals } from '../counters.js';
 import type { Hub, NodeFilter } from '../index.js';
-import { NODE_STATES, type NodeRecord } from '../registry.js';
+import { NODE_STATES } from '../registry.js';
 import { HttpError, readJson, sendJson } from './respond.js';
 
 export interface RouteContext { hub: Hub; bodyLimit: number; url: URL; req: IncomingMessage; res: ServerResponse }
 type RouteHandler = (ctx: RouteContext, params: string[]) => Promise<void> | void;
 interface Route { method: string; pattern: RegExp; handler: RouteHandler }
 
-/** The public view of a record: everything but the raw registration kept for republishing. */
-export function publicNode(r: NodeRecord): Omit<NodeRecord, 'registration'> {
-  const { registration: _raw, ...rest } = r;
-  return rest;
-}
 
 function requireId(id: string | undefined): string {
   if (!isValidId(id)) throw new HttpError(404, 'EDGEFED_ERR_NODE_NOT_FOUND', `no node "${id ?? ''}" (not a valid node id)`);
@@ -74,14 +69,14 @@ const health: RouteHandler = ({ hub, res }) => {
 };
 
 const listNodes: RouteHandler = ({ hub, url, res }) => {
-  const nodes = hub.nodes(parseFilter(url)).map(publicNode);
+  const nodes = hub.nodes(parseFilter(url));
   sendJson(res, 200, { count: nodes.length, nodes });
 };
 
 const getNode: RouteHandler = ({ hub, res }, [id]) => {
   const record = hub.registry.get(requireId(id));
   if (!record) throw new HttpError(404, 'EDGEFED_ERR_NODE_NOT_FOUND', `no node "${id}" in the registry`);
-  sendJson(res, 200, publicNode(record));
+  sendJson(res, 200, record);
 };
 
 const register: RouteHandler = async (ctx) => {

@@ -1,0 +1,57 @@
+/**
+ * heartbeat: the hub and its embedded broker in this process, N simulated
+ * agents (`edgefed simulate`) in a child process beating every interval.
+ * Reports this process's CPU (hub + broker) as % of one core and the event
+ * loop delay p99 over the measuring window, after all N are active.
+ */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { startFederation } from '../hub/federation.js';
+import { silentLogger } from '../lib/log.js';
+import { round } from './stats.js';
+
+const CLI = fileURLToPath(new URL('../cli/main.ts', import.meta.url));
+
+export async function heartbeat(n: number, intervalMs: number, windowMs: number): Promise<Record<string, number>> {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'edgefed-bench-hb-'));
+  const fed = await startFederation({ mqttPort: 0, httpPort: 0, dataDir: dir, logger: silentLogger });
+  const sim = spawn(process.execPath, ['--import', 'tsx', CLI, 'simulate', '--nodes', String(n), '--broker', fed.mqttUrl!,
+    '--heartbeat-interval', `${intervalMs}ms`, '--rate', '1000', '--keepalive', '60'], { stdio: ['ignore', 'ignore', 'ignore'] });
+  try {
+    const deadline = Date.now() + 120_000;
+    while (fed.hub.registry.countByStatus().active < n) {
+      if (Date.now() > deadline) throw new Error(`only ${fed.hub.registry.countByStatus().active}/${n} agents active`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await new Promise((r) => setTimeout(r, 2 * intervalMs)); // let the beats spread out
+    const beatsBefore = fed.hub.counters.messages.heartbeat;
+    const loop = monitorEventLoopDelay({ resolution: 10 });
+    loop.enable();
+    const cpu0 = process.cpuUsage();
+    const t0 = performance.now();
+    await new Promise((r) => setTimeout(r, windowMs));
+    const cpu = process.cpuUsage(cpu0);
+    const elapsed = performance.now() - t0;
+    loop.disable();
+    const beats = fed.hub.counters.messages.heartbeat - beatsBefore;
+    return {
+      nodes: n,
+      interval_ms: intervalMs,
+      window_s: round(elapsed / 1000),
+      heartbeats_per_s: round(beats / (elapsed / 1000)),
+      cpu_percent_of_one_core: round(((cpu.user + cpu.system) / 1000 / elapsed) * 100),
+      event_loop_p50_ms: round(loop.percentile(50) / 1e6, 2),
+      event_loop_p99_ms: round(loop.percentile(99) / 1e6, 2),
+      event_loop_max_ms: round(loop.max / 1e6, 2),
+      still_active: fed.hub.registry.countByStatus().active,
+    };
+  } finally {
+    sim.kill('SIGKILL');
+    await fed.stop();
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+}
