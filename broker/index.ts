@@ -59,6 +59,7 @@ export async function createBroker(options: BrokerOptions = {}): Promise<Edgefed
   const log = opts.logger.child({ component: 'broker' });
   const aedes = await Aedes.createBroker(toAedesOptions(opts));
   logAedesEvents(aedes, log);
+  keepDeliveryAsync(aedes);
 
   const stats: BrokerStats = { packetGuardDrops: 0 };
   const connections = new Set<Duplex>();
@@ -123,6 +124,19 @@ async function shutdown(listener: TcpListener | undefined, connections: Set<Dupl
   for (const conn of connections) conn.destroy();
   // Clears aedes's heartbeat and will-sweep intervals, which keep the process alive.
   await closeAedes(aedes);
+}
+
+/**
+ * mqemitter (aedes's message bus) overflows the stack when its queue is full
+ * (concurrency 100, reached at a few thousand msg/s) and holds a run of
+ * messages nobody subscribes to ($SYS/+/new/clients on every connect,
+ * heartbeats while the hub is away): each one completes synchronously and
+ * releases the next inside the same stack (mcollina/mqemitter#204, open).
+ * A catch-all subscriber that completes on the next turn of the event loop
+ * makes every delivery asynchronous, so the queue drains iteratively.
+ */
+function keepDeliveryAsync(aedes: Aedes): void {
+  aedes.subscribe('#', (_packet, done) => setImmediate(done), () => undefined);
 }
 
 function closeAedes(aedes: Aedes): Promise<void> {

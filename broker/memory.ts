@@ -19,15 +19,28 @@ class MemoryEnd extends Duplex {
       callback(new Error('EPIPE: the other end of the in-memory pair is closed'));
       return;
     }
-    if (peer.push(chunk)) callback();
-    else this.blockedWrite = () => callback();
+    // Delivered on a later tick, as a socket would: a synchronous push runs
+    // the reader (aedes's recursive read loop, mqtt.js's parser) inside the
+    // writer's stack, and under load the two recurse into each other until
+    // the stack overflows.
+    setImmediate(() => {
+      if (peer.destroyed) {
+        callback(new Error('EPIPE: the other end of the in-memory pair is closed'));
+        return;
+      }
+      if (peer.push(chunk)) callback();
+      else this.blockedWrite = () => callback();
+    });
   }
 
   override _read(): void {
     const release = this.peer?.blockedWrite;
     if (release === undefined) return;
     this.peer!.blockedWrite = undefined;
-    release();
+    // Released on the next tick, never inside read(): aedes reads in a
+    // recursive loop, and a write released synchronously lets the writer push
+    // its next chunk into that same read, until the stack overflows under load.
+    process.nextTick(release);
   }
 
   // end() here is a FIN at the peer: it reads EOF, as over TCP.
