@@ -23,8 +23,8 @@ export async function heartbeat(n: number, intervalMs: number, windowMs: number)
     '--heartbeat-interval', `${intervalMs}ms`, '--rate', '1000', '--keepalive', '60'], { stdio: ['ignore', 'ignore', 'ignore'] });
   try {
     const deadline = Date.now() + 120_000;
-    while (fed.hub.registry.countByStatus().active < n) {
-      if (Date.now() > deadline) throw new Error(`only ${fed.hub.registry.countByStatus().active}/${n} agents active`);
+    while (fed.hub.registry.size < n) {
+      if (Date.now() > deadline) throw new Error(`only ${fed.hub.registry.size}/${n} agents registered`);
       await new Promise((r) => setTimeout(r, 100));
     }
     await new Promise((r) => setTimeout(r, 2 * intervalMs)); // let the beats spread out
