@@ -25,6 +25,8 @@ export interface HubContext {
   requestRebirth(nodeId: string): void;
   /** Nodes whose registration reached the hub (replayed or live) since the last (re)connect: the broker holds them. */
   readonly seenSinceConnect: Set<string>;
+  /** Nodes whose registration the hub itself just re-published: its echo is not a sign of life. */
+  readonly expectedEchoes: Set<string>;
   now(): number;
 }
 

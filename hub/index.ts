@@ -122,6 +122,7 @@ export class Hub {
       log: this.log,
       out: this.#link,
       seenSinceConnect: new Set(),
+      expectedEchoes: new Set(),
       requestRebirth: (id) => this.#requestRebirth(id),
       now: () => Date.now(),
     };
@@ -177,6 +178,7 @@ export class Hub {
     const { outcome, record } = this.registry.applyRegistration(reg, { now: Date.now(), live: true });
     this.counters.registrations += 1;
     this.#flusher.markDirty('durable');
+    this.#ctx.expectedEchoes.add(reg.node_id);
     this.#link.publish(this.topics.registration(reg.node_id), JSON.stringify(reg), { qos: 1, retain: true });
     this.log.info({ node_id: reg.node_id, outcome, via: 'http' }, 'node registered');
     return { record, created: outcome === 'created' };
@@ -233,6 +235,7 @@ export class Hub {
     const topic = family === 'registration' ? this.topics.registration(nodeId) : this.topics.status(nodeId);
     const good = family === 'registration' && record && record.status !== 'deregistered' ? JSON.stringify(registrationOf(record)) : '';
     if (family === 'registration' && good === '' && record) return; // an empty payload would deregister it
+    if (good !== '') this.#ctx.expectedEchoes.add(nodeId);
     this.#link.publish(topic, good, { qos: 1, retain: true });
   }
 }

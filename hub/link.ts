@@ -54,29 +54,36 @@ export class HubLink implements Publisher {
     const client = this.opts.connect(clientOpts);
     this.#client = client;
     client.on('message', (topic, payload, packet) => this.opts.onMessage(topic, payload, packet.retain === true));
-    client.on('connect', () => void this.#onConnect(client));
     client.on('offline', () => log.warn('hub lost the broker; reconnecting'));
     client.on('error', (err) => log.error({ err: err.message }, 'hub MQTT error'));
+    // Resolves once the first session is announced and subscribed: a node that
+    // registers after start() returns is seen live, not as a retained replay.
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error('EDGEFED_ERR_BROKER_UNREACHABLE: the hub could not reach the broker within 10 s')), 10_000);
-      client.once('connect', () => { clearTimeout(timer); resolve(); });
+      client.on('connect', () => void this.#onConnect(client).then((ok) => {
+        if (ok) { clearTimeout(timer); resolve(); }
+      }));
     }).catch(async (err: Error) => { await client.endAsync(true); throw err; });
   }
 
-  async #onConnect(client: MqttClient): Promise<void> {
+  async #onConnect(client: MqttClient): Promise<boolean> {
     const { topics, log } = this.opts;
     this.#connects += 1;
     const first = this.#connects === 1;
     try {
-      await client.publishAsync(topics.hubStatus(), this.#status('online'), { qos: 1, retain: true });
+      // Subscribe before announcing: agents re-announce when they see the hub
+      // online, and those re-announcements must find the hub listening.
       await client.subscribeAsync(
         [topics.allNodes('registration'), topics.allNodes('status'), topics.allNodes('heartbeat')],
         { qos: 1 },
       );
+      await client.publishAsync(topics.hubStatus(), this.#status('online'), { qos: 1, retain: true });
       log.info({ first }, 'hub connected to the broker');
       this.opts.onSubscribed(first);
+      return true;
     } catch (err) {
       log.error({ err: (err as Error).message }, 'hub could not announce or subscribe');
+      return false;
     }
   }
 

@@ -15,16 +15,20 @@ export interface DataDirLock { readonly path: string; release(): Promise<void> }
 
 export const LOCK_FILE = 'hub.lock';
 
-/** Process start time from /proc (Linux), to tell a live owner from a recycled pid. */
-function procStart(pid: number): string | null {
+/** Fields of /proc/<pid>/stat after the command name (Linux); null where there is none. */
+function procFields(pid: number): string[] | null {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // Field 22 (starttime) counted after the ")" that ends the command name.
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? null;
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   } catch {
     return null;
   }
 }
+
+/** Process start time (field 22), to tell a live owner from a recycled pid. */
+const procStart = (pid: number): string | null => procFields(pid)?.[19] ?? null;
+/** Process state letter (field 3): R, S, Z... */
+const procState = (pid: number): string | null => procFields(pid)?.[0] ?? null;
 
 function isAlive(owner: LockOwner): boolean {
   if (owner.hostname !== os.hostname()) return true; // cannot tell: a shared disk, be safe
@@ -33,6 +37,7 @@ function isAlive(owner: LockOwner): boolean {
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
+  if (procState(owner.pid) === 'Z') return false; // killed, not yet reaped by its parent
   const start = procStart(owner.pid);
   return owner.proc_start === null || start === null || start === owner.proc_start;
 }

@@ -115,7 +115,10 @@ export class Registry {
       registration_ts: reg.ts,
     };
     this.#nodes.set(reg.node_id, record);
-    this.#applyEarlyStatus(reg.node_id);
+    // A status seen before the registration belongs with a replay of both; a
+    // live registration is newer than anything held, so the held one is dropped.
+    if (seen.live) this.#early.delete(reg.node_id);
+    else this.#applyEarlyStatus(reg.node_id);
     const outcome: RegistrationOutcome = !old ? 'created' : old.boot_id !== reg.boot_id ? 'rebirth' : 'updated';
     return { outcome, record };
   }

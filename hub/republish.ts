@@ -37,6 +37,7 @@ export function republishMissing(ctx: HubContext): number {
   let count = 0;
   for (const record of ctx.registry.all()) {
     if (record.status === 'deregistered' || ctx.seenSinceConnect.has(record.node_id)) continue;
+    ctx.expectedEchoes.add(record.node_id);
     ctx.out.publish(ctx.topics.registration(record.node_id), JSON.stringify(registrationOf(record)), { qos: 1, retain: true });
     count += 1;
   }

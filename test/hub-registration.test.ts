@@ -111,4 +111,33 @@ T('the hub announces itself online (retained) and offline/shutdown on stop', asy
   await closeAll(op);
 });
 
+T('a device re-publishing the very same registration is alive again', async (ctx) => {
+  const fed = (ctx.fed = await federation());
+  const reg = JSON.stringify(registration('fixed', { ts: 1 }));
+  const will = { topic: fed.hub.topics.status('fixed'), payload: Buffer.from(JSON.stringify({ state: 'offline', reason: 'lost', boot_id: 'boot-fixed', ts: 1 })), qos: 1 as const, retain: true };
+  const first = await device(fed, 'fixed', { will });
+  await first.publishAsync(fed.hub.topics.registration('fixed'), reg, { qos: 1, retain: true });
+  await waitFor(() => fed.hub.registry.get('fixed')?.status === 'active');
+  first.stream.destroy();
+  await waitFor(() => fed.hub.registry.get('fixed')?.status === 'offline');
+  const second = await device(fed, 'fixed', { will });
+  await second.publishAsync(fed.hub.topics.registration('fixed'), reg, { qos: 1, retain: true });
+  await waitFor(() => fed.hub.registry.get('fixed')?.status === 'active', { label: 'active after identical re-publication' });
+  await closeAll(first, second);
+});
+
+T('a will held from before a live registration does not override it', async (ctx) => {
+  const fed = (ctx.fed = await federation());
+  const will = { topic: fed.hub.topics.status('early'), payload: Buffer.from(JSON.stringify({ state: 'offline', reason: 'lost', boot_id: 'boot-early', ts: 1 })), qos: 1 as const, retain: true };
+  const session = await device(fed, 'early-session', { will });
+  session.stream.destroy();
+  await waitFor(() => fed.hub.counters.ignored.unknown_node >= 1, { label: 'early will seen' });
+  const dev = await device(fed, 'early');
+  await dev.publishAsync(fed.hub.topics.registration('early'), JSON.stringify(registration('early')), { qos: 1, retain: true });
+  await waitFor(() => fed.hub.registry.get('early') !== undefined);
+  await new Promise((r) => setTimeout(r, 100));
+  assert.is(fed.hub.registry.get('early')?.status, 'active');
+  await closeAll(session, dev);
+});
+
 test.run();

@@ -8,7 +8,17 @@ export function handleRegistration(ctx: HubContext, nodeId: string, reg: Registr
   ctx.seenSinceConnect.add(nodeId); // the broker holds it: no need to re-publish it
   const { outcome, record } = ctx.registry.applyRegistration(reg, { now: ctx.now(), live });
   if (outcome === 'duplicate') {
-    ctx.counters.ignored.duplicate += 1;
+    // The hub's own re-publication coming back is expected and proves nothing.
+    // Any other live copy is the device publishing the same bytes again (a
+    // fixed mosquitto_pub payload): still a sign of life.
+    if (ctx.expectedEchoes.delete(nodeId) || !live) {
+      ctx.counters.ignored.duplicate += 1;
+      return;
+    }
+    if (ctx.registry.applyHeartbeat(nodeId, {}, ctx.now()) === 'durable') {
+      ctx.flusher.markDirty('durable');
+      ctx.log.info({ node_id: nodeId }, 'node active again (same registration re-published)');
+    }
     return;
   }
   ctx.counters.registrations += 1;
