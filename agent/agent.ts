@@ -1,0 +1,246 @@
+/**
+ * The edge agent: a Sparkplug-style birth/death lifecycle over MQTT.
+ * Birth (registration + status online, retained) on every connect, death as
+ * the Last Will (or an explicit shutdown status), heartbeats in between, and
+ * the hub's commands. Work-package execution plugs into `commands` later.
+ */
+import { randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import type { IClientPublishOptions, IConnackPacket, MqttClient } from 'mqtt';
+import type { Logger } from '../lib/log.js';
+import { topics, type Topics } from '../lib/topics.js';
+import { CommandDispatcher, parseHubStatus } from './commands.js';
+import { createClient } from './connection.js';
+import { HeartbeatLoop } from './heartbeat.js';
+import { resolveOptions, type AgentOptions, type ResolvedAgentOptions } from './options.js';
+import { heartbeatPayload, hostHardware, offlineStatus, onlineStatus, registrationPayload } from './payloads.js';
+import { disconnect } from './shutdown.js';
+
+/** Events an agent emits; neither carries arguments. */
+export interface AgentEventMap {
+  /** Connected (or reconnected) to the broker; the birth messages are on their way. */
+  connect: [];
+  /** The connection to the broker closed; the agent keeps retrying unless stopped. */
+  disconnect: [];
+}
+
+export interface Agent {
+  readonly nodeId: string;
+  /** Fresh for every `startAgent`: lets the hub tell a restart from a duplicate message. */
+  readonly bootId: string;
+  readonly connected: boolean;
+  on<E extends keyof AgentEventMap>(event: E, listener: (...args: AgentEventMap[E]) => void): this;
+  once<E extends keyof AgentEventMap>(event: E, listener: (...args: AgentEventMap[E]) => void): this;
+  off<E extends keyof AgentEventMap>(event: E, listener: (...args: AgentEventMap[E]) => void): this;
+  /**
+   * Publishes status offline/shutdown, then disconnects cleanly (so the broker
+   * drops the will). Bounded by `stopTimeoutMs`: past it the connection is cut
+   * and the broker publishes the will instead. Idempotent; never rejects.
+   */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts an agent. Resolves as soon as the client exists: connecting happens
+ * in the background and is retried forever, so an agent may start before its
+ * broker. Wait for the `connect` event (or check `connected`) if you need to.
+ * Rejects with an `EDGEFED_ERR_AGENT_CONFIG: ...` error on invalid options.
+ */
+export async function startAgent(options: AgentOptions): Promise<Agent> {
+  const agent = new EdgeAgent(resolveOptions(options));
+  await agent.start();
+  return agent;
+}
+
+const RETAINED_QOS1: IClientPublishOptions = { qos: 1, retain: true };
+
+class EdgeAgent implements Agent {
+  readonly nodeId: string;
+  readonly bootId = newBootId();
+  readonly commands: CommandDispatcher;
+  /** Work packages running now, reported in heartbeats; the executor will replace this. */
+  runningWpks: () => number = () => 0;
+
+  private readonly events = new EventEmitter<AgentEventMap>();
+  private readonly topics: Topics;
+  private readonly log: Logger;
+  private readonly startedAt = Date.now();
+  private readonly hardware = hostHardware();
+  private readonly heartbeat: HeartbeatLoop;
+  private client: MqttClient | undefined;
+  private seq = 0;
+  private lastAnnounceTs = 0;
+  /** The hub session last seen online during this connection; a different one means the hub restarted. */
+  private hubBootId: string | undefined;
+  private stopping: Promise<void> | undefined;
+  /** mqtt.js emits 'close' after every failed attempt too; 'disconnect' is only the loss of a live session. */
+  private up = false;
+  /** Connection errors since the last successful connect. */
+  private failures = 0;
+
+  constructor(private readonly opts: ResolvedAgentOptions) {
+    this.nodeId = opts.nodeId;
+    this.topics = topics(opts.topicRoot);
+    this.log = opts.logger.child({ component: 'agent', node_id: opts.nodeId, boot_id: this.bootId });
+    this.heartbeat = new HeartbeatLoop(opts.heartbeatIntervalMs, () => this.sendHeartbeat());
+    this.commands = new CommandDispatcher(this.log);
+    this.commands.on('rebirth', () => this.announce('rebirth'));
+    // `cancel` is registered by the work-package executor (not built yet).
+  }
+
+  get connected(): boolean {
+    return this.client?.connected === true && !this.stopping;
+  }
+
+  async start(): Promise<void> {
+    const willTopic = this.topics.status(this.nodeId);
+    const client = await createClient(this.opts, {
+      topic: willTopic,
+      payload: () => JSON.stringify(offlineStatus(this.bootId, 'lost', Date.now())),
+    });
+    this.client = client;
+    client.on('connect', (connack) => this.onConnect(client, connack));
+    client.on('close', () => this.onClose());
+    client.on('message', (topic, payload) => this.onMessage(topic, payload));
+    // Without an 'error' listener EventEmitter would throw; connection errors are routine here.
+    client.on('error', (err) => this.onError(err));
+    this.heartbeat.start();
+    this.log.info({ capabilities: this.opts.capabilities }, 'agent started');
+  }
+
+  on<E extends keyof AgentEventMap>(event: E, listener: (...args: AgentEventMap[E]) => void): this {
+    this.events.on(event, listener as never);
+    return this;
+  }
+
+  once<E extends keyof AgentEventMap>(event: E, listener: (...args: AgentEventMap[E]) => void): this {
+    this.events.once(event, listener as never);
+    return this;
+  }
+
+  off<E extends keyof AgentEventMap>(event: E, listener: (...args: AgentEventMap[E]) => void): this {
+    this.events.off(event, listener as never);
+    return this;
+  }
+
+  stop(): Promise<void> {
+    this.stopping ??= this.shutdown();
+    return this.stopping;
+  }
+
+  private onConnect(client: MqttClient, connack: IConnackPacket): void {
+    if (this.stopping) return;
+    this.up = true;
+    this.failures = 0;
+    this.log.info('connected to broker');
+    if (!connack.sessionPresent) {
+      const subscriptions = { [this.topics.commands(this.nodeId)]: { qos: 1 as const }, [this.topics.hubStatus()]: { qos: 1 as const } };
+      client.subscribe(subscriptions, (err) => {
+        if (!err) return;
+        // A connection lost mid-SUBACK is retried by the next connect; a refusal (SUBACK 0x80) is not.
+        if (client.connected) this.log.error({ err: err.message }, 'subscribing to commands failed; the hub cannot reach this node');
+        else this.log.debug({ err: err.message }, 'subscribe interrupted by disconnect');
+      });
+    }
+    this.announce('connect');
+    this.emit('connect');
+  }
+
+  /** Logs an outage's failures at 1, 2, 4, 8... at warn, the rest at debug: visible, yet quiet over hours. */
+  private onError(err: Error): void {
+    this.failures += 1;
+    const fields = { err: err.message, code: (err as { code?: unknown }).code, failures: this.failures };
+    const isPowerOfTwo = (this.failures & (this.failures - 1)) === 0;
+    if (isPowerOfTwo) this.log.warn(fields, 'broker connection error');
+    else this.log.debug(fields, 'broker connection error');
+  }
+
+  private onClose(): void {
+    // Any hub change while we were away is covered by the birth on our next connect.
+    this.hubBootId = undefined;
+    const wasUp = this.up;
+    this.up = false;
+    if (this.stopping || !wasUp) return;
+    this.log.info({ retry_in_ms: this.client?.options.reconnectPeriod }, 'disconnected from broker');
+    this.emit('disconnect');
+  }
+
+  private onMessage(topic: string, payload: Buffer): void {
+    const parsed = this.topics.parse(topic);
+    if (parsed?.kind === 'node' && parsed.family === 'commands' && parsed.nodeId === this.nodeId) {
+      this.commands.dispatch(payload);
+    } else if (parsed?.kind === 'hub-status') {
+      this.onHubStatus(payload);
+    }
+  }
+
+  private onHubStatus(payload: Buffer): void {
+    if (payload.length === 0) return; // retained hub status cleared
+    const status = parseHubStatus(payload);
+    if (!status.ok) {
+      this.log.warn({ reason: status.reason }, 'ignoring malformed hub status');
+      return;
+    }
+    if (status.value.state !== 'online') return;
+    const previous = this.hubBootId;
+    this.hubBootId = status.value.boot_id;
+    // A new hub session may have lost its registry: announce again (Sparkplug rebirth).
+    if (previous !== undefined && previous !== status.value.boot_id) this.announce('hub-restart');
+  }
+
+  /** Birth: registration, then status online, both retained QoS 1. */
+  private announce(reason: 'connect' | 'rebirth' | 'hub-restart'): void {
+    const client = this.client;
+    if (!client?.connected || this.stopping) return;
+    // Strictly increasing within a boot, even if the device clock steps back (NTP at boot).
+    const ts = Math.max(Date.now(), this.lastAnnounceTs + 1);
+    this.lastAnnounceTs = ts;
+    this.publish(client, this.topics.registration(this.nodeId), registrationPayload(this.opts, this.bootId, this.hardware, ts), RETAINED_QOS1);
+    this.publish(client, this.topics.status(this.nodeId), onlineStatus(this.bootId, ts), RETAINED_QOS1);
+    this.log.debug({ reason, ts }, 'announced');
+  }
+
+  private sendHeartbeat(): void {
+    const client = this.client;
+    if (!client?.connected || this.stopping) return;
+    this.seq += 1;
+    const beat = heartbeatPayload({
+      seq: this.seq, ts: Date.now(), startedAt: this.startedAt, cpus: this.hardware.cpus, runningWpks: this.runningWpks(),
+    });
+    this.publish(client, this.topics.heartbeat(this.nodeId), beat, { qos: 0, retain: false });
+  }
+
+  private publish(client: MqttClient, topic: string, payload: object, opts: IClientPublishOptions): void {
+    client.publish(topic, JSON.stringify(payload), opts, (err) => {
+      if (err) this.log.warn({ topic, err: err.message }, 'publish failed');
+    });
+  }
+
+  private emit(event: keyof AgentEventMap): void {
+    try {
+      this.events.emit(event);
+    } catch (err) {
+      // A throwing listener must not break mqtt.js's own event handling.
+      this.log.error({ event, err: err instanceof Error ? err.message : String(err) }, 'agent event listener threw');
+    }
+  }
+
+  private async shutdown(): Promise<void> {
+    this.heartbeat.stop();
+    const client = this.client;
+    if (!client) return;
+    const wasConnected = client.connected;
+    const payload = JSON.stringify(offlineStatus(this.bootId, 'shutdown', Date.now()));
+    await disconnect(client, { topic: this.topics.status(this.nodeId), payload, opts: RETAINED_QOS1 }, this.opts.stopTimeoutMs, this.log);
+    this.log.info('agent stopped');
+    if (wasConnected) this.emit('disconnect');
+  }
+}
+
+/**
+ * 128 random bits, URL-safe (what nanoid gives) without nanoid: nanoid reaches
+ * for WebCrypto, which measured ~1.5-2 MB more RSS than randomBytes on Node 20.
+ */
+function newBootId(): string {
+  return randomBytes(16).toString('base64url');
+}

@@ -1,0 +1,9 @@
+/**
+ * `edgefed/agent`: the edge agent. Loads only node builtins, mqtt and lib/
+ * (no ajv, pino or broker code) so an idle agent stays small on a device;
+ * bench/agent-rss.ts measures it.
+ */
+export { startAgent, type Agent, type AgentEventMap } from './agent.js';
+export { AGENT_DEFAULTS, AgentConfigError, type AgentOptions } from './options.js';
+export { backoffDelay, type BackoffPolicy } from './backoff.js';
+export { AGENT_NAME } from './payloads.js';

@@ -1,0 +1,53 @@
+/**
+ * The default way to reach the broker. For mqtt:// and mqtts:// the agent
+ * opens the TCP/TLS socket itself and hands it to `new MqttClient`, because
+ * `mqtt.connect()` loads every transport it knows on first use (ws, socks,
+ * ip-address: ~4-7 MB of RSS measured by bench/agent-rss.ts) and an edge agent
+ * needs one. WebSocket URLs still go through `mqtt.connect`, which pays that
+ * cost only when it is actually used. node:tls (~2 MB) is loaded only for mqtts. Not supported on this path: the
+ * MQTTJS_SOCKS_PROXY variable (give a `connect` factory for that).
+ */
+import net from 'node:net';
+import type tls from 'node:tls';
+import { connect, MqttClient, type IClientOptions } from 'mqtt';
+
+export type ClientFactory = (opts: IClientOptions) => MqttClient;
+
+export async function defaultFactory(brokerUrl: string): Promise<ClientFactory> {
+  const url = new URL(brokerUrl);
+  const host = url.hostname.replace(/^\[(.*)\]$/, '$1'); // IPv6 literals arrive bracketed
+  const secure = url.protocol === 'mqtts:' || url.protocol === 'ssl:';
+  if (!secure && url.protocol !== 'mqtt:' && url.protocol !== 'tcp:') {
+    return (opts) => connect(brokerUrl, opts);
+  }
+  const port = url.port === '' ? (secure ? 8883 : 1883) : Number(url.port);
+  const tlsConnect = secure ? (await import('node:tls')).connect : undefined;
+  return (opts) => {
+    const merged = { ...urlCredentials(url), ...opts };
+    // mqtt.js calls the builder again for every reconnect.
+    return new MqttClient(() => (tlsConnect ? tlsSocket(tlsConnect, host, port, merged) : net.connect({ host, port })), merged);
+  };
+}
+
+/** `mqtts://user:secret@host` works as with mqtt.connect; explicit options win. */
+function urlCredentials(url: URL): Partial<IClientOptions> {
+  const out: Partial<IClientOptions> = {};
+  if (url.username) out.username = decodeURIComponent(url.username);
+  if (url.password) out.password = decodeURIComponent(url.password);
+  return out;
+}
+
+function tlsSocket(tlsConnect: typeof tls.connect, host: string, port: number, opts: IClientOptions): tls.TLSSocket {
+  return tlsConnect({
+    host,
+    port,
+    // SNI must not carry an IP address (RFC 6066 §3).
+    servername: opts.servername ?? (net.isIP(host) === 0 ? host : undefined),
+    ca: opts.ca,
+    cert: opts.cert,
+    key: opts.key,
+    // Verify the broker unless explicitly told not to: an agent trusts its commands to it.
+    rejectUnauthorized: opts.rejectUnauthorized !== false,
+    ALPNProtocols: opts.ALPNProtocols as tls.ConnectionOptions['ALPNProtocols'],
+  });
+}

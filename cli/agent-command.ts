@@ -1,0 +1,133 @@
+/**
+ * `edgefed agent`: runs the edge agent until SIGTERM/SIGINT.
+ * Imports only node builtins, the agent and lib/ (through cli/args.ts): no
+ * broker, hub, ajv or pino, so an idle agent process stays small.
+ */
+import { AGENT_DEFAULTS, AgentConfigError, startAgent, type Agent } from '../agent/index.js';
+import { parseDuration } from '../lib/duration.js';
+import { jsonLogger, type Logger, type LogLevel } from '../lib/log.js';
+import { CliError, helpText, int, labels, list, parseFlags, str, type FlagSpecs } from './args.js';
+
+const FLAGS: FlagSpecs = {
+  id: { type: 'string', value: 'NODE_ID', help: "This node's id, also its MQTT client id (required)" },
+  capabilities: { type: 'string', value: 'LIST', help: 'Comma-separated capabilities, e.g. monitoring,basic-actions (required)' },
+  broker: { type: 'string', value: 'URL', help: 'MQTT broker URL', default: AGENT_DEFAULTS.brokerUrl },
+  label: { type: 'string', multiple: true, value: 'NAME=VALUE', help: 'A label for the registration; repeatable' },
+  endpoint: { type: 'string', value: 'URL', help: 'Where this node can be reached, published in the registration' },
+  keepalive: { type: 'string', value: 'SECONDS', help: 'MQTT keepalive; the broker declares the node lost after ~1.5x', default: String(AGENT_DEFAULTS.keepaliveS) },
+  'heartbeat-interval': { type: 'string', value: 'DURATION', help: 'Heartbeat period, e.g. 5s or 500ms', default: `${AGENT_DEFAULTS.heartbeatIntervalMs / 1000}s` },
+  concurrency: { type: 'string', value: 'N', help: 'Work packages run at once (max_concurrency)', default: String(AGENT_DEFAULTS.concurrency) },
+  'log-level': { type: 'string', value: 'LEVEL', help: 'debug, info, warn, error or silent', default: 'info' },
+};
+
+const USAGE = 'edgefed agent --id NODE_ID --capabilities LIST [--broker URL] [--label NAME=VALUE ...] [options]';
+const SUMMARY = 'Runs the edge agent: registers this node with the hub over MQTT, sends heartbeats and answers commands.\nLogs JSON lines to stderr. Stops cleanly on SIGTERM or SIGINT.';
+const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error', 'silent'];
+const HINT = 'Run "edgefed agent --help".';
+
+export async function runAgentCommand(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  let agent: Agent;
+  let log: Logger;
+  try {
+    const { flags, positionals } = parseFlags('agent', argv, FLAGS, env);
+    if (flags.help === true) {
+      process.stdout.write(helpText(USAGE, SUMMARY, FLAGS));
+      return 0;
+    }
+    if (positionals.length > 0) throw new CliError(`edgefed agent: unexpected argument "${positionals[0]}". ${HINT}`);
+    const level = str(flags, 'log-level') as LogLevel;
+    if (!LOG_LEVELS.includes(level)) throw new CliError(`edgefed agent: --log-level must be one of ${LOG_LEVELS.join(', ')}, got "${level}". ${HINT}`);
+    log = jsonLogger(level, { name: 'edgefed-agent' });
+    const nodeId = required(str(flags, 'id'), 'id');
+    const capabilities = list(flags, 'capabilities');
+    if (capabilities.length === 0) required(undefined, 'capabilities');
+    const brokerUrl = str(flags, 'broker') ?? AGENT_DEFAULTS.brokerUrl;
+    const options = {
+      nodeId,
+      capabilities,
+      brokerUrl,
+      labels: labels(flags),
+      endpoint: str(flags, 'endpoint'),
+      keepaliveS: int(flags, 'keepalive', { min: 0, max: 65_535 }),
+      heartbeatIntervalMs: duration(str(flags, 'heartbeat-interval'), 'heartbeat-interval'),
+      concurrency: int(flags, 'concurrency', { min: 1, max: 1024 }),
+      logger: log,
+    };
+    agent = await startAgent(options);
+    log.info({ broker: redact(brokerUrl) }, 'connecting');
+  } catch (err) {
+    if (err instanceof CliError) {
+      const message = err.message.startsWith('edgefed agent:') ? err.message : `edgefed agent: ${err.message}`;
+      process.stderr.write(`${message}${message.includes('--help') ? '' : `. ${HINT}`}\n`);
+      return err.exitCode;
+    }
+    if (err instanceof AgentConfigError) {
+      process.stderr.write(`edgefed agent: ${err.code}: ${err.problems.map(inFlagTerms).join('; ')}. ${HINT}\n`);
+      return 2;
+    }
+    throw err;
+  }
+  return untilSignal(agent, log);
+}
+
+/** Resolves 0 once a SIGTERM/SIGINT has stopped the agent (stop() is bounded, so this cannot hang). */
+function untilSignal(agent: Agent, log: Logger): Promise<number> {
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const onSignal = (signal: NodeJS.Signals): void => {
+      if (stopping) {
+        // An operator pressing Ctrl-C twice wants out now, not after the goodbye.
+        log.warn({ signal }, 'second signal: exiting without waiting');
+        process.exit(130);
+      }
+      stopping = true;
+      log.info({ signal }, 'stopping agent');
+      void agent.stop().then(() => {
+        process.off('SIGTERM', onSignal);
+        process.off('SIGINT', onSignal);
+        resolve(0);
+      });
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+  });
+}
+
+/** The agent reports option names (heartbeatIntervalMs); a CLI user typed flags (--heartbeat-interval). */
+const OPTION_FLAGS: Record<string, string> = {
+  nodeId: '--id', capabilities: '--capabilities', brokerUrl: '--broker', labels: '--label', 'label name': '--label name',
+  label: '--label', endpoint: '--endpoint', keepaliveS: '--keepalive (seconds)', heartbeatIntervalMs: '--heartbeat-interval (ms)',
+  concurrency: '--concurrency',
+};
+
+function inFlagTerms(problem: string): string {
+  const name = Object.keys(OPTION_FLAGS).sort((a, b) => b.length - a.length).find((n) => problem.startsWith(`${n} `));
+  return name === undefined ? problem : `${OPTION_FLAGS[name]}${problem.slice(name.length)}`;
+}
+
+function required(value: string | undefined, flag: string): string {
+  if (value === undefined || value === '') {
+    throw new CliError(`edgefed agent: --${flag} is required (or set EDGEFED_${flag.toUpperCase()}). ${HINT}`);
+  }
+  return value;
+}
+
+function duration(text: string | undefined, flag: string): number | undefined {
+  if (text === undefined) return undefined;
+  try {
+    return parseDuration(text);
+  } catch {
+    throw new CliError(`edgefed agent: --${flag} must be a duration such as 500ms, 5s or 1m, got "${text}". ${HINT}`);
+  }
+}
+
+/** Broker URLs may carry credentials; logs must not. */
+function redact(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return url;
+  }
+}

@@ -1,0 +1,135 @@
+/**
+ * `edgefed agent`: flag errors in-process, a real run in a child process
+ * (flags over environment, JSON logs on stderr, clean stop on SIGTERM).
+ */
+import { spawn } from 'node:child_process';
+import net from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { Aedes } from 'aedes';
+import { connect } from 'mqtt';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { runAgentCommand } from '../cli/agent-command.js';
+import { topics } from '../lib/topics.js';
+import { bounded, type Scope } from './helpers/scope.js';
+import { waitFor } from './helpers/time.js';
+
+const t = topics();
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+
+/** Runs the command with stdout/stderr captured instead of printed. */
+async function run(argv: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const realOut = process.stdout.write;
+  const realErr = process.stderr.write;
+  process.stdout.write = ((chunk: string) => { out += chunk; return true; }) as typeof process.stdout.write;
+  process.stderr.write = ((chunk: string) => { err += chunk; return true; }) as typeof process.stderr.write;
+  try {
+    return { code: await runAgentCommand(argv, env), out, err };
+  } finally {
+    process.stdout.write = realOut;
+    process.stderr.write = realErr;
+  }
+}
+
+const flags = suite('edgefed agent flags');
+
+flags('--help prints every flag with its environment variable and exits 0', async () => {
+  const { code, out } = await run(['--help']);
+  assert.equal(code, 0);
+  for (const name of ['--id', '--capabilities', '--broker', '--label', '--keepalive', '--heartbeat-interval', '--endpoint', '--log-level', 'EDGEFED_HEARTBEAT_INTERVAL']) {
+    assert.ok(out.includes(name), name);
+  }
+});
+
+flags('bad flags exit 2 with the reason and a pointer to --help', async () => {
+  const cases: Array<[string[], NodeJS.ProcessEnv, RegExp]> = [
+    [['--bogus'], {}, /Unknown option '--bogus'/],
+    [['--capabilities', 'a'], {}, /--id is required \(or set EDGEFED_ID\)/],
+    [['--id', 'n1'], {}, /--capabilities is required/],
+    [['--id', 'n1', '--capabilities', 'a', 'extra'], {}, /unexpected argument "extra"/],
+    [['--id', 'n1', '--capabilities', 'a', '--keepalive', 'soon'], {}, /--keepalive must be a whole number/],
+    [['--id', 'n1', '--capabilities', 'a', '--heartbeat-interval', '5 parsecs'], {}, /--heartbeat-interval must be a duration/],
+    [['--id', 'n1', '--capabilities', 'a', '--label', 'berlin'], {}, /--label takes name=value/],
+    [['--id', 'n1', '--capabilities', 'a', '--log-level', 'loud'], {}, /--log-level must be one of/],
+    [['--id', 'n/1'], { EDGEFED_CAPABILITIES: 'a,a' }, /EDGEFED_ERR_AGENT_CONFIG: --id "n\/1" is not a valid id.*--capabilities must be distinct/],
+    [['--id', 'n1', '--capabilities', 'a', '--broker', 'http://hub'], {}, /--broker "http:\/\/hub" must use one of/],
+    [['--id', 'n1', '--capabilities', 'a', '--heartbeat-interval', '10ms'], {}, /--heartbeat-interval \(ms\) must be an integer in 100\.\./],
+  ];
+  for (const [argv, env, pattern] of cases) {
+    const { code, err } = await run(argv, env);
+    assert.equal(code, 2, argv.join(' '));
+    assert.match(err, pattern);
+    assert.match(err, /Run "edgefed agent --help"/);
+  }
+});
+
+const process_ = suite('edgefed agent process');
+
+async function startBroker(scope: Scope): Promise<number> {
+  const broker = await Aedes.createBroker();
+  const server = net.createServer((socket) => broker.handle(socket));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  scope.defer(async () => {
+    await new Promise<void>((resolve) => broker.close(() => resolve()));
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+  return (server.address() as net.AddressInfo).port;
+}
+
+process_('runs until SIGTERM, flags win over EDGEFED_* variables, stops with offline/shutdown and exit 0', bounded(async (scope) => {
+  const port = await startBroker(scope);
+  const observer = connect(`mqtt://127.0.0.1:${port}`, { clientId: 'observer' });
+  scope.defer(() => observer.endAsync(true));
+  const seen: Array<{ topic: string; body: Record<string, unknown> }> = [];
+  observer.on('message', (topic, payload) => seen.push({ topic, body: JSON.parse(payload.toString()) as Record<string, unknown> }));
+  await observer.subscribeAsync(t.everything(), { qos: 1 });
+
+  const script = `const m = await import(${JSON.stringify(new URL('../cli/agent-command.ts', import.meta.url).href)});
+process.exitCode = await m.runAgentCommand(process.argv.slice(1), process.env);`;
+  const args = ['--id', 'cli-node', '--capabilities', 'monitoring,basic-actions', '--broker', `mqtt://127.0.0.1:${port}`,
+    '--label', 'site=berlin', '--heartbeat-interval', '200ms', '--log-level', 'debug'];
+  const env = { ...process.env, EDGEFED_ID: 'env-node', EDGEFED_LABEL: 'rack=3', EDGEFED_ENDPOINT: 'http://cli-node:8040', EDGEFED_CONCURRENCY: '7' };
+  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script, '--', ...args], { cwd: ROOT, env, stdio: ['ignore', 'ignore', 'pipe'] });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  scope.defer(() => { if (child.exitCode === null) child.kill('SIGKILL'); });
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
+
+  const reg = await waitFor(() => seen.find((m) => m.topic === t.registration('cli-node'))?.body, { label: 'registration', timeoutMs: 6000 });
+  assert.equal(reg.labels, { site: 'berlin' }, 'the flag wins over EDGEFED_LABEL');
+  assert.equal(reg.endpoint, 'http://cli-node:8040', 'EDGEFED_ENDPOINT fills a missing flag');
+  assert.equal(reg.max_concurrency, 7);
+  assert.equal(reg.heartbeat_interval_ms, 200);
+  assert.equal(seen.some((m) => m.topic.includes('env-node')), false);
+  await waitFor(() => seen.some((m) => m.topic === t.heartbeat('cli-node')), { label: 'heartbeat' });
+
+  child.kill('SIGTERM');
+  assert.equal(await exited, 0);
+  const bye = seen.filter((m) => m.topic === t.status('cli-node')).pop()?.body;
+  assert.equal({ state: bye?.state, reason: bye?.reason, boot_id: bye?.boot_id }, { state: 'offline', reason: 'shutdown', boot_id: reg.boot_id });
+  const lines = stderr.trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+  assert.ok(lines.some((l) => l.msg === 'connected to broker'), 'JSON lines on stderr');
+  assert.ok(lines.some((l) => l.msg === 'agent stopped'));
+}, { timeoutMs: 10_000 }));
+
+process_('loads no broker, hub, schema, ajv, pino or lowdb code (the agent memory budget)', bounded(async () => {
+  // A resolve hook records every module the command pulls in, transitively.
+  const hook = `export async function resolve(s, c, next) { const r = await next(s, c); process.stderr.write('LOADED ' + r.url + '\\n'); return r; }`;
+  const script = `import { register } from 'node:module';
+register('data:text/javascript,' + encodeURIComponent(${JSON.stringify(hook)}));
+await import(${JSON.stringify(new URL('../cli/agent-command.ts', import.meta.url).href)});`;
+  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  assert.equal(code, 0, stderr);
+  const loaded = stderr.split('\n').filter((l) => l.startsWith('LOADED ')).map((l) => l.slice(7));
+  assert.ok(loaded.some((u) => u.includes('/agent/agent.ts')), 'the hook saw the agent');
+  const forbidden = loaded.filter((u) => /node_modules\/(aedes|ajv|ajv-formats|pino|lowdb|nanoid)\/|\/(hub|broker|schemas)\//.test(u));
+  assert.equal(forbidden, []);
+}, { timeoutMs: 10_000 }));
+
+flags.run();
+process_.run();
