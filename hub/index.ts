@@ -24,6 +24,7 @@ import { VERSION } from '../lib/version.js';
 
 export type { NodeRecord, NodeState } from './registry.js';
 export type { HubCounters } from './counters.js';
+export { startFederation, type Federation, type FederationOptions } from './federation.js';
 
 export interface HubOptions {
   /** Opens the hub's MQTT client: `broker.connectInMemory` for the embedded broker, `mqtt.connect(url, o)` for an external one. */
