@@ -12,6 +12,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { startFederation } from '../hub/federation.js';
 import { silentLogger } from '../lib/log.js';
+import { startProfile } from './profile.js';
 import { round } from './stats.js';
 
 const CLI = fileURLToPath(new URL('../cli/main.ts', import.meta.url));
@@ -29,14 +30,17 @@ export async function heartbeat(n: number, intervalMs: number, windowMs: number)
     }
     await new Promise((r) => setTimeout(r, 2 * intervalMs)); // let the beats spread out
     const beatsBefore = fed.hub.counters.messages.heartbeat;
+    const flushesBefore = fed.hub.counters.flushes;
     const loop = monitorEventLoopDelay({ resolution: 10 });
     loop.enable();
+    const profile = await startProfile(process.env.BENCH_PROFILE);
     const cpu0 = process.cpuUsage();
     const t0 = performance.now();
     await new Promise((r) => setTimeout(r, windowMs));
     const cpu = process.cpuUsage(cpu0);
     const elapsed = performance.now() - t0;
     loop.disable();
+    await profile.stop();
     const beats = fed.hub.counters.messages.heartbeat - beatsBefore;
     return {
       nodes: n,
@@ -48,6 +52,8 @@ export async function heartbeat(n: number, intervalMs: number, windowMs: number)
       event_loop_p99_ms: round(loop.percentile(99) / 1e6, 2),
       event_loop_max_ms: round(loop.max / 1e6, 2),
       still_active: fed.hub.registry.countByStatus().active,
+      registry_flushes: fed.hub.counters.flushes - flushesBefore,
+      last_flush_ms: fed.hub.counters.last_flush_ms,
     };
   } finally {
     sim.kill('SIGKILL');

@@ -27,6 +27,7 @@ export function toAedesOptions(options: ResolvedBrokerOptions): AedesOptions {
   const aedesOptions: AedesOptions = {
     heartbeatInterval: options.heartbeatIntervalMs,
     connectTimeout: options.connectTimeoutMs,
+    concurrency: options.busConcurrency,
   };
   if (options.authenticate) aedesOptions.authenticate = options.authenticate;
   if (options.authorizePublish) aedesOptions.authorizePublish = keepSysReserved(options.authorizePublish);

@@ -24,6 +24,8 @@ export class Flusher {
   #due = Infinity;
   #writing: Promise<void> | undefined;
   #dirty = false;
+  /** Whether a pending change is durable (write soon) or liveness only (write lazily). */
+  #durable = false;
   #notBefore = 0;
   #stopped = false;
 
@@ -32,7 +34,12 @@ export class Flusher {
   markDirty(kind: 'durable' | 'liveness'): void {
     if (this.#stopped) return;
     this.#dirty = true;
-    const delay = kind === 'durable' ? this.opts.soonMs : this.opts.lazyMs;
+    if (kind === 'durable') this.#durable = true;
+    this.#schedulePending();
+  }
+
+  #schedulePending(): void {
+    const delay = this.#durable ? this.opts.soonMs : this.opts.lazyMs;
     this.#schedule(Math.max(Date.now() + delay, this.#notBefore));
   }
 
@@ -64,7 +71,7 @@ export class Flusher {
   async #tick(): Promise<void> {
     if (this.#writing) {
       await this.#writing;
-      if (this.#dirty && !this.#stopped) this.#schedule(this.#notBefore);
+      if (this.#dirty && !this.#stopped) this.#schedulePending();
       return;
     }
     await this.#run();
@@ -72,9 +79,11 @@ export class Flusher {
 
   async #run(): Promise<void> {
     this.#dirty = false;
+    this.#durable = false;
     const started = Date.now();
     this.#writing = this.write().catch((err: Error) => {
       this.#dirty = true;
+      this.#durable = true;
       this.opts.onError(err);
     });
     await this.#writing;
@@ -82,7 +91,9 @@ export class Flusher {
     const took = Date.now() - started;
     this.#notBefore = Date.now() + took * this.opts.costFactor;
     this.opts.onFlushed?.(took);
-    if (this.#dirty && !this.#stopped) this.#schedule(Math.max(this.#notBefore, Date.now() + this.opts.soonMs));
+    // Changes that arrived during the write keep their own urgency: a stream
+    // of heartbeats must not turn into back-to-back writes.
+    if (this.#dirty && !this.#stopped) this.#schedulePending();
   }
 
   #clearTimer(): void {
