@@ -16,6 +16,7 @@ const FLAGS: FlagSpecs = {
   endpoint: { type: 'string', value: 'URL', help: 'Where this node can be reached, published in the registration' },
   keepalive: { type: 'string', value: 'SECONDS', help: 'MQTT keepalive; the broker declares the node lost after ~1.5x', default: String(AGENT_DEFAULTS.keepaliveS) },
   'heartbeat-interval': { type: 'string', value: 'DURATION', help: 'Heartbeat period, e.g. 5s or 500ms', default: `${AGENT_DEFAULTS.heartbeatIntervalMs / 1000}s` },
+  'topic-root': { type: 'string', value: 'ROOT', help: 'Topic root shared with the hub', default: AGENT_DEFAULTS.topicRoot },
   concurrency: { type: 'string', value: 'N', help: 'Work packages run at once (max_concurrency)', default: String(AGENT_DEFAULTS.concurrency) },
   'log-level': { type: 'string', value: 'LEVEL', help: 'debug, info, warn, error or silent', default: 'info' },
 };
@@ -51,6 +52,7 @@ export async function runAgentCommand(argv: string[], env: NodeJS.ProcessEnv): P
       keepaliveS: int(flags, 'keepalive', { min: 0, max: 65_535 }),
       heartbeatIntervalMs: duration(str(flags, 'heartbeat-interval'), 'heartbeat-interval'),
       concurrency: int(flags, 'concurrency', { min: 1, max: 1024 }),
+      topicRoot: str(flags, 'topic-root'),
       logger: log,
     };
     agent = await startAgent(options);

@@ -9,7 +9,8 @@ export async function getJson<T>(hub: string, path: string): Promise<T> {
   try {
     res = await fetch(url, { signal: AbortSignal.timeout(10_000) });
   } catch (err) {
-    const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message;
+    const c = (err as { cause?: { code?: string; errors?: Array<{ code?: string }> } }).cause;
+    const cause = c?.code ?? c?.errors?.[0]?.code ?? (err as Error).message;
     throw new CliError(`cannot reach the hub at ${hub} (${cause}). Is "edgefed start" running? Use --hub URL or EDGEFED_HUB.`, 1);
   }
   const body = (await res.json().catch(() => null)) as ({ error?: { message?: string; details?: string[] } } & T) | null;

@@ -6,6 +6,7 @@
 import { startAgent, type Agent } from '../agent/index.js';
 import { jsonLogger } from '../lib/log.js';
 import { parseDuration } from '../lib/duration.js';
+import { DEFAULT_TOPIC_ROOT } from '../lib/topics.js';
 import { CliError, helpText, int, labels, list, parseFlags, str, type FlagSpecs } from './args.js';
 
 const SPECS: FlagSpecs = {
@@ -15,6 +16,7 @@ const SPECS: FlagSpecs = {
   capabilities: { type: 'string', value: 'A,B', help: 'Capabilities of every simulated node', default: 'monitoring,basic-actions' },
   label: { type: 'string', multiple: true, value: 'K=V', help: 'Label of every simulated node (repeatable)' },
   'heartbeat-interval': { type: 'string', value: 'DUR', help: 'Heartbeat period, e.g. 5s', default: '5s' },
+  'topic-root': { type: 'string', value: 'ROOT', help: 'Topic root shared with the hub', default: DEFAULT_TOPIC_ROOT },
   keepalive: { type: 'string', value: 'SECONDS', help: 'MQTT keepalive in seconds', default: '30' },
   rate: { type: 'string', value: 'N', help: 'Connections opened per second', default: '500' },
   duration: { type: 'string', value: 'DUR', help: 'Stop after this long (default: run until Ctrl-C)' },
@@ -31,6 +33,7 @@ export interface FleetOptions {
   heartbeatIntervalMs: number;
   keepaliveS: number;
   ratePerSecond: number;
+  topicRoot?: string;
   onProgress?: (connected: number, started: number) => void;
 }
 
@@ -48,6 +51,7 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
       brokerUrl: o.brokerUrl,
       labels: o.labels,
       heartbeatIntervalMs: o.heartbeatIntervalMs,
+      ...(o.topicRoot ? { topicRoot: o.topicRoot } : {}),
       keepaliveS: o.keepaliveS,
       logger: log,
     })));
@@ -91,6 +95,7 @@ export async function runSimulate(argv: string[], env: NodeJS.ProcessEnv): Promi
       heartbeatIntervalMs: parseDuration(str(flags, 'heartbeat-interval') ?? '5s'),
       keepaliveS: int(flags, 'keepalive', { min: 0, max: 65535 }) ?? 30,
       ratePerSecond: int(flags, 'rate', { min: 1, max: 100_000 }) ?? 500,
+      topicRoot: str(flags, 'topic-root') ?? DEFAULT_TOPIC_ROOT,
       onProgress: progress,
     });
   } catch (err) {

@@ -17,7 +17,7 @@ export interface Refusal {
 /** What a node may publish on each family, after admission. */
 export type Admitted =
   | { family: 'registration'; value: Registration | null }
-  | { family: 'status'; value: NodeStatus }
+  | { family: 'status'; value: NodeStatus | null }
   | { family: 'heartbeat'; value: Heartbeat }
   | { family: 'executions'; value: ExecutionUpdate };
 
@@ -53,7 +53,7 @@ export function parseObject(payload: Buffer | string): { ok: true; value: Record
 
 /**
  * Checks one message published by a node on `nodes/{topicNodeId}/{family}`.
- * An empty registration is the contract's deregistration and is admitted as `null`.
+ * An empty registration (the contract's deregistration) or status (cleared) is admitted as `null`.
  */
 export function admitNodeMessage(
   family: NodeFamily,
@@ -70,7 +70,8 @@ export function admitNodeMessage(
   if (payload.length > maxPayloadBytes) {
     return refuse('too_large', `payload is ${payload.length} bytes; the limit is ${maxPayloadBytes}`);
   }
-  if (family === 'registration' && payload.length === 0) return { ok: true, message: { family, value: null } };
+  // Empty retained payloads clear a topic: a deregistration, or a status wiped by an operator.
+  if ((family === 'registration' || family === 'status') && payload.length === 0) return { ok: true, message: { family, value: null } };
   const parsed = parseObject(payload);
   if (!parsed.ok) return parsed;
   const checked = validatorOf[family](parsed.value);

@@ -5,6 +5,7 @@
  */
 import mqtt from 'mqtt';
 import type { Adapter } from 'lowdb';
+import { assertBindAllowed } from '../broker/bind-policy.js';
 import { createBroker, type BrokerOptions, type EdgefedBroker } from '../broker/index.js';
 import { jsonLogger, type Logger } from '../lib/log.js';
 import { DEFAULT_TOPIC_ROOT, topics } from '../lib/topics.js';
@@ -54,6 +55,8 @@ export async function startFederation(o: FederationOptions): Promise<Federation>
   const bind = o.bind ?? '127.0.0.1';
   const topicRoot = o.topicRoot ?? DEFAULT_TOPIC_ROOT;
   const maxPayloadBytes = o.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
+  // The HTTP API answers on `bind` too, with or without the embedded broker.
+  assertBindAllowed({ host: bind, insecure: o.insecure ?? false, authConfigured: o.broker?.authenticate !== undefined });
   const broker = o.brokerUrl ? undefined : await startEmbeddedBroker(o, bind, topicRoot, maxPayloadBytes, log);
   const hub = createHub({
     ...o.hub,

@@ -235,7 +235,7 @@ export class Hub {
     const record = this.registry.get(nodeId);
     const topic = family === 'registration' ? this.topics.registration(nodeId) : this.topics.status(nodeId);
     const good = family === 'registration' && record && record.status !== 'deregistered' ? JSON.stringify(registrationOf(record)) : '';
-    if (family === 'registration' && good === '' && record) return; // an empty payload would deregister it
+    // '' clears the topic; for a registration it reads as a deregistration, a no-op for a node not active here.
     if (good !== '') this.#ctx.expectedEchoes.add(nodeId);
     this.#link.publish(topic, good, { qos: 1, retain: true });
   }

@@ -142,7 +142,9 @@ export class Registry {
     }
     if (r.boot_id !== status.boot_id) return 'older_session';
     if (status.state === 'online') {
-      // A retained `online` whose will has not fired means the session is still up.
+      // A replayed `online` is what the broker kept, not a sign of life now:
+      // the hub claims no liveness it has not seen (a rebirth request follows).
+      if (!seen.live) return 'unchanged';
       r.last_seen = seen.now;
       if (r.status === 'active') return 'unchanged';
       r.status = 'active';

@@ -21,7 +21,6 @@ export function makeRetainGate(topics: Topics, maxPayloadBytes: number): (packet
       return;
     }
     const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
-    if (parsed.family === 'status' && payload.length === 0) return; // clearing a status is allowed
     if (!admitNodeMessage(parsed.family, parsed.nodeId, payload, maxPayloadBytes).ok) packet.retain = false;
   };
 }

@@ -3,8 +3,8 @@
  * source of truth for what is valid. Every string, array and map is bounded so
  * that untrusted input has a known maximum cost. Kept as `as const` objects so
  * the TypeScript types in lib/wire.ts can be checked against them at compile
- * time; `npm run build` also writes them as plain .json files to schemas/json/
- * for device makers.
+ * time; `npm run schemas:export` writes them as plain .json files to
+ * schemas/json/ for device makers (a test fails when those are stale).
  */
 import { ID_PATTERN_SOURCE, MAX_CAPABILITIES } from '../lib/ids.js';
 

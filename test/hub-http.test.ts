@@ -101,6 +101,21 @@ T('unknown routes and methods answer JSON errors', async (ctx) => {
   const node = await api<ErrorBody>(fed, '/federation/nodes/not-there');
   assert.is(node.status, 404);
   assert.is(node.body.error.code, 'EDGEFED_ERR_NODE_NOT_FOUND');
+  const badPath = await api<ErrorBody>(fed, '/federation/nodes/%zz');
+  assert.is(badPath.status, 400);
+  assert.is(badPath.body.error.code, 'EDGEFED_ERR_BAD_PATH');
+});
+
+T('a non-loopback bind is refused without --insecure, also with an external broker', async () => {
+  for (const brokerUrl of [undefined, 'mqtt://127.0.0.1:1']) {
+    try {
+      const fed = await federation({ bind: '0.0.0.0', ...(brokerUrl ? { brokerUrl } : {}) });
+      await fed.stop();
+      assert.unreachable('started on 0.0.0.0');
+    } catch (err) {
+      assert.match((err as Error).message, /EDGEFED_ERR_INSECURE_BIND/);
+    }
+  }
 });
 
 test.run();

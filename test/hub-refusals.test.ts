@@ -102,6 +102,36 @@ test('a bad heartbeat and a bad status are refused and change nothing', (ctx) =>
   await closeAll(dev, late);
 })(), 8000, 'bad heartbeat/status'));
 
+test('an empty retained status clears the topic and is not a refusal', (ctx) => withTimeout((async () => {
+  const fed = (ctx.fed = await federation());
+  const dev = await device(fed, 'good-1');
+  await dev.publishAsync(fed.hub.topics.registration('good-1'), JSON.stringify(good), { qos: 1, retain: true });
+  await dev.publishAsync(fed.hub.topics.status('good-1'), JSON.stringify({ state: 'online', boot_id: good.boot_id, ts: Date.now() }), { qos: 1, retain: true });
+  await dev.publishAsync(fed.hub.topics.status('good-1'), '', { qos: 1, retain: true });
+  await waitFor(() => fed.hub.counters.messages.status === 2);
+  assert.equal(fed.hub.counters.refusals, {});
+  assert.is(fed.hub.registry.get('good-1')?.status, 'active');
+  await closeAll(dev);
+})(), 8000, 'empty status'));
+
+test('with an external broker (repair mode) a refused retained message is repaired once, without a loop', (ctx) => withTimeout((async () => {
+  const fed = (ctx.fed = await federation({ hub: { repairRetained: true } }));
+  const dev = await device(fed, 'good-1');
+  await dev.publishAsync(fed.hub.topics.registration('good-1'), JSON.stringify(good), { qos: 1, retain: true });
+  await waitFor(() => fed.hub.registry.get('good-1')?.status === 'active');
+  await dev.publishAsync(fed.hub.topics.status('good-1'), '{"state":', { qos: 1, retain: true });
+  await dev.publishAsync(fed.hub.topics.registration('good-1'), '{"node_id":', { qos: 1, retain: true });
+  await waitFor(() => fed.hub.counters.refusals.not_json === 2);
+  await new Promise((r) => setTimeout(r, 300));
+  assert.is(fed.hub.counters.refusals.not_json, 2, 'repairs are not refused in turn');
+  assert.is(fed.hub.registry.get('good-1')?.status, 'active');
+  const late = await device(fed, 'late');
+  const retained = await collector(late, fed.hub.topics.registration('good-1'));
+  await waitFor(() => retained.length === 1);
+  assert.equal(JSON.parse(retained[0]!.payload).boot_id, good.boot_id);
+  await closeAll(dev, late);
+})(), 8000, 'repair'));
+
 test('a packet over the broker limit cuts that connection only', (ctx) => withTimeout((async () => {
   const fed = (ctx.fed = await federation({ maxPacketBytes: 32 * 1024 }));
   const bad = await device(fed, 'big');

@@ -2,8 +2,9 @@ import type { NodeStatus } from '../../lib/wire.js';
 import type { HubContext } from '../context.js';
 
 /** `nodes/{id}/status`: online, or offline (shutdown, or the Last Will: lost). */
-export function handleStatus(ctx: HubContext, nodeId: string, status: NodeStatus, live: boolean): void {
+export function handleStatus(ctx: HubContext, nodeId: string, status: NodeStatus | null, live: boolean): void {
   ctx.counters.messages.status += 1;
+  if (status === null) return; // a cleared retained status says nothing about the node
   const outcome = ctx.registry.applyStatus(nodeId, status, { now: ctx.now(), live });
   if (outcome === 'older_session') {
     ctx.counters.ignored.older_session += 1;

@@ -33,6 +33,14 @@ export async function startHttpApi(hub: Hub, opts: HttpApiOptions): Promise<Http
   };
 }
 
+function decodePathPart(part: string): string {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    throw new HttpError(400, 'EDGEFED_ERR_BAD_PATH', `"${part}" is not valid percent-encoding`);
+  }
+}
+
 async function handle(hub: Hub, bodyLimit: number, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://hub');
   const ctx: RouteContext = { hub, bodyLimit, url, req, res };
@@ -44,14 +52,14 @@ async function handle(hub: Hub, bodyLimit: number, req: http.IncomingMessage, re
       res.setHeader('allow', matching.map((r) => r.method).join(', '));
       throw new HttpError(405, 'EDGEFED_ERR_METHOD', `${req.method ?? ''} is not allowed on ${url.pathname}`);
     }
-    const params = (route.pattern.exec(url.pathname) ?? []).slice(1).map((p) => decodeURIComponent(p));
+    const params = (route.pattern.exec(url.pathname) ?? []).slice(1).map(decodePathPart);
     await route.handler(ctx, params);
   } catch (err) {
     const e = err instanceof HttpError ? err : new HttpError(500, 'EDGEFED_ERR_INTERNAL', 'internal error');
     if (!(err instanceof HttpError)) hub.log.error({ err: (err as Error).message, path: url.pathname }, 'HTTP handler failed');
     if (e.status === 400 || e.status === 413 || e.status === 422) {
       hub.log.warn({ code: e.code, reason: e.message, details: e.details, path: url.pathname, via: 'http' }, 'refused');
-      hub.countHttpRefusal(e.status === 413 ? 'too_large' : e.status === 400 && e.code === 'EDGEFED_ERR_BAD_JSON' ? 'not_json' : 'schema');
+      hub.countHttpRefusal(e.status === 413 ? 'too_large' : e.code === 'EDGEFED_ERR_BAD_JSON' ? 'not_json' : 'schema');
     }
     if (!res.headersSent) sendError(res, e);
     else res.end();
