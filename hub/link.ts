@@ -103,12 +103,16 @@ export class HubLink implements Publisher {
     if (!client) return;
     this.#client = undefined;
     if (client.connected) {
-      await Promise.race([
-        client.publishAsync(this.opts.topics.hubStatus(), this.#status('offline', 'shutdown'), { qos: 1, retain: true }),
-        new Promise((r) => setTimeout(r, 2000)),
-      ]).catch(() => undefined);
+      await within(client.publishAsync(this.opts.topics.hubStatus(), this.#status('offline', 'shutdown'), { qos: 1, retain: true }), 2000);
     }
-    await Promise.race([client.endAsync(), new Promise((r) => setTimeout(r, 3000))]);
+    await within(client.endAsync(), 3000);
     if (!client.disconnected) await client.endAsync(true).catch(() => undefined);
   }
+}
+
+/** Waits for `p` at most `ms`, never rejects, and leaves no timer behind to hold the process open. */
+async function within(p: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([p.catch(() => undefined), new Promise((r) => { timer = setTimeout(r, ms); })]);
+  clearTimeout(timer);
 }
