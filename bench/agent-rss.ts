@@ -27,10 +27,10 @@ const SAMPLES = Math.max(1, Number(process.env.BENCH_SAMPLES ?? 3));
 const LEAN_FLAGS = ['--max-semi-space-size=1', '--optimize-for-size', '--v8-pool-size=1'];
 const BUDGET_MB = 70;
 const distAgent = new URL('dist/agent/index.js', pathToFileURL(ROOT + '/'));
-const distCli = new URL('dist/cli/agent-command.js', pathToFileURL(ROOT + '/'));
+const distCli = new URL('dist/cli/main.js', pathToFileURL(ROOT + '/'));
 const useDist = existsSync(distAgent) && existsSync(distCli);
 const agentModule = useDist ? distAgent.href : new URL('agent/index.ts', pathToFileURL(ROOT + '/')).href;
-const cliModule = useDist ? distCli.href : new URL('cli/agent-command.ts', pathToFileURL(ROOT + '/')).href;
+const mainModule = useDist ? distCli.href : new URL('cli/main.ts', pathToFileURL(ROOT + '/')).href;
 const loader = useDist ? [] : ['--import', 'tsx'];
 
 // Every child prints "ready" once it is in the state to measure, then idles until killed.
@@ -42,10 +42,10 @@ const scripts = {
 const agent = await startAgent({ nodeId: 'bench-node', capabilities: ['monitoring', 'basic-actions'], brokerUrl: process.env.BENCH_BROKER });
 agent.once('connect', () => { ${READY} });
 process.once('SIGTERM', () => agent.stop().then(() => process.exit(0)));`,
-  agentCli: `const { runAgentCommand } = await import(${JSON.stringify(cliModule)});
-const running = runAgentCommand(['--id', 'bench-cli', '--capabilities', 'monitoring', '--broker', process.env.BENCH_BROKER, '--log-level', 'warn'], process.env);
+  // What a device runs: `edgefed agent ...` through the CLI entry (bin/edgefed.js loads dist/cli/main.js).
+  agentCli: `process.argv = [process.execPath, 'edgefed', 'agent', '--id', 'bench-cli', '--capabilities', 'monitoring', '--broker', process.env.BENCH_BROKER, '--log-level', 'warn'];
 setTimeout(() => { ${READY} }, 500);
-process.exitCode = await running;`,
+await import(${JSON.stringify(mainModule)});`,
 };
 
 function rssMb(pid: number): { rss: number; hwm: number } {

@@ -8,7 +8,13 @@ type Runner = (argv: string[], env: NodeJS.ProcessEnv) => Promise<number>;
 
 const COMMANDS: Record<string, { summary: string; load: () => Promise<Runner> }> = {
   start: { summary: 'Run the embedded MQTT broker and the hub (registry, HTTP API)', load: async () => (await import('./start.js')).runStart },
-  agent: { summary: 'Run the edge agent on this device', load: async () => (await import('./agent-command.js')).runAgentCommand },
+  agent: {
+    summary: 'Run the edge agent on this device',
+    load: async () => {
+      (await import('./lean-heap.js')).keepYoungGenerationSmall();
+      return (await import('./agent-command.js')).runAgentCommand;
+    },
+  },
   nodes: { summary: 'List the nodes in the registry', load: async () => (await import('./nodes.js')).runNodes },
   simulate: { summary: 'Run N simulated agents in one process (development, load)', load: async () => (await import('./simulate.js')).runSimulate },
 };
