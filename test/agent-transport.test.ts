@@ -49,7 +49,8 @@ function makeCertificate(): { key: string; cert: string } | undefined {
 const plain: Listen = (handle) => net.createServer(handle);
 const transport = suite('agent transport');
 
-transport('mqtt:// takes username and password from the URL (percent-decoded)', bounded(async (scope) => {
+/** A broker that accepts everyone and records the credentials each CONNECT carried. */
+async function credentialRecorder(scope: Parameters<typeof startBroker>[0]) {
   const seen: Array<[string | undefined, string | undefined]> = [];
   const port = await startBroker(scope, plain, {
     authenticate: (_client, username, password, done) => {
@@ -57,6 +58,11 @@ transport('mqtt:// takes username and password from the URL (percent-decoded)', 
       done(null, true);
     },
   });
+  return { seen, port };
+}
+
+transport('mqtt:// takes username and password from the URL (percent-decoded)', bounded(async (scope) => {
+  const { seen, port } = await credentialRecorder(scope);
   const agent = await startAgent({
     nodeId: 'n1', capabilities: ['c'], brokerUrl: `mqtt://edge:s%3Acret@127.0.0.1:${port}`, logger: silentLogger,
   });
@@ -66,13 +72,7 @@ transport('mqtt:// takes username and password from the URL (percent-decoded)', 
 }));
 
 transport('explicit username/password options win over the URL', bounded(async (scope) => {
-  const seen: Array<[string | undefined, string | undefined]> = [];
-  const port = await startBroker(scope, plain, {
-    authenticate: (_client, username, password, done) => {
-      seen.push([username, password?.toString()]);
-      done(null, true);
-    },
-  });
+  const { seen, port } = await credentialRecorder(scope);
   const agent = await startAgent({
     nodeId: 'n1', capabilities: ['c'], brokerUrl: `mqtt://url-user:url-pass@127.0.0.1:${port}`,
     username: 'n1', password: 'a.jwt.token', logger: silentLogger,
