@@ -58,17 +58,9 @@ export async function startFederation(o: FederationOptions): Promise<Federation>
   // The HTTP API answers on `bind` too, with or without the embedded broker.
   assertBindAllowed({ host: bind, insecure: o.insecure ?? false, authConfigured: o.broker?.authenticate !== undefined });
   const broker = o.brokerUrl ? undefined : await startEmbeddedBroker(o, bind, topicRoot, maxPayloadBytes, log);
-  const hub = createHub({
-    ...o.hub,
-    connect: broker ? (opts) => broker.connectInMemory(opts) : (opts) => mqtt.connect(o.brokerUrl!, opts),
-    ...(o.dataDir !== undefined ? { dataDir: o.dataDir } : {}),
-    ...(o.adapter !== undefined ? { adapter: o.adapter } : {}),
-    topicRoot,
-    logger: log,
-    maxPayloadBytes,
-    repairRetained: o.hub?.repairRetained ?? broker === undefined,
-  });
+  let hub: Hub;
   try {
+    hub = createHub(hubOptions(o, broker, topicRoot, maxPayloadBytes, log));
     await hub.start();
   } catch (err) {
     await broker?.close();
@@ -76,7 +68,7 @@ export async function startFederation(o: FederationOptions): Promise<Federation>
   }
   let api: HttpApi;
   try {
-    api = await startHttpApi(hub, { host: bind, port: o.httpPort ?? 8080 });
+    api = await startHttpApi(hub, { host: bind, port: o.httpPort ?? 8080, bodyLimit: maxPayloadBytes });
   } catch (err) {
     await hub.stop();
     await broker?.close();
@@ -92,6 +84,20 @@ export async function startFederation(o: FederationOptions): Promise<Federation>
       await hub.stop();
       await broker?.close();
     },
+  };
+}
+
+function hubOptions(o: FederationOptions, broker: EdgefedBroker | undefined, topicRoot: string, maxPayloadBytes: number, log: Logger): HubOptions {
+  return {
+    ...o.hub,
+    connect: broker ? (opts) => broker.connectInMemory(opts) : (opts) => mqtt.connect(o.brokerUrl!, opts),
+    ...(o.dataDir !== undefined ? { dataDir: o.dataDir } : {}),
+    ...(o.adapter !== undefined ? { adapter: o.adapter } : {}),
+    topicRoot,
+    logger: log,
+    maxPayloadBytes,
+    // An external broker keeps whatever it was sent: the hub repairs refused retained messages.
+    repairRetained: o.hub?.repairRetained ?? broker === undefined,
   };
 }
 

@@ -1,19 +1,26 @@
 /**
  * One live hub per data dir. lowdb has no cross-process lock, and two hubs
  * writing one registry would lose each other's changes. The lock file names
- * its owner (pid, host, process start time); a hub restarted after kill -9
- * sees the owner is gone and takes the lock over at once. The start time
- * guards against a recycled pid.
+ * its owner (pid, host, process start time) and is created atomically with
+ * its content (link of a complete temp file), so nobody ever reads a half-
+ * written lock. A hub restarted after kill -9 sees the owner is gone and takes
+ * the lock over at once; the start time guards against a recycled pid. An
+ * owner on another host (a shared volume, a recreated container) cannot be
+ * probed, so the owner touches the file every few seconds and a lock left
+ * untouched for `staleMs` is taken over.
  */
 import { readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { randomBytes } from 'node:crypto';
 
 export interface LockOwner { pid: number; hostname: string; proc_start: string | null; acquired_at: number }
 export interface DataDirLock { readonly path: string; release(): Promise<void> }
 
 export const LOCK_FILE = 'hub.lock';
+const REFRESH_MS = 5_000;
+const STALE_MS = 30_000;
 
 /** Fields of /proc/<pid>/stat after the command name (Linux); null where there is none. */
 function procFields(pid: number): string[] | null {
@@ -30,8 +37,7 @@ const procStart = (pid: number): string | null => procFields(pid)?.[19] ?? null;
 /** Process state letter (field 3): R, S, Z... */
 const procState = (pid: number): string | null => procFields(pid)?.[0] ?? null;
 
-function isAlive(owner: LockOwner): boolean {
-  if (owner.hostname !== os.hostname()) return true; // cannot tell: a shared disk, be safe
+function pidAlive(owner: LockOwner): boolean {
   try {
     process.kill(owner.pid, 0);
   } catch (err) {
@@ -42,39 +48,93 @@ function isAlive(owner: LockOwner): boolean {
   return owner.proc_start === null || start === null || start === owner.proc_start;
 }
 
-async function readOwner(file: string): Promise<LockOwner | null> {
+/** Alive unless proven dead: a dead local pid, or a lock nobody has touched for `staleMs`. */
+function isAlive(owner: LockOwner | null, ageMs: number, staleMs: number): boolean {
+  if (owner && owner.hostname === os.hostname()) return pidAlive(owner);
+  return ageMs < staleMs;
+}
+
+async function readLock(file: string): Promise<{ owner: LockOwner | null; ageMs: number; raw: string } | null> {
   try {
-    const parsed = JSON.parse(await fs.readFile(file, 'utf8')) as LockOwner;
-    return typeof parsed.pid === 'number' ? parsed : null;
-  } catch {
-    return null; // empty or half-written by a hub killed while locking: nobody owns it
+    const [raw, st] = await Promise.all([fs.readFile(file, 'utf8'), fs.stat(file)]);
+    let owner: LockOwner | null = null;
+    try {
+      const parsed = JSON.parse(raw) as LockOwner;
+      if (typeof parsed.pid === 'number') owner = parsed;
+    } catch { /* not ours or damaged: judged by age alone */ }
+    return { owner, ageMs: Date.now() - st.mtimeMs, raw };
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw err;
   }
 }
 
-export async function lockDataDir(dataDir: string): Promise<DataDirLock> {
+/** Creates `file` with `content` only if it does not exist, never exposing a partial file. */
+async function createExclusive(file: string, content: string): Promise<boolean> {
+  const temp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  await fs.writeFile(temp, content, { mode: 0o644 });
+  try {
+    await fs.link(temp, file);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw err;
+  } finally {
+    await fs.rm(temp, { force: true });
+  }
+}
+
+/**
+ * Moves a dead owner's lock aside. If what was moved is not the lock judged
+ * dead (another hub took over in between), it is put back and we lose.
+ */
+async function evict(file: string, judged: string): Promise<void> {
+  const aside = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.stale`;
+  try {
+    await fs.rename(file, aside);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return; // someone else evicted it
+    throw err;
+  }
+  const moved = await fs.readFile(aside, 'utf8').catch(() => '');
+  if (moved !== judged) await fs.link(aside, file).catch(() => undefined);
+  await fs.rm(aside, { force: true });
+}
+
+export async function lockDataDir(dataDir: string, staleMs = STALE_MS): Promise<DataDirLock> {
   await fs.mkdir(dataDir, { recursive: true });
   const file = path.join(dataDir, LOCK_FILE);
   const me: LockOwner = { pid: process.pid, hostname: os.hostname(), proc_start: procStart(process.pid), acquired_at: Date.now() };
-  for (let tries = 0; tries < 3; tries += 1) {
-    try {
-      await fs.writeFile(file, JSON.stringify(me), { flag: 'wx', mode: 0o644 });
-      return { path: file, release: () => releaseIfMine(file) };
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    }
-    const owner = await readOwner(file);
-    if (owner && isAlive(owner)) {
+  const content = JSON.stringify(me);
+  for (let tries = 0; tries < 5; tries += 1) {
+    if (await createExclusive(file, content)) return holdLock(file, content);
+    const current = await readLock(file);
+    if (current === null) continue; // released meanwhile
+    if (isAlive(current.owner, current.ageMs, staleMs)) {
+      const who = current.owner ? `pid ${current.owner.pid} on ${current.owner.hostname}` : 'an unknown owner';
       throw new Error(
-        `EDGEFED_ERR_DATA_DIR_LOCKED: ${dataDir} is used by another hub (pid ${owner.pid} on ${owner.hostname}). ` +
-          'Stop that hub, or give this one another --data-dir.',
+        `EDGEFED_ERR_DATA_DIR_LOCKED: ${dataDir} is used by another hub (${who}). ` +
+          `Stop that hub, or give this one another --data-dir. A lock of a dead hub on another host is taken over after ${Math.round(staleMs / 1000)} s.`,
       );
     }
-    await fs.rm(file, { force: true }); // the owner is dead: take over
+    await evict(file, current.raw);
   }
-  throw new Error(`EDGEFED_ERR_DATA_DIR_LOCKED: could not take ${file}; another hub is starting at the same time.`);
+  throw new Error(`EDGEFED_ERR_DATA_DIR_LOCKED: could not take ${file}; other hubs are starting at the same time.`);
 }
 
-async function releaseIfMine(file: string): Promise<void> {
-  const owner = await readOwner(file);
-  if (owner?.pid === process.pid) await fs.rm(file, { force: true });
+/** Keeps the lock fresh (its mtime) while held, so other hosts can tell it is alive. */
+function holdLock(file: string, content: string): DataDirLock {
+  const refresh = setInterval(() => {
+    const now = new Date();
+    fs.utimes(file, now, now).catch(() => undefined);
+  }, REFRESH_MS);
+  refresh.unref();
+  return {
+    path: file,
+    async release() {
+      clearInterval(refresh);
+      const current = await readLock(file).catch(() => null);
+      if (current?.raw === content) await fs.rm(file, { force: true });
+    },
+  };
 }

@@ -25,11 +25,13 @@ export function sendError(res: ServerResponse, err: HttpError): void {
 export async function readJson(req: IncomingMessage, limit: number): Promise<unknown> {
   const chunks: Buffer[] = [];
   let size = 0;
+  // Read to the end even when over the limit (keeping nothing), so the client
+  // gets the 413 with its reason instead of a reset connection.
   for await (const chunk of req) {
     size += (chunk as Buffer).length;
-    if (size > limit) throw new HttpError(413, 'EDGEFED_ERR_BODY_TOO_LARGE', `request body is over ${limit} bytes`);
-    chunks.push(chunk as Buffer);
+    if (size <= limit) chunks.push(chunk as Buffer);
   }
+  if (size > limit) throw new HttpError(413, 'EDGEFED_ERR_BODY_TOO_LARGE', `request body is ${size} bytes; the limit is ${limit}`);
   const text = Buffer.concat(chunks).toString('utf8');
   if (text.trim() === '') return {};
   try {

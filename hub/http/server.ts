@@ -15,12 +15,20 @@ export interface HttpApi { readonly port: number; readonly url: string; close():
 
 export async function startHttpApi(hub: Hub, opts: HttpApiOptions): Promise<HttpApi> {
   const bodyLimit = opts.bodyLimit ?? 64 * 1024;
-  const server = http.createServer((req, res) => void handle(hub, bodyLimit, req, res));
+  const server = http.createServer((req, res) => {
+    handle(hub, bodyLimit, req, res).catch((err: Error) => {
+      hub.log.error({ err: err.message }, 'HTTP request failed');
+      if (!res.headersSent) sendError(res, new HttpError(500, 'EDGEFED_ERR_INTERNAL', 'internal error'));
+      else res.destroy();
+    });
+  });
   server.keepAliveTimeout = 5000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(opts.port, opts.host, () => { server.off('error', reject); resolve(); });
   });
+  // Accept errors (EMFILE...) after start must not crash the hub and its broker.
+  server.on('error', (err) => hub.log.error({ err: err.message }, 'HTTP server error'));
   const port = (server.address() as AddressInfo).port;
   const host = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
   return {
@@ -33,6 +41,14 @@ export async function startHttpApi(hub: Hub, opts: HttpApiOptions): Promise<Http
   };
 }
 
+function parseUrl(raw: string | undefined): URL {
+  try {
+    return new URL(raw ?? '/', 'http://hub');
+  } catch {
+    throw new HttpError(400, 'EDGEFED_ERR_BAD_PATH', 'the request target is not a valid URL path');
+  }
+}
+
 function decodePathPart(part: string): string {
   try {
     return decodeURIComponent(part);
@@ -42,9 +58,10 @@ function decodePathPart(part: string): string {
 }
 
 async function handle(hub: Hub, bodyLimit: number, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-  const url = new URL(req.url ?? '/', 'http://hub');
-  const ctx: RouteContext = { hub, bodyLimit, url, req, res };
+  let url = new URL('http://hub/');
   try {
+    url = parseUrl(req.url);
+    const ctx: RouteContext = { hub, bodyLimit, url, req, res };
     const matching = routes.filter((r) => r.pattern.test(url.pathname));
     if (matching.length === 0) throw new HttpError(404, 'EDGEFED_ERR_NOT_FOUND', `no route ${url.pathname}; see docs/api.md`);
     const route = matching.find((r) => r.method === req.method);
