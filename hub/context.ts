@@ -13,6 +13,15 @@ export interface Publisher {
   publish(topic: string, payload: string | Buffer, opts: { qos: 0 | 1; retain: boolean }): void;
 }
 
+export interface ResyncState {
+  /** Nodes whose registration reached the hub (replayed or live): the broker holds them. */
+  seen: Set<string>;
+  /** The broker replayed a retained hub status: it kept its retained store. */
+  brokerKeptStore: boolean;
+  /** Raised on every (re)connect, so a resync of an older session gives up. */
+  generation: number;
+}
+
 export interface HubContext {
   readonly topics: Topics;
   readonly registry: Registry;
@@ -23,10 +32,10 @@ export interface HubContext {
   readonly out: Publisher;
   /** Asks a node to publish its registration and status again (throttled per node). */
   requestRebirth(nodeId: string): void;
-  /** Nodes whose registration reached the hub (replayed or live) since the last (re)connect: the broker holds them. */
-  readonly seenSinceConnect: Set<string>;
-  /** Nodes whose registration the hub itself just re-published: its echo is not a sign of life. */
-  readonly expectedEchoes: Set<string>;
+  /** What the broker showed since the last (re)connect. */
+  readonly resync: ResyncState;
+  /** Registrations the hub itself re-published, per node: their echoes are not signs of life. */
+  readonly expectedEchoes: Map<string, number>;
   now(): number;
 }
 

@@ -9,7 +9,7 @@ export interface HubCounters {
   registrations: number;
   deregistrations: number;
   refusals: Partial<Record<RefusalCode, number>>;
-  ignored: { older_session: number; unknown_node: number; duplicate: number };
+  ignored: { older_session: number; unknown_node: number; duplicate: number; older_copy: number };
   stale_transitions: number;
   offline_transitions: number;
   rebirths_requested: number;
@@ -24,7 +24,7 @@ export function newCounters(): HubCounters {
     registrations: 0,
     deregistrations: 0,
     refusals: {},
-    ignored: { older_session: 0, unknown_node: 0, duplicate: 0 },
+    ignored: { older_session: 0, unknown_node: 0, duplicate: 0, older_copy: 0 },
     stale_transitions: 0,
     offline_transitions: 0,
     rebirths_requested: 0,

@@ -17,7 +17,7 @@ import { HubLink } from './link.js';
 import { lockDataDir, type DataDirLock } from './lock.js';
 import { Refusals } from './refusals.js';
 import { Registry, registrationOf, type NodeRecord } from './registry.js';
-import { republishMissing, requestRebirthAll, waitForReplay } from './republish.js';
+import { expectEcho, republishMissing, requestRebirthAll, waitForReplay } from './republish.js';
 import { createRouter } from './router.js';
 import { fileAdapter, registryPath, RegistryStore, type RegistryFile } from './store.js';
 import { VERSION } from '../lib/version.js';
@@ -87,6 +87,7 @@ export class Hub {
   #sweep: NodeJS.Timeout | undefined;
   #lastRebirth = new Map<string, number>();
   #stopped = false;
+  #starting: Promise<void> | undefined;
 
   constructor(options: HubOptions) {
     this.#o = { ...defaultHubOptions, ...options };
@@ -111,7 +112,16 @@ export class Hub {
       log: this.log,
       ...(this.#o.username !== undefined ? { username: this.#o.username } : {}),
       ...(this.#o.password !== undefined ? { password: this.#o.password } : {}),
-      onMessage: (topic, payload, retained) => route(topic, payload, retained),
+      onMessage: (topic, payload, retained) => {
+        if (retained && topic === this.topics.hubStatus()) this.#ctx.resync.brokerKeptStore = true;
+        route(topic, payload, retained);
+      },
+      onConnecting: () => {
+        const r = this.#ctx.resync;
+        r.seen.clear();
+        r.brokerKeptStore = false;
+        r.generation += 1;
+      },
       onSubscribed: (first) => void this.#resync(first),
     });
     this.#ctx = {
@@ -122,8 +132,8 @@ export class Hub {
       refusals: new Refusals(this.topics, this.counters, this.log, (t, p, o) => this.#link.publish(t, p, o)),
       log: this.log,
       out: this.#link,
-      seenSinceConnect: new Set(),
-      expectedEchoes: new Set(),
+      resync: { seen: new Set(), brokerKeptStore: false, generation: 0 },
+      expectedEchoes: new Map(),
       requestRebirth: (id) => this.#requestRebirth(id),
       now: () => Date.now(),
     };
@@ -136,24 +146,31 @@ export class Hub {
   get connected(): boolean { return this.#link.connected; }
   get context(): HubContext { return this.#ctx; }
 
-  async start(): Promise<void> {
+  start(): Promise<void> {
+    this.#starting ??= this.#start();
+    return this.#starting;
+  }
+
+  async #start(): Promise<void> {
     if (this.#o.dataDir) this.#lock = await lockDataDir(this.#o.dataDir);
     try {
       this.registry.restore(await this.#store.load());
       this.log.info({ nodes: this.registry.size, data: this.#o.dataDir }, 'registry loaded');
+      if (this.#stopped) throw new Error('EDGEFED_ERR_HUB_STOPPED: the hub was stopped while starting');
       await this.#link.start();
     } catch (err) {
       await this.#lock?.release();
       throw err;
     }
-    this.#sweep = setInterval(() => this.#sweepLiveness(), this.#o.sweepIntervalMs);
+    if (!this.#stopped) this.#sweep = setInterval(() => this.#sweepLiveness(), this.#o.sweepIntervalMs);
   }
 
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
+    await this.#link.stop(); // also aborts a connect in progress
+    await this.#starting?.catch(() => undefined); // let a start in progress settle first
     clearInterval(this.#sweep);
-    await this.#link.stop();
     await this.#flusher.stop();
     await this.#lock?.release();
     this.log.info('hub stopped');
@@ -179,7 +196,7 @@ export class Hub {
     const { outcome, record } = this.registry.applyRegistration(reg, { now: Date.now(), live: true });
     this.counters.registrations += 1;
     this.#flusher.markDirty('durable');
-    this.#ctx.expectedEchoes.add(reg.node_id);
+    expectEcho(this.#ctx, reg.node_id);
     this.#link.publish(this.topics.registration(reg.node_id), JSON.stringify(reg), { qos: 1, retain: true });
     this.log.info({ node_id: reg.node_id, outcome, via: 'http' }, 'node registered');
     return { record, created: outcome === 'created' };
@@ -215,19 +232,23 @@ export class Hub {
     const now = Date.now();
     const last = this.#lastRebirth.get(nodeId);
     if (last !== undefined && now - last < this.#o.rebirthThrottleMs) return;
-    if (this.#lastRebirth.size > 100_000) this.#lastRebirth.clear();
+    if (this.#lastRebirth.size > 100_000) this.#pruneRebirths(now);
     this.#lastRebirth.set(nodeId, now);
     this.counters.rebirths_requested += 1;
     this.#link.publish(this.topics.commands(nodeId), JSON.stringify({ command: 'rebirth', ts: now }), { qos: 1, retain: false });
   }
 
+  /** Forgets throttle entries that have expired, so the map stays bounded without resetting live ones. */
+  #pruneRebirths(now: number): void {
+    for (const [id, at] of this.#lastRebirth) if (now - at >= this.#o.rebirthThrottleMs) this.#lastRebirth.delete(id);
+  }
+
   async #resync(first: boolean): Promise<void> {
-    this.#ctx.seenSinceConnect.clear();
-    await waitForReplay(this.#ctx, this.#o.resync, () => this.#stopped);
-    if (this.#stopped) return;
-    const republished = republishMissing(this.#ctx);
+    if (!(await waitForReplay(this.#ctx, this.#o.resync, () => this.#stopped))) return;
+    const { seen, brokerKeptStore } = this.#ctx.resync;
+    const republished = brokerKeptStore ? 0 : republishMissing(this.#ctx);
     const rebirths = first ? requestRebirthAll(this.#ctx) : 0;
-    this.log.info({ replayed: this.#ctx.seenSinceConnect.size, republished, rebirths }, 'broker resynchronised with the registry');
+    this.log.info({ replayed: seen.size, broker_kept_store: brokerKeptStore, republished, rebirths }, 'broker resynchronised with the registry');
   }
 
   /** An external broker kept a refused retained message: put back the last valid one, or clear it. */
@@ -236,7 +257,7 @@ export class Hub {
     const topic = family === 'registration' ? this.topics.registration(nodeId) : this.topics.status(nodeId);
     const good = family === 'registration' && record && record.status !== 'deregistered' ? JSON.stringify(registrationOf(record)) : '';
     // '' clears the topic; for a registration it reads as a deregistration, a no-op for a node not active here.
-    if (good !== '') this.#ctx.expectedEchoes.add(nodeId);
+    if (good !== '') expectEcho(this.#ctx, nodeId);
     this.#link.publish(topic, good, { qos: 1, retain: true });
   }
 }

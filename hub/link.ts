@@ -21,13 +21,18 @@ export interface LinkOptions {
   username?: string;
   password?: string;
   onMessage: (topic: string, payload: Buffer, retained: boolean) => void;
-  /** Called after every (re)connect once the subscriptions are in place. */
+  /** Called on every (re)connect before subscribing: what the broker replays follows. */
+  onConnecting: () => void;
+  /** Called after every (re)connect once subscribed and announced; `first` for the first such session. */
   onSubscribed: (first: boolean) => void;
 }
 
 export class HubLink implements Publisher {
   #client: MqttClient | undefined;
-  #connects = 0;
+  #sessions = 0;
+  #startTimer: NodeJS.Timeout | undefined;
+  #abortStart: ((err: Error) => void) | undefined;
+  #closed = false;
 
   constructor(private readonly opts: LinkOptions) {}
 
@@ -41,12 +46,16 @@ export class HubLink implements Publisher {
 
   /** Connects and resolves after the first CONNACK; later reconnects are handled in the background. */
   async start(): Promise<void> {
+    if (this.#closed) throw new Error('EDGEFED_ERR_HUB_STOPPED: the hub link was stopped');
     const { topics, log } = this.opts;
     const clientOpts: IClientOptions = {
       clientId: this.opts.clientId,
       keepalive: this.opts.keepaliveS,
       clean: true,
       reconnectPeriod: 1000,
+      // #onConnect subscribes on every connect; mqtt.js's own resubscription
+      // would make the broker replay every retained message twice.
+      resubscribe: false,
       will: { topic: topics.hubStatus(), payload: Buffer.from(this.#status('offline', 'lost')), qos: 1, retain: true },
     };
     if (this.opts.username !== undefined) clientOpts.username = this.opts.username;
@@ -59,30 +68,38 @@ export class HubLink implements Publisher {
     // Resolves once the first session is announced and subscribed: a node that
     // registers after start() returns is seen live, not as a retained replay.
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('EDGEFED_ERR_BROKER_UNREACHABLE: the hub could not reach the broker within 10 s')), 10_000);
+      this.#abortStart = reject;
+      this.#startTimer = setTimeout(() => reject(new Error('EDGEFED_ERR_BROKER_UNREACHABLE: the hub could not reach the broker within 10 s')), 10_000);
       client.on('connect', () => void this.#onConnect(client).then((ok) => {
-        if (ok) { clearTimeout(timer); resolve(); }
+        if (ok) { clearTimeout(this.#startTimer); resolve(); }
       }));
-    }).catch(async (err: Error) => { await client.endAsync(true); throw err; });
+    }).catch(async (err: Error) => { await client.endAsync(true); throw err; })
+      .finally(() => { clearTimeout(this.#startTimer); this.#abortStart = undefined; });
   }
 
   async #onConnect(client: MqttClient): Promise<boolean> {
     const { topics, log } = this.opts;
-    this.#connects += 1;
-    const first = this.#connects === 1;
+    this.opts.onConnecting();
     try {
       // Subscribe before announcing: agents re-announce when they see the hub
-      // online, and those re-announcements must find the hub listening.
-      await client.subscribeAsync(
-        [topics.allNodes('registration'), topics.allNodes('status'), topics.allNodes('heartbeat')],
+      // online, and those re-announcements must find the hub listening. The
+      // hub's own status topic tells whether the broker kept its retained store.
+      const granted = await client.subscribeAsync(
+        [topics.allNodes('registration'), topics.allNodes('status'), topics.allNodes('heartbeat'), topics.hubStatus()],
         { qos: 1 },
       );
+      const refused = granted.filter((g) => g.qos === 128).map((g) => g.topic);
+      if (refused.length > 0) throw new Error(`the broker refused the subscriptions ${refused.join(', ')}`);
       await client.publishAsync(topics.hubStatus(), this.#status('online'), { qos: 1, retain: true });
-      log.info({ first }, 'hub connected to the broker');
-      this.opts.onSubscribed(first);
+      this.#sessions += 1;
+      log.info({ first: this.#sessions === 1 }, 'hub connected to the broker');
+      this.opts.onSubscribed(this.#sessions === 1);
       return true;
     } catch (err) {
-      log.error({ err: (err as Error).message }, 'hub could not announce or subscribe');
+      // A hub that cannot hear the nodes must not sit connected: drop the
+      // connection and let mqtt.js reconnect and try again.
+      log.error({ err: (err as Error).message }, 'hub could not subscribe or announce; reconnecting');
+      client.stream.destroy();
       return false;
     }
   }
@@ -99,6 +116,9 @@ export class HubLink implements Publisher {
 
   /** Publishes the hub's shutdown, then disconnects cleanly (which discards the will). */
   async stop(): Promise<void> {
+    this.#closed = true;
+    clearTimeout(this.#startTimer);
+    this.#abortStart?.(new Error('EDGEFED_ERR_HUB_STOPPED: the hub was stopped while connecting'));
     const client = this.#client;
     if (!client) return;
     this.#client = undefined;

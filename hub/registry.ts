@@ -55,7 +55,7 @@ export function registrationOf(r: NodeRecord): Registration {
 /** What a change means for persistence: `durable` must reach disk soon, `liveness` may wait. */
 export type ChangeKind = 'durable' | 'liveness' | 'none';
 
-export type RegistrationOutcome = 'created' | 'updated' | 'rebirth' | 'duplicate';
+export type RegistrationOutcome = 'created' | 'updated' | 'rebirth' | 'duplicate' | 'older';
 export type StatusOutcome = 'applied' | 'unknown_node' | 'older_session' | 'unchanged';
 
 /** Sources of a message: `live` was just published; `replay` came from the broker's retained store. */
@@ -90,8 +90,10 @@ export class Registry {
    */
   applyRegistration(reg: Registration, seen: Seen): { outcome: RegistrationOutcome; record: NodeRecord } {
     const old = this.#nodes.get(reg.node_id);
-    if (old && old.status !== 'deregistered' && old.boot_id === reg.boot_id && old.registration_ts === reg.ts) {
-      return { outcome: 'duplicate', record: old };
+    if (old && old.status !== 'deregistered' && old.boot_id === reg.boot_id) {
+      if (old.registration_ts === reg.ts) return { outcome: 'duplicate', record: old };
+      // Within one boot, ts orders the announcements: an older one is stale.
+      if (reg.ts < old.registration_ts) return { outcome: 'older', record: old };
     }
     const alive = seen.live || (old !== undefined && old.status === 'active' && old.boot_id === reg.boot_id);
     const record: NodeRecord = {

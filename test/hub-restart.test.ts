@@ -3,9 +3,13 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
+import mqtt from 'mqtt';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import { createBroker } from '../broker/index.js';
 import type { Federation } from '../hub/federation.js';
+import { createHub } from '../hub/index.js';
+import { silentLogger } from '../lib/log.js';
 import { closeAll, collector, device, federation, registration } from './helpers/federation.js';
 import { waitFor, withTimeout } from './helpers/time.js';
 
@@ -93,6 +97,52 @@ T('a registry file that is not JSON stops the hub with an actionable error, unto
   assert.is(await fs.readFile(file, 'utf8'), '{"nodes": {');
   await fs.rm(file);
   ctx.feds.push(await federation({ dataDir: ctx.dir })); // and the lock was released
+});
+
+T('a hub restarted against a broker that kept its store re-publishes nothing (a node deregistered meanwhile stays gone)', async (ctx) => {
+  const broker = await createBroker({ listen: false });
+  const hubOf = () => createHub({ connect: (o) => broker.connectInMemory(o), dataDir: ctx.dir, logger: silentLogger, resync: { settleMs: 100, maxWaitMs: 1000 } });
+  try {
+    const first = hubOf();
+    await first.start();
+    const dev = broker.connectInMemory({ clientId: 'dev', reconnectPeriod: 0 });
+    await dev.publishAsync(first.topics.registration('x'), JSON.stringify(registration('x')), { qos: 1, retain: true });
+    await waitFor(() => first.registry.get('x')?.status === 'active');
+    await first.stop();
+    await dev.publishAsync(first.topics.registration('x'), '', { qos: 1, retain: true }); // deregistered while the hub is away
+
+    const second = hubOf();
+    await second.start();
+    assert.is(second.registry.get('x')?.status, 'stale', 'still registered in the restored registry');
+    await new Promise((r) => setTimeout(r, 400)); // past the resync settle time
+    const seen = await collector(dev, second.topics.registration('x'));
+    await new Promise((r) => setTimeout(r, 100));
+    assert.is(seen.length, 0, 'not brought back on the broker');
+    await second.stop();
+    await closeAll(dev);
+  } finally {
+    await broker.close();
+  }
+});
+
+T('stop() during start() settles both, leaves no lock and nothing running', async (ctx) => {
+  const hub = createHub({
+    connect: (o) => mqtt.connect('mqtt://127.0.0.1:9', { ...o, reconnectPeriod: 50 }), // nothing listens there
+    dataDir: ctx.dir,
+    logger: silentLogger,
+  });
+  const starting = hub.start();
+  await new Promise((r) => setTimeout(r, 100));
+  const t0 = Date.now();
+  await hub.stop();
+  assert.ok(Date.now() - t0 < 3000, 'stop does not wait for the connect timeout');
+  try {
+    await starting;
+    assert.unreachable('start resolved after stop');
+  } catch (err) {
+    assert.match((err as Error).message, /EDGEFED_ERR_HUB_STOPPED/);
+  }
+  assert.not.ok((await fs.readdir(ctx.dir)).includes('hub.lock'));
 });
 
 test.run();

@@ -21,6 +21,8 @@ test('same boot_id and ts is a duplicate; a new ts re-announces; a new boot_id i
   const first = r.applyRegistration(reg('a'), live(1)).record;
   assert.is(r.applyRegistration(reg('a'), live(2)).outcome, 'duplicate');
   assert.is(r.applyRegistration(reg('a', { ts: 101 }), live(3)).outcome, 'updated');
+  assert.is(r.applyRegistration(reg('a', { ts: 99 }), live(3)).outcome, 'older', 'a delayed earlier announcement');
+  assert.is(r.get('a')?.registration_ts, 101);
   const rebirth = r.applyRegistration(reg('a', { boot_id: 'b2', ts: 200 }), live(4));
   assert.is(rebirth.outcome, 'rebirth');
   assert.is(rebirth.record.id, first.id, 'registration id is stable');

@@ -1,17 +1,22 @@
 import type { Registration } from '../../lib/wire.js';
 import type { HubContext } from '../context.js';
+import { takeEcho } from '../republish.js';
 
 /** `nodes/{id}/registration`: a birth, an update, or (empty payload) a deregistration. */
 export function handleRegistration(ctx: HubContext, nodeId: string, reg: Registration | null, live: boolean): void {
   ctx.counters.messages.registration += 1;
   if (reg === null) return handleDeregistration(ctx, nodeId);
-  ctx.seenSinceConnect.add(nodeId); // the broker holds it: no need to re-publish it
+  ctx.resync.seen.add(nodeId); // the broker holds it: no need to re-publish it
   const { outcome, record } = ctx.registry.applyRegistration(reg, { now: ctx.now(), live });
+  if (outcome === 'older') {
+    ctx.counters.ignored.older_copy += 1; // e.g. a delayed copy of this boot's earlier announcement
+    return;
+  }
   if (outcome === 'duplicate') {
     // The hub's own re-publication coming back is expected and proves nothing.
     // Any other live copy is the device publishing the same bytes again (a
     // fixed mosquitto_pub payload): still a sign of life.
-    if (ctx.expectedEchoes.delete(nodeId) || !live) {
+    if (takeEcho(ctx, nodeId) || !live) {
       ctx.counters.ignored.duplicate += 1;
       return;
     }
