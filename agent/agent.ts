@@ -53,6 +53,8 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
 }
 
 const RETAINED_QOS1: IClientPublishOptions = { qos: 1, retain: true };
+/** A rebirth this soon after re-announcing to a restarted hub is already answered (the hub's resync waits up to 5 s). */
+const REBIRTH_QUIET_MS = 6000;
 
 class EdgeAgent implements Agent {
   readonly nodeId: string;
@@ -70,6 +72,9 @@ class EdgeAgent implements Agent {
   private client: MqttClient | undefined;
   private seq = 0;
   private lastAnnounceTs = 0;
+  /** Monotonic time of the last announcement (performance.now()). */
+  private lastAnnounceAt = -Infinity;
+  private lastAnnounceReason: 'connect' | 'rebirth' | 'hub-restart' | undefined;
   /** The hub session last seen online during this connection; a different one means the hub restarted. */
   private hubBootId: string | undefined;
   private stopping: Promise<void> | undefined;
@@ -84,7 +89,12 @@ class EdgeAgent implements Agent {
     this.log = opts.logger.child({ component: 'agent', node_id: opts.nodeId, boot_id: this.bootId });
     this.heartbeat = new HeartbeatLoop(opts.heartbeatIntervalMs, () => this.sendHeartbeat());
     this.commands = new CommandDispatcher(this.log);
-    this.commands.on('rebirth', () => this.announce('rebirth'));
+    this.commands.on('rebirth', () => {
+      // A restarted hub sends rebirth to every node once it has resynchronised,
+      // and the agent already re-announced on seeing it online: once is enough.
+      if (this.lastAnnounceReason === 'hub-restart' && performance.now() - this.lastAnnounceAt < REBIRTH_QUIET_MS) return;
+      this.announce('rebirth');
+    });
     // `cancel` is registered by the work-package executor (not built yet).
   }
 
@@ -195,6 +205,8 @@ class EdgeAgent implements Agent {
     // Strictly increasing within a boot, even if the device clock steps back (NTP at boot).
     const ts = Math.max(Date.now(), this.lastAnnounceTs + 1);
     this.lastAnnounceTs = ts;
+    this.lastAnnounceAt = performance.now();
+    this.lastAnnounceReason = reason;
     this.publish(client, this.topics.registration(this.nodeId), registrationPayload(this.opts, this.bootId, this.hardware, ts), RETAINED_QOS1);
     this.publish(client, this.topics.status(this.nodeId), onlineStatus(this.bootId, ts), RETAINED_QOS1);
     this.log.debug({ reason, ts }, 'announced');

@@ -77,6 +77,7 @@ export async function runSimulate(argv: string[], env: NodeJS.ProcessEnv): Promi
   }
   const count = int(flags, 'nodes', { min: 1, max: 100_000 }) ?? 10;
   const duration = str(flags, 'duration');
+  const stopAfter = duration ? parseDuration(duration) : undefined; // parsed before any agent starts
   let lastDraw = 0;
   const progress = (connected: number, started: number) => {
     const now = Date.now();
@@ -101,7 +102,6 @@ export async function runSimulate(argv: string[], env: NodeJS.ProcessEnv): Promi
   } catch (err) {
     throw new CliError(`edgefed simulate: ${(err as Error).message}`);
   }
-  const stopAfter = duration ? parseDuration(duration) : undefined;
   const signal = await new Promise<string>((resolve) => {
     process.once('SIGINT', () => resolve('SIGINT'));
     process.once('SIGTERM', () => resolve('SIGTERM'));

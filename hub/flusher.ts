@@ -46,7 +46,8 @@ export class Flusher {
   /** Writes now if anything is pending (and waits for a write in flight). */
   async flushNow(): Promise<void> {
     this.#clearTimer();
-    if (this.#writing) await this.#writing;
+    // Another caller's write may be in flight: it resolves only after that one is on disk.
+    while (this.#writing) await this.#writing;
     if (this.#dirty) await this.#run();
   }
 

@@ -17,6 +17,14 @@ export interface RefusalReport {
   via: 'mqtt' | 'http';
 }
 
+/** Bounds of the hub-error schema. */
+const MAX_REASON = 2048;
+const MAX_TOPIC = 1024;
+
+function clip(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
+}
+
 export type PublishFn = (topic: string, payload: string, opts: { qos: 0 | 1; retain: boolean }) => void;
 
 export class Refusals {
@@ -27,12 +35,14 @@ export class Refusals {
     private readonly publish: PublishFn,
   ) {}
 
-  record(r: RefusalReport): void {
+  record(report: RefusalReport): void {
+    // Reasons quote untrusted input (unknown field names, ids): bound what is logged and published.
+    const r = { ...report, reason: clip(report.reason, MAX_REASON), topic: clip(report.topic, MAX_TOPIC) };
     this.counters.refusals[r.code] = (this.counters.refusals[r.code] ?? 0) + 1;
     this.log.warn({ code: r.code, reason: r.reason, topic: r.topic, node_id: r.nodeId, via: r.via }, 'refused');
     if (r.via !== 'mqtt' || r.nodeId === undefined) return;
-    const report: HubError = { code: r.code, reason: r.reason, topic: r.topic.slice(0, 1024), ts: Date.now() };
-    if (r.code !== 'invalid_node_id') report.node_id = r.nodeId;
-    this.publish(this.topics.hubError(r.nodeId), JSON.stringify(report), { qos: 0, retain: false });
+    const error: HubError = { code: r.code, reason: r.reason, topic: r.topic, ts: Date.now() };
+    if (r.code !== 'invalid_node_id') error.node_id = r.nodeId;
+    this.publish(this.topics.hubError(r.nodeId), JSON.stringify(error), { qos: 0, retain: false });
   }
 }

@@ -30,7 +30,7 @@ export function describe(errors: ErrorObject[] | null | undefined): string[] {
   if (!errors || errors.length === 0) return ['invalid'];
   return errors.slice(0, 10).map((e) => {
     const where = e.instancePath === '' ? 'payload' : e.instancePath.slice(1).replace(/\//g, '.');
-    if (e.keyword === 'additionalProperties') return `${where}: unknown field "${String(e.params.additionalProperty)}"`;
+    if (e.keyword === 'additionalProperties') return `${where}: unknown field "${String(e.params.additionalProperty).slice(0, 64)}"`;
     if (e.keyword === 'required') return `${where}: missing required field "${String(e.params.missingProperty)}"`;
     if (e.keyword === 'pattern') return `${where}: ${e.message ?? 'bad format'} (letters, digits, . _ - only; 1-64 chars, starting with a letter or digit)`;
     return `${where}: ${e.message ?? e.keyword}`;

@@ -8,6 +8,7 @@ import * as assert from 'uvu/assert';
 import type { Federation } from '../hub/federation.js';
 import type { Logger } from '../lib/log.js';
 import { jsonLogger } from '../lib/log.js';
+import { validators } from '../schemas/index.js';
 import { closeAll, collector, device, federation, registration } from './helpers/federation.js';
 import { waitFor, withTimeout } from './helpers/time.js';
 
@@ -84,6 +85,20 @@ for (const c of cases) {
     await closeAll(dev, late, other);
   })(), 8000, c.name));
 }
+
+test('a refusal quoting hostile input stays within the error schema bounds', (ctx) => withTimeout((async () => {
+  const fed = (ctx.fed = await federation());
+  const dev = await device(fed, 'good-1');
+  const errors = await collector(dev, fed.hub.topics.hubError('good-1'));
+  const hostile: Record<string, unknown> = { ...good };
+  for (let i = 0; i < 20; i += 1) hostile[`${'k'.repeat(3000)}${i}`] = 1;
+  await dev.publishAsync(fed.hub.topics.registration('good-1'), JSON.stringify(hostile), { qos: 1, retain: true });
+  await waitFor(() => errors.length === 1);
+  const report = JSON.parse(errors[0]!.payload) as Record<string, unknown>;
+  assert.is(report.code, 'schema');
+  assert.ok(validators.hubError(report).ok, 'the report itself is valid');
+  await closeAll(dev);
+})(), 8000, 'hostile reason'));
 
 test('a bad heartbeat and a bad status are refused and change nothing', (ctx) => withTimeout((async () => {
   const fed = (ctx.fed = await federation());

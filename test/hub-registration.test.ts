@@ -96,6 +96,21 @@ T('a heartbeat from an unknown node gets a rebirth command', async (ctx) => {
   await closeAll(dev);
 });
 
+T('a heartbeat from a deregistered node does not ask it to re-register', async (ctx) => {
+  const fed = (ctx.fed = await federation());
+  const dev = await device(fed, 'left');
+  const commands = await collector(dev, fed.hub.topics.commands('left'));
+  await dev.publishAsync(fed.hub.topics.registration('left'), JSON.stringify(registration('left')), { qos: 1, retain: true });
+  await dev.publishAsync(fed.hub.topics.registration('left'), '', { qos: 1, retain: true });
+  await waitFor(() => fed.hub.registry.get('left')?.status === 'deregistered');
+  await dev.publishAsync(fed.hub.topics.heartbeat('left'), JSON.stringify({ seq: 1, ts: Date.now() }));
+  await waitFor(() => fed.hub.counters.messages.heartbeat === 1);
+  await new Promise((r) => setTimeout(r, 100));
+  assert.is(commands.length, 0);
+  assert.is(fed.hub.registry.get('left')?.status, 'deregistered');
+  await closeAll(dev);
+});
+
 T('the hub announces itself online (retained) and offline/shutdown on stop', async (ctx) => {
   const fed = (ctx.fed = await federation());
   const op = await device(fed, 'operator');

@@ -11,7 +11,9 @@ export function handleHeartbeat(ctx: HubContext, nodeId: string, hb: Heartbeat):
   const change = ctx.registry.applyHeartbeat(nodeId, hb, ctx.now());
   if (change === 'unknown_node') {
     ctx.counters.ignored.unknown_node += 1;
-    ctx.requestRebirth(nodeId);
+    // A deregistered node is known and was removed on purpose: asking it to
+    // re-announce would quietly undo the deregistration.
+    if (ctx.registry.get(nodeId)?.status !== 'deregistered') ctx.requestRebirth(nodeId);
     return;
   }
   if (change === 'durable') ctx.log.info({ node_id: nodeId }, 'node active again (heartbeat)');
