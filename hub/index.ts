@@ -44,6 +44,8 @@ export interface HubOptions {
   sweepIntervalMs?: number;
   /** After a refusal on a retained topic, restore the last valid retained message (external brokers keep what they got). */
   repairRetained?: boolean;
+  /** How long a deregistered node's record is kept before it is forgotten (default 7 days). */
+  deregisteredRetentionMs?: number;
   /** Minimum time between two rebirth requests to one node (default 30 s). */
   rebirthThrottleMs?: number;
   /** MQTT keepalive of the hub's own session, seconds (default 30). */
@@ -56,7 +58,8 @@ export interface HubOptions {
 }
 
 type HubDefaults = Required<Pick<HubOptions,
-  'topicRoot' | 'maxPayloadBytes' | 'missedBeats' | 'sweepIntervalMs' | 'repairRetained' | 'rebirthThrottleMs' | 'keepaliveS' | 'resync'>>;
+  'topicRoot' | 'maxPayloadBytes' | 'missedBeats' | 'sweepIntervalMs' | 'repairRetained' | 'rebirthThrottleMs' | 'keepaliveS' | 'resync'
+  | 'deregisteredRetentionMs'>>;
 
 export const defaultHubOptions: HubDefaults = {
   topicRoot: DEFAULT_TOPIC_ROOT,
@@ -65,6 +68,7 @@ export const defaultHubOptions: HubDefaults = {
   sweepIntervalMs: 1000,
   repairRetained: false,
   rebirthThrottleMs: 30_000,
+  deregisteredRetentionMs: 7 * 24 * 3600 * 1000,
   keepaliveS: 30,
   resync: { settleMs: 300, maxWaitMs: 5000 },
 };
@@ -221,6 +225,11 @@ export class Hub {
   }
 
   #sweepLiveness(): void {
+    const pruned = this.registry.pruneDeregistered(Date.now(), this.#o.deregisteredRetentionMs);
+    if (pruned.length > 0) {
+      this.log.info({ nodes: pruned.length }, 'forgot nodes deregistered long ago');
+      this.#flusher.markDirty('durable');
+    }
     const changed = this.registry.sweep(Date.now(), this.#o.missedBeats);
     if (changed.length === 0) return;
     this.counters.stale_transitions += changed.length;

@@ -208,6 +208,22 @@ export class Registry {
     this.applyStatus(nodeId, early.status, early.seen);
   }
 
+  /**
+   * Forgets nodes deregistered more than `retentionMs` ago. Their records are
+   * kept a while for operators (who left, when); keeping them for ever would
+   * let the registry, and the cost of every flush, grow without end.
+   */
+  pruneDeregistered(now: number, retentionMs: number): string[] {
+    const pruned: string[] = [];
+    for (const r of this.#nodes.values()) {
+      if (r.status === 'deregistered' && now - r.updated_at > retentionMs) {
+        this.#nodes.delete(r.node_id);
+        pruned.push(r.node_id);
+      }
+    }
+    return pruned;
+  }
+
   countByStatus(): Record<NodeState, number> {
     const counts: Record<NodeState, number> = { active: 0, stale: 0, offline: 0, deregistered: 0 };
     for (const r of this.#nodes.values()) counts[r.status] += 1;

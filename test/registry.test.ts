@@ -82,4 +82,15 @@ test('deregistration keeps the record, marked; registrationOf rebuilds the paylo
   assert.equal(r.countByStatus(), { active: 0, stale: 0, offline: 0, deregistered: 1 });
 });
 
+test('deregistered records are forgotten after the retention time, others never', () => {
+  const r = new Registry();
+  r.applyRegistration(reg('gone'), live(0));
+  r.applyRegistration(reg('stays'), live(0));
+  r.deregister('gone', 1000);
+  assert.equal(r.pruneDeregistered(1500, 1000), []);
+  assert.equal(r.pruneDeregistered(2001, 1000), ['gone']);
+  assert.equal(r.pruneDeregistered(10_000_000, 1000), []);
+  assert.is(r.size, 1);
+});
+
 test.run();
