@@ -16,6 +16,7 @@ import { startFederation } from '../hub/federation.js';
 import { silentLogger } from '../lib/log.js';
 import { topics } from '../lib/topics.js';
 import { closeMany, connectMany, publishRegistrations } from './clients.js';
+import { startProfile } from './profile.js';
 import { median, round } from './stats.js';
 
 const t = topics();
@@ -52,11 +53,13 @@ async function edgefed(n: number): Promise<{ ms: number; bytes: number }> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'edgefed-bench-'));
   const fed = await startFederation({ mqttPort: 0, httpPort: 0, dataDir: dir, logger: silentLogger });
   const clients = await connectMany(fed.mqttUrl!, n, 'storm');
+  const profile = await startProfile(process.env.BENCH_PROFILE);
   const started = performance.now();
   publishRegistrations(clients, 'storm');
   await waitUntil(() => fed.hub.registry.size >= n, 120_000);
   await fed.hub.flush(); // "in the registry and flushed to disk"
   const took = performance.now() - started;
+  await profile.stop();
   const bytes = (await fs.stat(path.join(dir, 'registry.json'))).size;
   await closeMany(clients);
   await fed.stop();
@@ -64,7 +67,7 @@ async function edgefed(n: number): Promise<{ ms: number; bytes: number }> {
   return { ms: took, bytes };
 }
 
-export async function registrationStorm(n: number, runs: number): Promise<Record<string, number>> {
+export async function registrationStorm(n: number, runs: number): Promise<Record<string, number | number[]>> {
   const floor: number[] = [];
   const ours: number[] = [];
   let bytes = 0;
@@ -76,5 +79,8 @@ export async function registrationStorm(n: number, runs: number): Promise<Record
   }
   const f = median(floor);
   const o = median(ours);
-  return { nodes: n, runs, bare_aedes_median_ms: round(f), edgefed_median_ms: round(o), ratio: round(o / f, 2), registry_bytes: bytes };
+  return {
+    nodes: n, runs, bare_aedes_median_ms: round(f), edgefed_median_ms: round(o), ratio: round(o / f, 2), registry_bytes: bytes,
+    bare_aedes_runs_ms: floor.map((v) => round(v)), edgefed_runs_ms: ours.map((v) => round(v)),
+  };
 }

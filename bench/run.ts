@@ -13,7 +13,7 @@ import { arg, machine } from './stats.js';
 const argv = process.argv.slice(2);
 const scenario = argv[0] && !argv[0].startsWith('--') ? argv[0] : 'all';
 
-function print(name: string, result: Record<string, number>): void {
+function print(name: string, result: Record<string, number | number[]>): void {
   process.stdout.write(`${JSON.stringify({ scenario: name, machine: machine(), date: new Date().toISOString(), ...result })}\n`);
 }
 

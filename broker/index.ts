@@ -59,7 +59,8 @@ export async function createBroker(options: BrokerOptions = {}): Promise<Edgefed
   const log = opts.logger.child({ component: 'broker' });
   const aedes = await Aedes.createBroker(toAedesOptions(opts));
   logAedesEvents(aedes, log);
-  keepDeliveryAsync(aedes);
+  // Only a bounded bus queues messages, and only a queue can chain synchronous releases.
+  if (opts.busConcurrency > 0) keepDeliveryAsync(aedes);
 
   const stats: BrokerStats = { packetGuardDrops: 0 };
   const connections = new Set<Duplex>();

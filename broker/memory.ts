@@ -19,18 +19,8 @@ class MemoryEnd extends Duplex {
       callback(new Error('EPIPE: the other end of the in-memory pair is closed'));
       return;
     }
-    // Delivered on a later tick, as a socket would: a synchronous push runs
-    // the reader (aedes's recursive read loop, mqtt.js's parser) inside the
-    // writer's stack, and under load the two recurse into each other until
-    // the stack overflows.
-    setImmediate(() => {
-      if (peer.destroyed) {
-        callback(new Error('EPIPE: the other end of the in-memory pair is closed'));
-        return;
-      }
-      if (peer.push(chunk)) callback();
-      else this.blockedWrite = () => callback();
-    });
+    if (peer.push(chunk)) callback();
+    else this.blockedWrite = () => callback();
   }
 
   override _read(): void {

@@ -17,7 +17,7 @@ export interface FlusherOptions {
   onFlushed?: (durationMs: number) => void;
 }
 
-export const defaultFlusherOptions: Omit<FlusherOptions, 'onError'> = { soonMs: 50, lazyMs: 5000, costFactor: 4 };
+export const defaultFlusherOptions: Omit<FlusherOptions, 'onError'> = { soonMs: 50, lazyMs: 5000, costFactor: 8 };
 
 export class Flusher {
   #timer: NodeJS.Timeout | undefined;
