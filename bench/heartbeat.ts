@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
+import type { Aedes } from 'aedes';
 import { startFederation } from '../hub/federation.js';
 import { silentLogger } from '../lib/log.js';
 import { startProfile } from './profile.js';
@@ -19,18 +20,38 @@ const CLI = fileURLToPath(new URL('../cli/main.ts', import.meta.url));
 const LOOP_RESOLUTION_MS = 1;
 const lateness = (ns: number): number => round(Math.max(0, ns / 1e6 - LOOP_RESOLUTION_MS), 2);
 
+/** Counts (re)connections and disconnections seen by the broker. */
+function watchChurn(aedes: Aedes) {
+  let connects = 0;
+  let disconnects = 0;
+  let lastConnectAt = Date.now();
+  aedes.on('client', () => { connects += 1; lastConnectAt = Date.now(); });
+  aedes.on('clientDisconnect', () => { disconnects += 1; });
+  const errors = new Map<string, number>();
+  aedes.on('clientError', (_client, err) => errors.set(err.message, (errors.get(err.message) ?? 0) + 1));
+  return {
+    errors,
+    get lastConnectAt() { return lastConnectAt; },
+    snapshot: () => ({ connects, disconnects }),
+    reset: () => { connects = 0; disconnects = 0; },
+  };
+}
+
 export async function heartbeat(n: number, intervalMs: number, windowMs: number): Promise<Record<string, number>> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'edgefed-bench-hb-'));
   const fed = await startFederation({ mqttPort: 0, httpPort: 0, dataDir: dir, logger: silentLogger });
   const sim = spawn(process.execPath, ['--import', 'tsx', CLI, 'simulate', '--nodes', String(n), '--broker', fed.mqttUrl!,
     '--heartbeat-interval', `${intervalMs}ms`, '--rate', '1000', '--keepalive', '60'], { stdio: ['ignore', 'ignore', 'ignore'] });
+  const churn = watchChurn(fed.broker!.aedes);
   try {
-    const deadline = Date.now() + 120_000;
-    while (fed.hub.registry.size < n) {
-      if (Date.now() > deadline) throw new Error(`only ${fed.hub.registry.size}/${n} agents registered`);
+    const deadline = Date.now() + 180_000;
+    // Steady state: every node registered, and no (re)connection for 3 intervals.
+    while (fed.hub.registry.size < n || Date.now() - churn.lastConnectAt < 3 * intervalMs) {
+      if (Date.now() > deadline) throw new Error(`no steady state: ${fed.hub.registry.size}/${n} registered, ${JSON.stringify(churn.snapshot())}`);
       await new Promise((r) => setTimeout(r, 100));
     }
-    await new Promise((r) => setTimeout(r, 2 * intervalMs)); // let the beats spread out
+    const rampChurn = churn.snapshot();
+    churn.reset();
     const beatsBefore = fed.hub.counters.messages.heartbeat;
     const flushesBefore = fed.hub.counters.flushes;
     // The histogram records the time between its 1 ms timer ticks, so the
@@ -57,6 +78,10 @@ export async function heartbeat(n: number, intervalMs: number, windowMs: number)
       event_loop_delay_max_ms: lateness(loop.max),
       still_active: fed.hub.registry.countByStatus().active,
       registry_flushes: fed.hub.counters.flushes - flushesBefore,
+      ramp_connects: rampChurn.connects,
+      ramp_disconnects: rampChurn.disconnects,
+      window_connects: churn.snapshot().connects,
+      client_errors: [...churn.errors.values()].reduce((a, b) => a + b, 0),
       last_flush_ms: fed.hub.counters.last_flush_ms,
     };
   } finally {

@@ -1,5 +1,6 @@
 import type { AedesOptions } from 'aedes';
 import type { AuthorizePublishHook, ResolvedBrokerOptions } from './options.js';
+import { indexedMemoryPersistence } from './retained-index.js';
 
 /**
  * Maps our options onto aedes's. Hooks left undefined keep aedes's defaults
@@ -28,6 +29,7 @@ export function toAedesOptions(options: ResolvedBrokerOptions): AedesOptions {
     heartbeatInterval: options.heartbeatIntervalMs,
     connectTimeout: options.connectTimeoutMs,
     concurrency: options.busConcurrency,
+    persistence: indexedMemoryPersistence(),
   };
   if (options.authenticate) aedesOptions.authenticate = options.authenticate;
   if (options.authorizePublish) aedesOptions.authorizePublish = keepSysReserved(options.authorizePublish);
