@@ -17,7 +17,7 @@ import { HubLink } from './link.js';
 import { lockDataDir, type DataDirLock } from './lock.js';
 import { Refusals } from './refusals.js';
 import { Registry, registrationOf, type NodeRecord } from './registry.js';
-import { expectEcho, republishMissing, requestRebirthAll, waitForReplay } from './republish.js';
+import { deregisterMissing, expectEcho, republishMissing, requestRebirthAll, waitForReplay } from './republish.js';
 import { createRouter } from './router.js';
 import { fileAdapter, registryPath, RegistryStore, type RegistryFile } from './store.js';
 import { VERSION } from '../lib/version.js';
@@ -256,8 +256,10 @@ export class Hub {
     if (!(await waitForReplay(this.#ctx, this.#o.resync, () => this.#stopped))) return;
     const { seen, brokerKeptStore } = this.#ctx.resync;
     const republished = brokerKeptStore ? 0 : republishMissing(this.#ctx);
+    const deregistered = brokerKeptStore ? deregisterMissing(this.#ctx) : [];
+    for (const id of deregistered) this.log.info({ node_id: id }, 'node deregistered while the hub was away');
     const rebirths = first ? requestRebirthAll(this.#ctx) : 0;
-    this.log.info({ replayed: seen.size, broker_kept_store: brokerKeptStore, republished, rebirths }, 'broker resynchronised with the registry');
+    this.log.info({ replayed: seen.size, broker_kept_store: brokerKeptStore, republished, deregistered: deregistered.length, rebirths }, 'broker resynchronised with the registry');
   }
 
   /** An external broker kept a refused retained message: put back the last valid one, or clear it. */

@@ -63,6 +63,21 @@ export function republishMissing(ctx: HubContext): number {
   return count;
 }
 
+/**
+ * The broker kept its store but no longer holds these nodes' registrations:
+ * they were deregistered (an empty retained registration) while the hub was
+ * not listening. The registry follows the broker.
+ */
+export function deregisterMissing(ctx: HubContext): string[] {
+  const gone: string[] = [];
+  for (const record of [...ctx.registry.all()]) {
+    if (record.status === 'deregistered' || ctx.resync.seen.has(record.node_id)) continue;
+    if (ctx.registry.deregister(record.node_id, ctx.now())) gone.push(record.node_id);
+  }
+  if (gone.length > 0) ctx.flusher.markDirty('durable');
+  return gone;
+}
+
 export function requestRebirthAll(ctx: HubContext): number {
   let count = 0;
   for (const record of ctx.registry.all()) {

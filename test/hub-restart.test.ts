@@ -118,6 +118,7 @@ T('a hub restarted against a broker that kept its store re-publishes nothing (a 
     const seen = await collector(dev, second.topics.registration('x'));
     await new Promise((r) => setTimeout(r, 100));
     assert.is(seen.length, 0, 'not brought back on the broker');
+    assert.is(second.registry.get('x')?.status, 'deregistered', 'the registry follows the broker');
     await second.stop();
     await closeAll(dev);
   } finally {

@@ -9,7 +9,9 @@
  * This file is not a test file: the interop pattern '\.interop\.ts$' skips it.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import fs from 'node:fs/promises';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -82,6 +84,39 @@ export function brokerArgs(hub: HubProcess): string[] {
   const url = new URL(hub.mqttUrl);
   if (url.hostname !== '127.0.0.1') throw new Error(`interop tests use loopback only, the hub listens on ${hub.mqttUrl}`);
   return ['-h', '127.0.0.1', '-p', url.port];
+}
+
+/** A real mosquitto broker on a free loopback port (Debian's `mosquitto`), for external-broker tests. */
+export async function startMosquitto(): Promise<{ port: number; stop(): Promise<void> }> {
+  const port = await freePort();
+  // mosquitto 2.0 with -p and no config listens on loopback only, anonymous allowed.
+  const bin = existsSync('/usr/sbin/mosquitto') ? '/usr/sbin/mosquitto' : 'mosquitto'; // /usr/sbin is not always on PATH
+  const { child, exited, spawned } = track(bin, ['-p', String(port)], false);
+  child.stdout!.resume();
+  child.stderr!.resume();
+  await spawned.catch((err: Error) => { throw new Error(`${err.message} (the broker: apt-get install -y mosquitto)`); });
+  await waitFor(() => new Promise<boolean>((resolve) => {
+    const sock = net.connect(port, '127.0.0.1', () => { sock.destroy(); resolve(true); });
+    sock.once('error', () => resolve(false));
+  }), { timeoutMs: 5000, intervalMs: 50, label: `mosquitto listening on ${port}` });
+  return {
+    port,
+    async stop() {
+      child.kill('SIGTERM');
+      await withTimeout(exited, 5000, 'mosquitto exit').catch(() => child.kill('SIGKILL'));
+    },
+  };
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
 }
 
 // ---------------------------------------------------------------------------
@@ -273,13 +308,11 @@ export async function tempDir(prefix: string): Promise<string> {
 }
 
 /**
- * `edgefed start` (spawnHub), returned once the hub has subscribed to the node
- * topics ("hub connected to the broker"), not merely "edgefed ready": the
- * hub logs "ready" and publishes its retained `online` status before its
- * SUBSCRIBE completes, and a registration that reaches the broker in that gap
- * comes to the hub as a retained replay and is recorded `stale` ("replayed"),
- * not `active` (seen under load; reported as a hub flaw). Tests that measure
- * joining wait for the hub to really listen.
+ * `edgefed start` (spawnHub), returned once the hub has logged that it is
+ * subscribed ("hub connected to the broker"). The hub subscribes before it
+ * logs "edgefed ready" (a registration sent earlier would reach it as a
+ * retained replay and be recorded `stale`); the extra wait keeps these tests
+ * honest if that order ever regresses.
  */
 export async function spawnListeningHub(args: string[]): Promise<HubProcess> {
   const hub = await spawnHub(args);

@@ -1,0 +1,56 @@
+/**
+ * `edgefed start --broker-url`: the hub against a real mosquitto broker, as a
+ * site that already runs one would deploy it. The broker keeps whatever it is
+ * sent, so the hub repairs refused retained messages, and a hub restart must
+ * not resurrect a node deregistered meanwhile.
+ */
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { waitFor } from '../helpers/time.js';
+import {
+  health, killStrays, listNodes, mosquittoPub, publishRegistration, registration, retainedRegistration, spawnListeningHub,
+  startMosquitto, stopHub, tempDir, topic, waitForNodeStatus, within, type HubProcess,
+} from './helpers.js';
+
+const test = suite('interop: hub on an external mosquitto broker');
+test.after.each(() => killStrays());
+
+test('join, repair of a refused retained registration, and a restart that keeps a deregistration', within(40_000, 'external', async () => {
+  const mosquitto = await startMosquitto();
+  const broker = ['-h', '127.0.0.1', '-p', String(mosquitto.port)];
+  const dir = await tempDir('edgefed-interop-external-');
+  let hub: HubProcess | undefined;
+  try {
+    hub = await spawnListeningHub(['--broker-url', `mqtt://127.0.0.1:${mosquitto.port}`, '--data-dir', dir]);
+    const good = registration('ext-1');
+    await publishRegistration(broker, good);
+    await publishRegistration(broker, registration('ext-2'));
+    await waitForNodeStatus(hub, 'ext-1', 'active');
+    await waitForNodeStatus(hub, 'ext-2', 'active');
+
+    // mosquitto stores the bad retained payload; the hub refuses it and puts the last valid one back.
+    await mosquittoPub(broker, ['-r', '-q', '1', '-t', topic.registration('ext-1'), '-m', '{"node_id":"ext-1",']);
+    await waitFor(async () => ((await health(hub!)).counters.refusals.not_json ?? 0) === 1, { timeoutMs: 3000, label: 'refused' });
+    const repaired = await waitFor(async () => {
+      const m = await retainedRegistration(broker, 'ext-1');
+      return m && m.payload.startsWith('{"node_id":"ext-1","capabilities"') ? m : undefined;
+    }, { timeoutMs: 5000, intervalMs: 200, label: 'retained registration repaired' });
+    assert.is(JSON.parse(repaired.payload).boot_id, good.boot_id);
+    assert.is((await listNodes(hub)).find((n) => n.node_id === 'ext-1')?.status, 'active');
+
+    // The hub stops; ext-2 deregisters while it is away; the restarted hub must not bring it back.
+    await stopHub(hub);
+    hub = undefined;
+    await mosquittoPub(broker, ['-r', '-q', '1', '-n', '-t', topic.registration('ext-2')]);
+    hub = await spawnListeningHub(['--broker-url', `mqtt://127.0.0.1:${mosquitto.port}`, '--data-dir', dir]);
+    await waitFor(() => hub!.lines.some((l) => l.includes('"broker_kept_store":true')), { timeoutMs: 8000, label: 'resync done' });
+    assert.is(await retainedRegistration(broker, 'ext-2', 1), undefined, 'ext-2 not re-published');
+    assert.is((await listNodes(hub)).find((n) => n.node_id === 'ext-2')?.status, 'deregistered', 'the registry follows the broker');
+    assert.ok(await retainedRegistration(broker, 'ext-1', 1), 'ext-1 still retained');
+  } finally {
+    await stopHub(hub);
+    await mosquitto.stop();
+  }
+}));
+
+test.run();
