@@ -57,7 +57,10 @@ export async function startFederation(o: FederationOptions): Promise<Federation>
   const maxPayloadBytes = o.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
   // The HTTP API answers on `bind` too, with or without the embedded broker.
   assertBindAllowed({ host: bind, insecure: o.insecure ?? false, authConfigured: o.broker?.authenticate !== undefined });
-  const broker = o.brokerUrl ? undefined : await startEmbeddedBroker(o, bind, topicRoot, maxPayloadBytes, log);
+  const broker = o.brokerUrl ? undefined : await startEmbeddedBroker(o, bind, topicRoot, maxPayloadBytes, log).catch((err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EADDRINUSE') throw err;
+    throw new Error(`EDGEFED_ERR_MQTT_LISTEN: ${bind}:${o.mqttPort ?? 1883} is already in use (another edgefed start, or a mosquitto?). Stop it, choose another --mqtt-port, or use it with --broker-url.`);
+  });
   let hub: Hub;
   try {
     hub = createHub(hubOptions(o, broker, topicRoot, maxPayloadBytes, log));

@@ -106,6 +106,18 @@ T('unknown routes and methods answer JSON errors', async (ctx) => {
   assert.is(badPath.body.error.code, 'EDGEFED_ERR_BAD_PATH');
 });
 
+T('a taken MQTT port is an actionable error, and nothing is left running', async (ctx) => {
+  const fed = (ctx.fed = await federation({ mqttListen: true, mqttPort: 0 }));
+  const port = Number(new URL(fed.mqttUrl!).port);
+  try {
+    const second = await federation({ mqttListen: true, mqttPort: port });
+    await second.stop();
+    assert.unreachable('two brokers on one port');
+  } catch (err) {
+    assert.match((err as Error).message, /EDGEFED_ERR_MQTT_LISTEN: .*--mqtt-port/);
+  }
+});
+
 T('a non-loopback bind is refused without --insecure, also with an external broker', async () => {
   for (const brokerUrl of [undefined, 'mqtt://127.0.0.1:1']) {
     try {
