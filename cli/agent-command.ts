@@ -5,8 +5,8 @@
  */
 import { AGENT_DEFAULTS, AgentConfigError, startAgent, type Agent } from '../agent/index.js';
 import { parseDuration } from '../lib/duration.js';
-import { jsonLogger, type Logger, type LogLevel } from '../lib/log.js';
-import { CliError, helpText, int, labels, list, parseFlags, str, type FlagSpecs } from './args.js';
+import { jsonLogger, type Logger } from '../lib/log.js';
+import { CliError, helpText, int, labels, list, logLevel, parseFlags, str, type FlagSpecs } from './args.js';
 
 const FLAGS: FlagSpecs = {
   id: { type: 'string', value: 'NODE_ID', help: "This node's id, also its MQTT client id (required)" },
@@ -23,7 +23,6 @@ const FLAGS: FlagSpecs = {
 
 const USAGE = 'edgefed agent --id NODE_ID --capabilities LIST [--broker URL] [--label NAME=VALUE ...] [options]';
 const SUMMARY = 'Runs the edge agent: registers this node with the hub over MQTT, sends heartbeats and answers commands.\nLogs JSON lines to stderr. Stops cleanly on SIGTERM or SIGINT.';
-const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error', 'silent'];
 const HINT = 'Run "edgefed agent --help".';
 
 export async function runAgentCommand(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
@@ -36,9 +35,7 @@ export async function runAgentCommand(argv: string[], env: NodeJS.ProcessEnv): P
       return 0;
     }
     if (positionals.length > 0) throw new CliError(`edgefed agent: unexpected argument "${positionals[0]}". ${HINT}`);
-    const level = str(flags, 'log-level') as LogLevel;
-    if (!LOG_LEVELS.includes(level)) throw new CliError(`edgefed agent: --log-level must be one of ${LOG_LEVELS.join(', ')}, got "${level}". ${HINT}`);
-    log = jsonLogger(level, { name: 'edgefed-agent' });
+    log = jsonLogger(logLevel(flags, 'agent'), { name: 'edgefed-agent' });
     const nodeId = required(str(flags, 'id'), 'id');
     const capabilities = list(flags, 'capabilities');
     if (capabilities.length === 0) required(undefined, 'capabilities');

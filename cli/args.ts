@@ -4,6 +4,16 @@
  * Errors are CliError with exit code 2 and a pointer to --help.
  */
 import { parseArgs } from 'node:util';
+import type { LogLevel } from '../lib/log.js';
+
+export const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error', 'silent'];
+
+/** `--log-level`, shared by every long-running command. */
+export function logLevel(flags: Flags, command: string): LogLevel {
+  const value = str(flags, 'log-level') ?? 'info';
+  if ((LOG_LEVELS as readonly string[]).includes(value)) return value as LogLevel;
+  throw new CliError(`edgefed ${command}: --log-level must be one of ${LOG_LEVELS.join(', ')}, got "${value}". Run "edgefed ${command} --help".`);
+}
 
 export interface FlagSpec {
   type: 'string' | 'boolean';

@@ -6,9 +6,9 @@ import path from 'node:path';
 import { pino } from 'pino';
 import { DEFAULT_MAX_PAYLOAD_BYTES } from '../hub/admission.js';
 import { startFederation } from '../hub/federation.js';
-import type { Logger, LogLevel } from '../lib/log.js';
+import type { Logger } from '../lib/log.js';
 import { DEFAULT_TOPIC_ROOT } from '../lib/topics.js';
-import { CliError, helpText, int, parseFlags, str, type FlagSpecs } from './args.js';
+import { helpText, int, logLevel, parseFlags, str, type FlagSpecs } from './args.js';
 
 const SPECS: FlagSpecs = {
   'mqtt-port': { type: 'string', value: 'PORT', help: 'MQTT port of the embedded broker (0 = any free port)', default: '1883' },
@@ -23,19 +23,13 @@ const SPECS: FlagSpecs = {
   'log-level': { type: 'string', value: 'LEVEL', help: 'debug, info, warn, error or silent', default: 'info' },
 };
 
-export function logLevel(value: string | undefined): LogLevel {
-  const levels: LogLevel[] = ['debug', 'info', 'warn', 'error', 'silent'];
-  if (value && (levels as string[]).includes(value)) return value as LogLevel;
-  throw new CliError(`--log-level must be one of ${levels.join(', ')}, got "${value ?? ''}"`);
-}
-
 export async function runStart(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   const { flags } = parseFlags('start', argv, SPECS, env);
   if (flags.help) {
     process.stdout.write(helpText('edgefed start [options]', 'Starts the embedded MQTT broker and the hub: node registry, liveness, HTTP API.', SPECS));
     return 0;
   }
-  const log: Logger = pino({ level: logLevel(str(flags, 'log-level')), base: { app: 'edgefed' } });
+  const log: Logger = pino({ level: logLevel(flags, 'start'), base: { app: 'edgefed' } });
   const brokerUrl = str(flags, 'broker-url');
   const fed = await startFederation({
     bind: str(flags, 'bind') ?? '127.0.0.1',

@@ -8,14 +8,14 @@ import type { IClientOptions, MqttClient } from 'mqtt';
 import { nanoid } from 'nanoid';
 import { jsonLogger, type Logger } from '../lib/log.js';
 import { topics as makeTopics, DEFAULT_TOPIC_ROOT, type Topics } from '../lib/topics.js';
-import type { HttpHeartbeat, HttpRegistration, RefusalCode, Registration } from '../lib/wire.js';
+import type { HttpHeartbeat, HttpRegistration, Registration } from '../lib/wire.js';
 import { DEFAULT_MAX_PAYLOAD_BYTES } from './admission.js';
 import type { HubContext } from './context.js';
 import { newCounters, type HubCounters } from './counters.js';
 import { defaultFlusherOptions, Flusher, type FlusherOptions } from './flusher.js';
 import { HubLink } from './link.js';
 import { lockDataDir, type DataDirLock } from './lock.js';
-import { Refusals } from './refusals.js';
+import { Refusals, type RefusalReport } from './refusals.js';
 import { Registry, registrationOf, type NodeRecord } from './registry.js';
 import { deregisterMissing, expectEcho, republishMissing, requestRebirthAll, waitForReplay } from './republish.js';
 import { createRouter } from './router.js';
@@ -206,9 +206,9 @@ export class Hub {
     return { record, created: outcome === 'created' };
   }
 
-  /** HTTP refusals are logged by the API; they are counted with the MQTT ones. */
-  countHttpRefusal(code: RefusalCode): void {
-    this.counters.refusals[code] = (this.counters.refusals[code] ?? 0) + 1;
+  /** Records a refusal (HTTP bodies too): logged once, counted with the MQTT ones. */
+  refuse(report: RefusalReport): void {
+    this.#ctx.refusals.record(report);
   }
 
   /** `POST /federation/nodes/:id/heartbeat`: liveness for HTTP-only devices. */

@@ -11,6 +11,7 @@ import type { HubCounters } from './counters.js';
 export interface RefusalReport {
   code: RefusalCode;
   reason: string;
+  /** The MQTT topic, or `METHOD /path` for an HTTP request. */
   topic: string;
   nodeId?: string;
   /** Where it came from: `mqtt` or `http`. */

@@ -75,8 +75,12 @@ async function handle(hub: Hub, bodyLimit: number, req: http.IncomingMessage, re
     const e = err instanceof HttpError ? err : new HttpError(500, 'EDGEFED_ERR_INTERNAL', 'internal error');
     if (!(err instanceof HttpError)) hub.log.error({ err: (err as Error).message, path: url.pathname }, 'HTTP handler failed');
     if (e.status === 400 || e.status === 413 || e.status === 422) {
-      hub.log.warn({ code: e.code, reason: e.message, details: e.details, path: url.pathname, via: 'http' }, 'refused');
-      hub.countHttpRefusal(e.status === 413 ? 'too_large' : e.code === 'EDGEFED_ERR_BAD_JSON' ? 'not_json' : 'schema');
+      hub.refuse({
+        code: e.status === 413 ? 'too_large' : e.code === 'EDGEFED_ERR_BAD_JSON' ? 'not_json' : 'schema',
+        reason: e.details ? `${e.message}: ${e.details.join('; ')}` : e.message,
+        topic: `${req.method ?? ''} ${url.pathname}`,
+        via: 'http',
+      });
     }
     if (!res.headersSent) sendError(res, e);
     else res.end();
