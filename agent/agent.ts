@@ -14,7 +14,7 @@ import { createClient } from './connection.js';
 import { HeartbeatLoop } from './heartbeat.js';
 import { resolveOptions, type AgentOptions, type ResolvedAgentOptions } from './options.js';
 import { heartbeatPayload, hostHardware, offlineStatus, onlineStatus, registrationPayload } from './payloads.js';
-import { disconnect } from './shutdown.js';
+import { disconnect } from '../lib/goodbye.js';
 
 /** Events an agent emits; neither carries arguments. */
 export interface AgentEventMap {

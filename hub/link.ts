@@ -8,7 +8,11 @@ import type { IClientOptions, MqttClient } from 'mqtt';
 import type { Logger } from '../lib/log.js';
 import type { Topics } from '../lib/topics.js';
 import type { HubStatus } from '../lib/wire.js';
+import { disconnect } from '../lib/goodbye.js';
 import type { Publisher } from './context.js';
+
+/** A clean goodbye is given this long before the connection is cut (the will then says `lost`). */
+const STOP_TIMEOUT_MS = 3000;
 
 export interface LinkOptions {
   connect: (opts: IClientOptions) => MqttClient;
@@ -110,10 +114,6 @@ export class HubLink implements Publisher {
     });
   }
 
-  async publishAsync(topic: string, payload: string | Buffer, opts: { qos: 0 | 1; retain: boolean }): Promise<void> {
-    await this.#client?.publishAsync(topic, payload, opts);
-  }
-
   /** Publishes the hub's shutdown, then disconnects cleanly (which discards the will). */
   async stop(): Promise<void> {
     this.#closed = true;
@@ -122,17 +122,7 @@ export class HubLink implements Publisher {
     const client = this.#client;
     if (!client) return;
     this.#client = undefined;
-    if (client.connected) {
-      await within(client.publishAsync(this.opts.topics.hubStatus(), this.#status('offline', 'shutdown'), { qos: 1, retain: true }), 2000);
-    }
-    await within(client.endAsync(), 3000);
-    if (!client.disconnected) await client.endAsync(true).catch(() => undefined);
+    const goodbye = { topic: this.opts.topics.hubStatus(), payload: this.#status('offline', 'shutdown'), opts: { qos: 1, retain: true } as const };
+    await disconnect(client, goodbye, STOP_TIMEOUT_MS, this.opts.log);
   }
-}
-
-/** Waits for `p` at most `ms`, never rejects, and leaves no timer behind to hold the process open. */
-async function within(p: Promise<unknown>, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([p.catch(() => undefined), new Promise((r) => { timer = setTimeout(r, ms); })]);
-  clearTimeout(timer);
 }

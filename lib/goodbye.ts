@@ -1,5 +1,5 @@
 /**
- * Leaving the broker within a time bound. A clean goodbye (a retained
+ * Leaving the broker within a time bound (the agent and the hub alike). A clean goodbye (a retained
  * offline/shutdown status, then DISCONNECT so the broker discards the will)
  * when the broker answers; otherwise the transport is cut and the broker's
  * copy of the will tells the hub instead. Either way the promise settles, so
