@@ -1,5 +1,6 @@
 /** JSON responses and body reading for the HTTP API, with errors users can act on. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { parseObject } from '../admission.js';
 
 export interface ApiError { code: string; message: string; details?: string[] }
 
@@ -21,8 +22,12 @@ export function sendError(res: ServerResponse, err: HttpError): void {
   sendJson(res, err.status, { error });
 }
 
-/** Reads a JSON body up to `limit` bytes; an empty body reads as `{}`. */
-export async function readJson(req: IncomingMessage, limit: number): Promise<unknown> {
+/**
+ * Reads a JSON object body up to `limit` bytes (an empty body reads as `{}`),
+ * with the same JSON and object checks as MQTT payloads: not JSON is a 400,
+ * JSON that is not an object a 422.
+ */
+export async function readJsonObject(req: IncomingMessage, limit: number): Promise<Record<string, unknown>> {
   const chunks: Buffer[] = [];
   let size = 0;
   // Read to the end even when over the limit (keeping nothing), so the client
@@ -34,9 +39,8 @@ export async function readJson(req: IncomingMessage, limit: number): Promise<unk
   if (size > limit) throw new HttpError(413, 'EDGEFED_ERR_BODY_TOO_LARGE', `request body is ${size} bytes; the limit is ${limit}`);
   const text = Buffer.concat(chunks).toString('utf8');
   if (text.trim() === '') return {};
-  try {
-    return JSON.parse(text);
-  } catch (err) {
-    throw new HttpError(400, 'EDGEFED_ERR_BAD_JSON', `request body is not JSON: ${(err as Error).message}`);
-  }
+  const parsed = parseObject(text);
+  if (parsed.ok) return parsed.value;
+  if (parsed.code === 'not_json') throw new HttpError(400, 'EDGEFED_ERR_BAD_JSON', `request body: ${parsed.reason}`);
+  throw new HttpError(422, 'EDGEFED_ERR_SCHEMA', 'request body must be a JSON object', [parsed.reason]);
 }

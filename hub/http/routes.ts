@@ -10,7 +10,7 @@ import { validators, type Validator } from '../../schemas/index.js';
 import { totalRefusals } from '../counters.js';
 import type { Hub, NodeFilter } from '../index.js';
 import { NODE_STATES } from '../registry.js';
-import { HttpError, readJson, sendJson } from './respond.js';
+import { HttpError, readJsonObject, sendJson } from './respond.js';
 
 export interface RouteContext { hub: Hub; bodyLimit: number; url: URL; req: IncomingMessage; res: ServerResponse }
 type RouteHandler = (ctx: RouteContext, params: string[]) => Promise<void> | void;
@@ -23,11 +23,7 @@ function requireId(id: string | undefined): string {
 }
 
 async function body<T>(ctx: RouteContext, check: Validator<T>): Promise<T> {
-  const raw = await readJson(ctx.req, ctx.bodyLimit);
-  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
-    throw new HttpError(422, 'EDGEFED_ERR_SCHEMA', 'request body must be a JSON object', [Array.isArray(raw) ? 'payload: got an array' : `payload: got ${raw === null ? 'null' : typeof raw}`]);
-  }
-  const result = check(raw);
+  const result = check(await readJsonObject(ctx.req, ctx.bodyLimit));
   if (!result.ok) throw new HttpError(422, 'EDGEFED_ERR_SCHEMA', 'request body does not match the schema', result.errors);
   return result.value;
 }
