@@ -61,7 +61,10 @@ export interface WpkTrigger {
   action: string;
   params?: { [key: string]: unknown };
   mode: 'one' | 'all';
+  /** mode `one`: the one node that runs it. Agents not named ignore the trigger. */
   assignee?: string;
+  /** mode `all`: the nodes that run it (absent: every node of the capability). */
+  targets?: string[];
   attempt: number;
   created_at: number;
   deadline: number;
@@ -112,6 +115,24 @@ export interface HttpRegistration {
   heartbeat_interval_ms?: number;
   max_concurrency?: number;
   boot_id?: string;
+}
+
+/** Body of `POST /federation/wpk`: only capability and action are required. */
+export interface HttpWpkRequest {
+  capability: string;
+  action: string;
+  params?: { [key: string]: unknown };
+  mode?: 'one' | 'all';
+  /** Only these nodes may run it. */
+  nodes?: string[];
+  /** Only nodes with all these labels may run it. */
+  labels?: { [name: string]: string };
+  /** How long one attempt may run, in ms. */
+  timeout_ms?: number;
+  /** Absolute epoch ms after which no new attempt starts (default: one hour after creation). */
+  deadline?: number;
+  /** Attempts before the WPK fails (mode one). */
+  max_attempts?: number;
 }
 
 /** Body of `POST /federation/nodes/:id/heartbeat` (all optional). */

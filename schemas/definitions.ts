@@ -48,6 +48,9 @@ const nodeDescription = {
   max_concurrency: { type: 'integer', minimum: 1, maximum: 1024 },
 } as const;
 const params = { type: 'object', maxProperties: 256 } as const;
+/** Nodes one mode-`all` trigger may name; more are sent in several triggers. */
+export const MAX_TARGETS = 1000;
+const timeoutMs = { type: 'integer', minimum: 1, maximum: 604800000 } as const;
 
 export const registrationSchema = {
   $schema: DIALECT,
@@ -125,10 +128,31 @@ export const wpkTriggerSchema = {
     params,
     mode: { type: 'string', enum: ['one', 'all'] },
     assignee: id,
+    targets: { type: 'array', items: id, minItems: 1, maxItems: MAX_TARGETS, uniqueItems: true },
     attempt: { type: 'integer', minimum: 1, maximum: 1000 },
     created_at: epochMs,
     deadline: epochMs,
-    timeout_ms: { type: 'integer', minimum: 1, maximum: 604800000 },
+    timeout_ms: timeoutMs,
+  },
+} as const;
+
+export const httpWpkRequestSchema = {
+  $schema: DIALECT,
+  $id: `${BASE}/http-wpk-request.json`,
+  title: 'Body of POST /federation/wpk',
+  type: 'object',
+  required: ['capability', 'action'],
+  additionalProperties: false,
+  properties: {
+    capability: id,
+    action: id,
+    params,
+    mode: { type: 'string', enum: ['one', 'all'] },
+    nodes: { type: 'array', items: id, minItems: 1, maxItems: MAX_TARGETS, uniqueItems: true },
+    labels,
+    timeout_ms: timeoutMs,
+    deadline: epochMs,
+    max_attempts: { type: 'integer', minimum: 1, maximum: 100 },
   },
 } as const;
 
@@ -221,4 +245,5 @@ export const allSchemas = {
   'hub-error': hubErrorSchema,
   'http-registration': httpRegistrationSchema,
   'http-heartbeat': httpHeartbeatSchema,
+  'http-wpk-request': httpWpkRequestSchema,
 } as const;

@@ -5,12 +5,12 @@
 import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
 import type {
   Command, ExecutionUpdate, Heartbeat, HttpHeartbeat, HttpRegistration, HubError, HubStatus,
-  NodeStatus, Registration, WpkTrigger,
+  NodeStatus, Registration, WpkTrigger, HttpWpkRequest,
 } from '../lib/wire.js';
 import {
   allSchemas, commandSchema, executionUpdateSchema, heartbeatSchema, httpHeartbeatSchema,
   httpRegistrationSchema, hubErrorSchema, hubStatusSchema, registrationSchema, statusSchema,
-  wpkTriggerSchema,
+  wpkTriggerSchema, httpWpkRequestSchema,
 } from './definitions.js';
 
 export * from './definitions.js';
@@ -48,6 +48,7 @@ export const validators = {
   hubError: compile<HubError>(hubErrorSchema),
   httpRegistration: compile<HttpRegistration>(httpRegistrationSchema),
   httpHeartbeat: compile<HttpHeartbeat>(httpHeartbeatSchema),
+  httpWpkRequest: compile<HttpWpkRequest>(httpWpkRequestSchema),
 } as const;
 
 export const schemaNames = Object.keys(allSchemas) as Array<keyof typeof allSchemas>;

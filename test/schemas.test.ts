@@ -9,11 +9,11 @@ import type { FromSchema, JSONSchema } from 'json-schema-to-ts';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type {
-  Command, ExecutionUpdate, Heartbeat, HttpHeartbeat, HttpRegistration, HubError, HubStatus, NodeStatus, Registration, WpkTrigger,
+  Command, ExecutionUpdate, Heartbeat, HttpHeartbeat, HttpRegistration, HttpWpkRequest, HubError, HubStatus, NodeStatus, Registration, WpkTrigger,
 } from '../lib/wire.js';
 import {
   commandSchema, executionUpdateSchema, heartbeatSchema, httpHeartbeatSchema, httpRegistrationSchema, hubErrorSchema,
-  hubStatusSchema, registrationSchema, statusSchema, validators, wpkTriggerSchema, allSchemas,
+  hubStatusSchema, registrationSchema, statusSchema, validators, wpkTriggerSchema, allSchemas, httpWpkRequestSchema,
 } from '../schemas/index.js';
 
 /** Mutual assignability: every value of one type is a value of the other. */
@@ -35,6 +35,7 @@ export type Agreement = [
   Assert<Same<Schema<typeof hubErrorSchema>, HubError>>,
   Assert<Same<Schema<typeof httpRegistrationSchema>, HttpRegistration>>,
   Assert<Same<Schema<typeof httpHeartbeatSchema>, HttpHeartbeat>>,
+  Assert<Same<Schema<typeof httpWpkRequestSchema>, HttpWpkRequest>>,
 ];
 
 const test = suite('schemas');
@@ -55,6 +56,7 @@ const samples = {
   hubError: { code: 'schema', reason: 'capabilities: must be array', topic: 'edgefed/v1/nodes/n1/registration', node_id: 'n1', ts: now } satisfies HubError,
   httpRegistration: { node_id: 'edge-node-001', endpoint: 'http://edge-node-001:8040', capabilities: ['monitoring', 'basic-actions'] } satisfies HttpRegistration,
   httpHeartbeat: { load: 0.1 } satisfies HttpHeartbeat,
+  httpWpkRequest: { capability: 'monitoring', action: 'collect-metrics', params: { window: '5m' }, mode: 'all', nodes: ['n1'], labels: { site: 'berlin' }, timeout_ms: 30000, deadline: now + 600000, max_attempts: 3 } satisfies HttpWpkRequest,
 };
 
 for (const [name, sample] of Object.entries(samples)) {

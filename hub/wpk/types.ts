@@ -1,0 +1,96 @@
+/**
+ * Work packages as the hub keeps them: what `GET /federation/wpk/:id` and
+ * `edgefed wpk show --json` print. Field names are the wire's snake_case;
+ * times are epoch milliseconds; a field that does not apply yet is null.
+ */
+import type { ExecutionState, HttpWpkRequest } from '../../lib/wire.js';
+
+export type WpkState = 'pending' | 'dispatched' | 'running' | 'succeeded' | 'failed' | 'timed_out' | 'canceled' | 'expired';
+export const WPK_STATES: readonly WpkState[] = ['pending', 'dispatched', 'running', 'succeeded', 'failed', 'timed_out', 'canceled', 'expired'];
+export const FINAL_WPK_STATES: ReadonlySet<WpkState> = new Set(['succeeded', 'failed', 'timed_out', 'canceled', 'expired']);
+
+/**
+ * An execution as the hub records it: the node's own states (`accepted` ...
+ * `timed_out`) plus the hub's: `dispatched` (trigger sent, not accepted yet),
+ * `lost` (the node went away or never accepted) and `canceled` (the WPK was
+ * canceled while this execution was in flight).
+ */
+export type ExecutionRecordState = ExecutionState | 'dispatched' | 'lost' | 'canceled';
+export const EXECUTION_RECORD_STATES: readonly ExecutionRecordState[] = [
+  'dispatched', 'accepted', 'running', 'succeeded', 'failed', 'rejected', 'timed_out', 'lost', 'canceled',
+];
+
+export interface ExecutionRecord {
+  node_id: string;
+  attempt: number;
+  state: ExecutionRecordState;
+  progress: number | null;
+  result: Record<string, unknown> | null;
+  error: string | null;
+  dispatched_at: number;
+  /** When the node reported `running`. */
+  started_at: number | null;
+  finished_at: number | null;
+  updated_at: number;
+}
+
+export interface WpkRecord {
+  wpk_id: string;
+  state: WpkState;
+  capability: string;
+  action: string;
+  mode: 'one' | 'all';
+  params: Record<string, unknown>;
+  /** Selector: only these nodes (null: any node of the capability). */
+  nodes: string[] | null;
+  /** Selector: only nodes with all these labels (null: no label rule). */
+  labels: Record<string, string> | null;
+  timeout_ms: number;
+  max_attempts: number;
+  /** Highest attempt number dispatched so far (0 while never dispatched). */
+  attempt: number;
+  /** mode one: the node running the current attempt. */
+  assignee: string | null;
+  created_at: number;
+  updated_at: number;
+  deadline: number;
+  finished_at: number | null;
+  /** The succeeding execution's result (mode one), or null. */
+  result: Record<string, unknown> | null;
+  /** Why the WPK failed, timed out, expired or was canceled. */
+  error: string | null;
+  /** Executions per state: what a mode-all WPK's state summarises. */
+  summary: Partial<Record<ExecutionRecordState, number>>;
+  executions: ExecutionRecord[];
+}
+
+export interface WpkListFilter { state?: WpkState; capability?: string; limit?: number }
+
+/** A refused request, mapped to an HTTP status by the API and to an exit code by the CLI. */
+export class WpkRequestError extends Error {
+  constructor(readonly status: 404 | 409 | 422, readonly code: string, message: string) {
+    super(message);
+    this.name = 'WpkRequestError';
+  }
+}
+
+/** The hub's work-package service (`hub.wpks`), used by the HTTP API, the CLI's tests and embedders. */
+export interface WorkPackages {
+  /**
+   * Validates the request (schema and rules: a deadline in the future...),
+   * records the WPK, dispatches it when a node can take it, and resolves once
+   * the record is on disk. Rejects with WpkRequestError(422) on a bad request.
+   */
+  create(request: HttpWpkRequest): Promise<WpkRecord>;
+  get(wpkId: string): WpkRecord | undefined;
+  /** Newest first. */
+  list(filter?: WpkListFilter): WpkRecord[];
+  /**
+   * Cancels a WPK that has not finished: it ends `canceled` at once and every
+   * node running it is told to stop. Rejects with WpkRequestError 404 (unknown)
+   * or 409 (already finished, with its state in the message).
+   */
+  cancel(wpkId: string): Promise<WpkRecord>;
+  /** Counts per WPK state, for /health and metrics. */
+  countByState(): Record<WpkState, number>;
+}
