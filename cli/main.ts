@@ -16,6 +16,8 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Runner> }>
     },
   },
   nodes: { summary: 'List the nodes in the registry', load: async () => (await import('./nodes.js')).runNodes },
+  trigger: { summary: 'Create a work package (optionally --wait for its result)', load: async () => (await import('./trigger.js')).runTrigger },
+  wpk: { summary: 'List, show or cancel work packages', load: async () => (await import('./wpk.js')).runWpk },
   simulate: { summary: 'Run N simulated agents in one process (development, load)', load: async () => (await import('./simulate.js')).runSimulate },
 };
 

@@ -1,0 +1,232 @@
+/**
+ * `edgefed wpk list|show|cancel`: work packages from the hub's HTTP API, as
+ * tables or as the hub's records (`--json`). The renderers are shared with
+ * `edgefed trigger --wait`.
+ */
+import { FINAL_WPK_STATES, WPK_STATES, type ExecutionRecord, type WpkRecord } from '../hub/wpk/types.js';
+import { CliError, helpText, int, parseFlags, str, type Flags, type FlagSpecs } from './args.js';
+import { DEFAULT_HUB_URL, getJson, postJson } from './hub-client.js';
+import { ago, table } from './table.js';
+
+const HUB_FLAG: FlagSpecs = { hub: { type: 'string', value: 'URL', help: 'HTTP address of the hub', default: DEFAULT_HUB_URL } };
+const JSON_FLAG: FlagSpecs = { json: { type: 'boolean', help: 'Print the hub\'s record(s) as JSON' } };
+
+const LIST_SPECS: FlagSpecs = {
+  ...HUB_FLAG,
+  ...JSON_FLAG,
+  state: { type: 'string', value: 'S', help: `Only work packages in this state (${WPK_STATES.join(', ')})` },
+  capability: { type: 'string', value: 'C', help: 'Only work packages for this capability' },
+  limit: { type: 'string', value: 'N', help: 'At most N work packages, newest first (1-1000; the hub answers 100 without it)' },
+};
+const ONE_SPECS: FlagSpecs = { ...HUB_FLAG, ...JSON_FLAG };
+
+// ---- rendering ----------------------------------------------------------
+
+/** "30s", "10m", "2h": the largest unit that divides evenly, else milliseconds. */
+export function formatDuration(ms: number): string {
+  for (const [unit, size] of [['d', 86_400_000], ['h', 3_600_000], ['m', 60_000], ['s', 1000]] as const) {
+    if (ms >= size && ms % size === 0) return `${ms / size}${unit}`;
+  }
+  return `${ms}ms`;
+}
+
+/** "12s ago" for the past, "in 5m" for the future (deadlines). */
+export function relative(epochMs: number | null, now = Date.now()): string {
+  if (epochMs === null) return '-';
+  if (epochMs <= now) return ago(epochMs, now);
+  return `in ${ago(now, epochMs).replace(/ ago$/, '')}`;
+}
+
+/** One line of JSON, cut to `max` characters so a big result cannot wreck a table. */
+export function oneLine(value: unknown, max = 60): string {
+  const text = JSON.stringify(value) ?? '';
+  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
+}
+
+function percent(progress: number | null): string {
+  return progress === null ? '' : ` ${Math.round(progress * 100)}%`;
+}
+
+function attemptText(w: WpkRecord): string {
+  return w.mode === 'one' ? `${w.attempt}/${w.max_attempts}` : String(w.attempt);
+}
+
+/** Who runs it: the assignee (mode one), or how many nodes got it (mode all). */
+function nodeText(w: WpkRecord): string {
+  if (w.assignee !== null) return w.assignee;
+  if (w.mode === 'all' && w.executions.length > 0) return `${new Set(w.executions.map((e) => e.node_id)).size} node(s)`;
+  return '-';
+}
+
+function summaryText(w: WpkRecord): string {
+  const parts = Object.entries(w.summary).filter(([, n]) => (n ?? 0) > 0).map(([state, n]) => `${state}=${n}`);
+  return parts.length > 0 ? parts.join(' ') : '-';
+}
+
+export function wpkTable(wpks: WpkRecord[], now = Date.now()): string {
+  const rows = wpks.map((w) => [
+    w.wpk_id, w.state, w.capability, w.action, w.mode, attemptText(w), nodeText(w), ago(w.created_at, now).replace(/ ago$/, ''),
+  ]);
+  return table(['WPK_ID', 'STATE', 'CAPABILITY', 'ACTION', 'MODE', 'ATTEMPT', 'NODE', 'AGE'], rows);
+}
+
+export function executionsTable(executions: ExecutionRecord[], now = Date.now()): string {
+  const rows = executions.map((e) => [
+    e.node_id,
+    String(e.attempt),
+    `${e.state}${percent(e.progress)}`,
+    e.started_at === null ? '-' : ago(e.started_at, now),
+    e.finished_at === null ? '-' : ago(e.finished_at, now),
+    e.error ?? (e.result === null ? '-' : oneLine(e.result)),
+  ]);
+  return table(['NODE', 'ATTEMPT', 'STATE', 'STARTED', 'FINISHED', 'RESULT/ERROR'], rows);
+}
+
+/** `edgefed wpk show`: every field of the record, then its executions. */
+export function wpkDetails(w: WpkRecord, now = Date.now()): string {
+  const labels = w.labels === null ? '-' : Object.entries(w.labels).map(([k, v]) => `${k}=${v}`).join(',') || '-';
+  const fields: Array<[string, string]> = [
+    ['wpk_id', w.wpk_id],
+    ['state', w.state],
+    ['capability', w.capability],
+    ['action', w.action],
+    ['mode', w.mode],
+    ['params', JSON.stringify(w.params)],
+    ['nodes', w.nodes === null ? 'any' : w.nodes.join(',')],
+    ['labels', labels],
+    ['attempt', `${w.attempt} of ${w.max_attempts}`],
+    ['assignee', w.assignee ?? '-'],
+    ['timeout', formatDuration(w.timeout_ms)],
+    ['created', relative(w.created_at, now)],
+    ['updated', relative(w.updated_at, now)],
+    ['deadline', relative(w.deadline, now)],
+    ['finished', relative(w.finished_at, now)],
+    ['executions', summaryText(w)],
+    ['result', w.result === null ? '-' : JSON.stringify(w.result)],
+    ['error', w.error ?? '-'],
+  ];
+  const width = Math.max(...fields.map(([name]) => name.length)) + 2;
+  const head = fields.map(([name, value]) => `${`${name}:`.padEnd(width)}${value}`).join('\n');
+  const runs = w.executions.length === 0 ? 'No executions yet.' : executionsTable(w.executions, now);
+  return `${head}\n\n${runs}`;
+}
+
+/** A one-line account of where a WPK stands; `trigger --wait` prints it whenever it changes. */
+export function progressLine(w: WpkRecord): string {
+  if (w.mode === 'all') return `${w.wpk_id}: ${w.state} (${summaryText(w)})`;
+  const current = w.executions.find((e) => e.attempt === w.attempt && e.node_id === w.assignee);
+  const where = w.assignee === null ? '' : ` on ${w.assignee}, attempt ${w.attempt}/${w.max_attempts}`;
+  return `${w.wpk_id}: ${w.state}${where}${current ? percent(current.progress) : ''}`;
+}
+
+/** What `trigger --wait` prints on stdout once the WPK is over: its state, then its result or error. */
+export function finalReport(w: WpkRecord, now = Date.now()): string {
+  const lines = [progressLine(w)];
+  if (w.result !== null) lines.push(`result: ${JSON.stringify(w.result)}`);
+  if (w.error !== null) lines.push(`error: ${w.error}`);
+  if (w.mode === 'all' && w.executions.length > 0) lines.push('', executionsTable(w.executions, now));
+  return lines.join('\n');
+}
+
+export function isFinal(w: WpkRecord): boolean {
+  return FINAL_WPK_STATES.has(w.state);
+}
+
+export function wpkPath(id: string, suffix = ''): string {
+  return `federation/wpk/${encodeURIComponent(id)}${suffix}`;
+}
+
+// ---- subcommands --------------------------------------------------------
+
+type Subcommand = (argv: string[], env: NodeJS.ProcessEnv) => Promise<number>;
+
+function hubUrl(flags: Flags): string {
+  return str(flags, 'hub') ?? DEFAULT_HUB_URL;
+}
+
+function printJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+/** The single `<id>` argument of show and cancel. */
+function onlyId(sub: string, positionals: string[]): string {
+  const [id, extra] = positionals;
+  if (id === undefined) throw new CliError(`edgefed wpk ${sub}: the work package id is missing. Run "edgefed wpk ${sub} --help".`);
+  if (extra !== undefined) throw new CliError(`edgefed wpk ${sub}: unexpected argument "${extra}". Run "edgefed wpk ${sub} --help".`);
+  return id;
+}
+
+export function listQuery(flags: Flags): string {
+  const query = new URLSearchParams();
+  const state = str(flags, 'state');
+  if (state !== undefined) {
+    if (!(WPK_STATES as readonly string[]).includes(state)) throw new CliError(`--state must be one of ${WPK_STATES.join(', ')}, got "${state}"`);
+    query.set('state', state);
+  }
+  const capability = str(flags, 'capability');
+  if (capability !== undefined) query.set('capability', capability);
+  const limit = int(flags, 'limit', { min: 1, max: 1000 });
+  if (limit !== undefined) query.set('limit', String(limit));
+  return query.toString();
+}
+
+const runList: Subcommand = async (argv, env) => {
+  const { flags, positionals } = parseFlags('wpk list', argv, LIST_SPECS, env);
+  if (flags.help) {
+    process.stdout.write(helpText('edgefed wpk list [options]', 'Lists work packages, newest first.', LIST_SPECS));
+    return 0;
+  }
+  if (positionals.length > 0) throw new CliError(`edgefed wpk list: unexpected argument "${positionals[0]}". Run "edgefed wpk list --help".`);
+  const qs = listQuery(flags);
+  const body = await getJson<{ count: number; wpks: WpkRecord[] }>(hubUrl(flags), `federation/wpk${qs ? `?${qs}` : ''}`);
+  if (flags.json) printJson(body.wpks);
+  else process.stdout.write(body.wpks.length === 0 ? 'No work packages match.\n' : `${wpkTable(body.wpks)}\n${body.count} work package(s)\n`);
+  return 0;
+};
+
+const runShow: Subcommand = async (argv, env) => {
+  const { flags, positionals } = parseFlags('wpk show', argv, ONE_SPECS, env);
+  if (flags.help) {
+    process.stdout.write(helpText('edgefed wpk show <wpk_id> [options]', 'Shows one work package and every execution of it.', ONE_SPECS));
+    return 0;
+  }
+  const record = await getJson<WpkRecord>(hubUrl(flags), wpkPath(onlyId('show', positionals)));
+  if (flags.json) printJson(record);
+  else process.stdout.write(`${wpkDetails(record)}\n`);
+  return 0;
+};
+
+const runCancel: Subcommand = async (argv, env) => {
+  const { flags, positionals } = parseFlags('wpk cancel', argv, ONE_SPECS, env);
+  if (flags.help) {
+    process.stdout.write(helpText('edgefed wpk cancel <wpk_id> [options]',
+      'Cancels a work package that has not finished; nodes running it are told to stop.\nExit code 1 when it had already finished or does not exist.', ONE_SPECS));
+    return 0;
+  }
+  const record = await postJson<WpkRecord>(hubUrl(flags), wpkPath(onlyId('cancel', positionals), '/cancel'));
+  if (flags.json) printJson(record);
+  else process.stdout.write(`${record.wpk_id} ${record.state}\n`);
+  return 0;
+};
+
+const SUBCOMMANDS: Record<string, { summary: string; run: Subcommand }> = {
+  list: { summary: 'List work packages (table, or --json)', run: runList },
+  show: { summary: 'Show one work package and its executions', run: runShow },
+  cancel: { summary: 'Cancel a work package that has not finished', run: runCancel },
+};
+
+function usage(): string {
+  const rows = Object.entries(SUBCOMMANDS).map(([name, c]) => `  ${name.padEnd(10)} ${c.summary}`);
+  return `Usage: edgefed wpk <list|show|cancel> [options]\n\nWork packages in the hub. Create them with "edgefed trigger".\n\nSubcommands:\n${rows.join('\n')}\n\nRun "edgefed wpk <subcommand> --help" for its options.\n`;
+}
+
+export async function runWpk(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(usage());
+    return name === undefined ? 2 : 0;
+  }
+  const sub = SUBCOMMANDS[name];
+  if (!sub) throw new CliError(`edgefed wpk: unknown subcommand "${name}"; use list, show or cancel. Run "edgefed wpk --help".`);
+  return sub.run(rest, env);
+}
