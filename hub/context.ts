@@ -32,6 +32,8 @@ export interface HubContext {
   readonly out: Publisher;
   /** Asks a node to publish its registration and status again (throttled per node). */
   requestRebirth(nodeId: string): void;
+  /** A node's status, session or description changed: work may move (dispatch, failover). */
+  nodeChanged(nodeId: string): void;
   /** What the broker showed since the last (re)connect. */
   readonly resync: ResyncState;
   /** Registrations the hub itself re-published, per node: their echoes are not signs of life. */

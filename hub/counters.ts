@@ -3,13 +3,31 @@
  * read by GET /health and the tests; the metrics exporter reads the same ones.
  */
 import type { RefusalCode } from '../lib/wire.js';
+import type { WpkState } from './wpk/types.js';
+
+export interface WpkCounters {
+  created: number;
+  /** Triggers published (a mode-all trigger naming many nodes counts once). */
+  triggers: number;
+  /** Attempts after the first of a mode-one WPK (failover, re-routing). */
+  redispatches: number;
+  cancel_commands: number;
+  finished: Partial<Record<WpkState, number>>;
+}
 
 export interface HubCounters {
   messages: { registration: number; status: number; heartbeat: number; executions: number };
   registrations: number;
   deregistrations: number;
   refusals: Partial<Record<RefusalCode, number>>;
-  ignored: { older_session: number; unknown_node: number; duplicate: number; older_copy: number };
+  ignored: {
+    older_session: number; unknown_node: number; duplicate: number; older_copy: number;
+    /** Execution updates for a WPK or attempt the hub never dispatched. */
+    unknown_execution: number;
+    /** Duplicate or out-of-order execution updates (they never move an execution back). */
+    stale_update: number;
+  };
+  wpks: WpkCounters;
   stale_transitions: number;
   offline_transitions: number;
   rebirths_requested: number;
@@ -24,7 +42,8 @@ export function newCounters(): HubCounters {
     registrations: 0,
     deregistrations: 0,
     refusals: {},
-    ignored: { older_session: 0, unknown_node: 0, duplicate: 0, older_copy: 0 },
+    ignored: { older_session: 0, unknown_node: 0, duplicate: 0, older_copy: 0, unknown_execution: 0, stale_update: 0 },
+    wpks: { created: 0, triggers: 0, redispatches: 0, cancel_commands: 0, finished: {} },
     stale_transitions: 0,
     offline_transitions: 0,
     rebirths_requested: 0,

@@ -28,6 +28,8 @@ export class Flusher {
   #durable = false;
   #notBefore = 0;
   #stopped = false;
+  /** Callers waiting for their change to be on disk, settled by the next write that starts. */
+  #waiters: Array<{ resolve: () => void; reject: (err: Error) => void }> = [];
 
   constructor(private readonly write: () => Promise<void>, private readonly opts: FlusherOptions) {}
 
@@ -41,6 +43,17 @@ export class Flusher {
   #schedulePending(): void {
     const delay = this.#durable ? this.opts.soonMs : this.opts.lazyMs;
     this.#schedule(Math.max(Date.now() + delay, this.#notBefore));
+  }
+
+  /**
+   * Marks a durable change and resolves once a write that started after this
+   * call is on disk (many callers share one write). Rejects if that write fails.
+   */
+  whenWritten(): Promise<void> {
+    if (this.#stopped) return Promise.reject(new Error('EDGEFED_ERR_HUB_STOPPED: the store is closed'));
+    const done = new Promise<void>((resolve, reject) => this.#waiters.push({ resolve, reject }));
+    this.markDirty('durable');
+    return done;
   }
 
   /** Writes now if anything is pending (and waits for a write in flight). */
@@ -82,11 +95,16 @@ export class Flusher {
     this.#dirty = false;
     this.#durable = false;
     const started = Date.now();
-    this.#writing = this.write().catch((err: Error) => {
-      this.#dirty = true;
-      this.#durable = true;
-      this.opts.onError(err);
-    });
+    const waiters = this.#waiters.splice(0);
+    this.#writing = this.write().then(
+      () => { for (const w of waiters) w.resolve(); },
+      (err: Error) => {
+        this.#dirty = true;
+        this.#durable = true;
+        for (const w of waiters) w.reject(err);
+        this.opts.onError(err);
+      },
+    );
     await this.#writing;
     this.#writing = undefined;
     const took = Date.now() - started;

@@ -21,9 +21,15 @@ import { deregisterMissing, expectEcho, republishMissing, requestRebirthAll, wai
 import { createRouter } from './router.js';
 import { fileAdapter, registryPath, RegistryStore, type RegistryFile } from './store.js';
 import { VERSION } from '../lib/version.js';
+import { WpkService, type WpkOptions } from './wpk/service.js';
+import { wpkFileAdapter, wpkMemoryAdapter, wpkPath, type WpkFile } from './wpk/store.js';
+import type { WorkPackages } from './wpk/types.js';
 
 export type { NodeRecord, NodeState } from './registry.js';
 export type { HubCounters } from './counters.js';
+export type { WorkPackages, WpkRecord, WpkState, ExecutionRecord, WpkListFilter } from './wpk/types.js';
+export { WpkRequestError } from './wpk/types.js';
+export type { WpkOptions } from './wpk/service.js';
 export { startFederation, type Federation, type FederationOptions } from './federation.js';
 
 export interface HubOptions {
@@ -33,6 +39,10 @@ export interface HubOptions {
   dataDir?: string;
   /** Storage of the registry; default JSONFile at `<dataDir>/registry.json`. Tests pass lowdb's Memory. */
   adapter?: Adapter<RegistryFile>;
+  /** Storage of work packages; default `<dataDir>/wpks.json`, in memory when there is no dataDir. */
+  wpkAdapter?: Adapter<WpkFile>;
+  /** Work-package timers, limits and defaults. */
+  wpk?: WpkOptions;
   /** Topic root, default `edgefed/v1`. */
   topicRoot?: string;
   logger?: Logger;
@@ -87,6 +97,7 @@ export class Hub {
   #flusher: Flusher;
   #link: HubLink;
   #ctx: HubContext;
+  #wpks: WpkService;
   #lock: DataDirLock | undefined;
   #sweep: NodeJS.Timeout | undefined;
   #lastRebirth = new Map<string, number>();
@@ -139,15 +150,32 @@ export class Hub {
       resync: { seen: new Set(), brokerKeptStore: false, generation: 0 },
       expectedEchoes: new Map(),
       requestRebirth: (id) => this.#requestRebirth(id),
+      nodeChanged: (id) => this.#wpks.nodeChanged(id),
       now: () => Date.now(),
     };
+    const dataDir = this.#o.dataDir;
+    this.#wpks = new WpkService({
+      topics: this.topics,
+      registry: this.registry,
+      out: this.#link,
+      counters: this.counters,
+      refusals: this.#ctx.refusals,
+      log: this.log,
+      adapter: this.#o.wpkAdapter ?? (dataDir ? wpkFileAdapter(dataDir) : wpkMemoryAdapter()),
+      where: dataDir ? wpkPath(dataDir) : 'wpks',
+      startedAt: this.startedAt,
+    }, this.#o.wpk);
     const route = createRouter(this.#ctx, {
       maxPayloadBytes: this.#o.maxPayloadBytes,
+      onExecution: (_ctx, nodeId, update) => this.#wpks.onExecution(nodeId, update),
+      onTrigger: (topic) => this.#wpks.onTriggerSeen(topic),
       ...(this.#o.repairRetained ? { onRefusedRetained: (id: string, fam: 'registration' | 'status') => this.#repairRetained(id, fam) } : {}),
     });
   }
 
   get connected(): boolean { return this.#link.connected; }
+  /** Work packages: create, list, cancel (the HTTP API and the CLI use this). */
+  get wpks(): WorkPackages { return this.#wpks; }
   get context(): HubContext { return this.#ctx; }
 
   start(): Promise<void> {
@@ -160,13 +188,16 @@ export class Hub {
     try {
       this.registry.restore(await this.#store.load());
       this.log.info({ nodes: this.registry.size, data: this.#o.dataDir }, 'registry loaded');
+      await this.#wpks.load();
       if (this.#stopped) throw new Error('EDGEFED_ERR_HUB_STOPPED: the hub was stopped while starting');
       await this.#link.start();
     } catch (err) {
       await this.#lock?.release();
       throw err;
     }
-    if (!this.#stopped) this.#sweep = setInterval(() => this.#sweepLiveness(), this.#o.sweepIntervalMs);
+    if (this.#stopped) return;
+    this.#sweep = setInterval(() => this.#sweepLiveness(), this.#o.sweepIntervalMs);
+    this.#wpks.start();
   }
 
   async stop(): Promise<void> {
@@ -175,13 +206,16 @@ export class Hub {
     await this.#link.stop(); // also aborts a connect in progress
     await this.#starting?.catch(() => undefined); // let a start in progress settle first
     clearInterval(this.#sweep);
+    await this.#wpks.stop();
     await this.#flusher.stop();
     await this.#lock?.release();
     this.log.info('hub stopped');
   }
 
   /** Writes pending registry changes now (tests, shutdown, backups). */
-  flush(): Promise<void> { return this.#flusher.flushNow(); }
+  async flush(): Promise<void> {
+    await Promise.all([this.#flusher.flushNow(), this.#wpks.flush()]);
+  }
 
   nodes(filter: NodeFilter = {}): NodeRecord[] {
     const out: NodeRecord[] = [];
@@ -203,6 +237,7 @@ export class Hub {
     expectEcho(this.#ctx, reg.node_id);
     this.#link.publish(this.topics.registration(reg.node_id), JSON.stringify(reg), { qos: 1, retain: true });
     this.log.info({ node_id: reg.node_id, outcome, via: 'http' }, 'node registered');
+    this.#wpks.nodeChanged(reg.node_id);
     return { record, created: outcome === 'created' };
   }
 
@@ -217,6 +252,7 @@ export class Hub {
     if (change === 'unknown_node') return undefined;
     this.counters.messages.heartbeat += 1;
     if (change !== 'none') this.#flusher.markDirty(change);
+    if (change === 'durable') this.#wpks.nodeChanged(nodeId);
     return this.registry.get(nodeId);
   }
 
@@ -233,7 +269,10 @@ export class Hub {
     const changed = this.registry.sweep(Date.now(), this.#o.missedBeats);
     if (changed.length === 0) return;
     this.counters.stale_transitions += changed.length;
-    for (const r of changed) this.log.info({ node_id: r.node_id, last_seen: r.last_seen }, 'node stale (missed heartbeats)');
+    for (const r of changed) {
+      this.log.info({ node_id: r.node_id, last_seen: r.last_seen }, 'node stale (missed heartbeats)');
+      this.#wpks.nodeChanged(r.node_id);
+    }
     this.#flusher.markDirty('durable');
   }
 

@@ -89,7 +89,10 @@ export class HubLink implements Publisher {
       // online, and those re-announcements must find the hub listening. The
       // hub's own status topic tells whether the broker kept its retained store.
       const granted = await client.subscribeAsync(
-        [topics.allNodes('registration'), topics.allNodes('status'), topics.allNodes('heartbeat'), topics.hubStatus()],
+        [
+          topics.allNodes('registration'), topics.allNodes('status'), topics.allNodes('heartbeat'), topics.hubStatus(),
+          topics.allExecutions(), topics.allTriggers(),
+        ],
         { qos: 1 },
       );
       const refused = granted.filter((g) => g.qos === 128).map((g) => g.topic);

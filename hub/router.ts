@@ -16,6 +16,8 @@ export interface RouterOptions {
   onRefusedRetained?: (nodeId: string, family: 'registration' | 'status') => void;
   /** Handler for execution updates (work packages), plugged in by the WPK module. */
   onExecution?: (ctx: HubContext, nodeId: string, value: Extract<Admitted, { family: 'executions' }>['value']) => void;
+  /** Called for every trigger seen on the broker (the hub's own echoes included). */
+  onTrigger?: (topic: string) => void;
 }
 
 const ROUTED: ReadonlySet<NodeFamily> = new Set(['registration', 'status', 'heartbeat', 'executions']);
@@ -23,6 +25,7 @@ const ROUTED: ReadonlySet<NodeFamily> = new Set(['registration', 'status', 'hear
 export function createRouter(ctx: HubContext, opts: RouterOptions) {
   return function route(topic: string, payload: Buffer, retained: boolean): void {
     const parsed = ctx.topics.parse(topic);
+    if (parsed?.kind === 'trigger') return opts.onTrigger?.(topic);
     if (parsed?.kind !== 'node' || !ROUTED.has(parsed.family)) return;
     const admission = admitNodeMessage(parsed.family, parsed.nodeId, payload, opts.maxPayloadBytes, parsed.wpkId);
     if (!admission.ok) {

@@ -51,21 +51,7 @@ export class RegistryStore {
 
   /** Reads the snapshot; a file that is not a registry stops the hub rather than being overwritten. */
   async load(): Promise<NodeRecord[]> {
-    try {
-      await this.#db.read();
-    } catch (err) {
-      throw new Error(
-        `EDGEFED_ERR_REGISTRY_UNREADABLE: ${this.where} is not valid JSON (${(err as Error).message}). ` +
-          'Restore it from a backup or move it aside to start with an empty registry.',
-      );
-    }
-    const data = this.#db.data;
-    if (typeof data !== 'object' || data === null || typeof data.nodes !== 'object' || data.nodes === null) {
-      throw new Error(`EDGEFED_ERR_REGISTRY_UNREADABLE: ${this.where} does not hold an edgefed registry (no "nodes" object).`);
-    }
-    if (data.format > REGISTRY_FORMAT) {
-      throw new Error(`EDGEFED_ERR_REGISTRY_FORMAT: ${this.where} has format ${data.format}; this hub reads up to ${REGISTRY_FORMAT}. Upgrade edgefed.`);
-    }
+    const data = await readDocument(this.#db, this.where, 'nodes', REGISTRY_FORMAT);
     return Object.values(data.nodes);
   }
 
@@ -75,4 +61,30 @@ export class RegistryStore {
     this.#db.data = { format: REGISTRY_FORMAT, saved_at: now, nodes };
     await this.#db.write();
   }
+}
+
+/**
+ * Reads a lowdb document and checks it is ours (a `collection` object, a
+ * format this version reads). Anything else stops the hub with what to do,
+ * rather than being overwritten by an empty document.
+ */
+export async function readDocument<T extends { format: number }>(db: Low<T>, where: string, collection: keyof T & string, maxFormat: number): Promise<T> {
+  try {
+    await db.read();
+  } catch (err) {
+    throw new Error(
+      `EDGEFED_ERR_REGISTRY_UNREADABLE: ${where} is not valid JSON (${(err as Error).message}). ` +
+        'Restore it from a backup or move it aside to start empty.',
+    );
+  }
+  const data = db.data as unknown;
+  const held = typeof data === 'object' && data !== null ? (data as Record<string, unknown>)[collection] : undefined;
+  if (typeof held !== 'object' || held === null) {
+    throw new Error(`EDGEFED_ERR_REGISTRY_UNREADABLE: ${where} does not hold an edgefed ${collection} document (no "${collection}" object).`);
+  }
+  const doc = data as T;
+  if (doc.format > maxFormat) {
+    throw new Error(`EDGEFED_ERR_REGISTRY_FORMAT: ${where} has format ${doc.format}; this hub reads up to ${maxFormat}. Upgrade edgefed.`);
+  }
+  return doc;
 }

@@ -33,6 +33,8 @@ export interface Topics {
   allNodes(family: Exclude<NodeFamily, 'executions'>): string;
   /** `edgefed/v1/nodes/+/executions/+` */
   allExecutions(): string;
+  /** `edgefed/v1/wpk/+/trigger` */
+  allTriggers(): string;
   /** Everything below the root, for operators. */
   everything(): string;
   parse(topic: string): ParsedTopic | undefined;
@@ -62,6 +64,7 @@ export function topics(root: string = DEFAULT_TOPIC_ROOT): Topics {
     hubError: (id) => `${root}/hub/errors/${isValidId(id) ? id : INVALID_NODE_LEVEL}`,
     allNodes: (family) => `${nodes}+/${family}`,
     allExecutions: () => `${nodes}+/executions/+`,
+    allTriggers: () => `${root}/wpk/+/trigger`,
     everything: () => `${root}/#`,
     parse(topic) {
       if (!topic.startsWith(prefix)) return undefined;

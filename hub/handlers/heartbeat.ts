@@ -16,6 +16,9 @@ export function handleHeartbeat(ctx: HubContext, nodeId: string, hb: Heartbeat):
     if (ctx.registry.get(nodeId)?.status !== 'deregistered') ctx.requestRebirth(nodeId);
     return;
   }
-  if (change === 'durable') ctx.log.info({ node_id: nodeId }, 'node active again (heartbeat)');
+  if (change === 'durable') {
+    ctx.log.info({ node_id: nodeId }, 'node active again (heartbeat)');
+    ctx.nodeChanged(nodeId);
+  }
   if (change !== 'none') ctx.flusher.markDirty(change);
 }

@@ -23,6 +23,7 @@ export function handleRegistration(ctx: HubContext, nodeId: string, reg: Registr
     if (ctx.registry.applyHeartbeat(nodeId, {}, ctx.now()) === 'durable') {
       ctx.flusher.markDirty('durable');
       ctx.log.info({ node_id: nodeId }, 'node active again (same registration re-published)');
+      ctx.nodeChanged(nodeId);
     }
     return;
   }
@@ -32,6 +33,7 @@ export function handleRegistration(ctx: HubContext, nodeId: string, reg: Registr
     { node_id: nodeId, outcome, status: record.status, boot_id: reg.boot_id, capabilities: reg.capabilities, live },
     'node registered',
   );
+  ctx.nodeChanged(nodeId);
 }
 
 function handleDeregistration(ctx: HubContext, nodeId: string): void {
@@ -40,4 +42,5 @@ function handleDeregistration(ctx: HubContext, nodeId: string): void {
   ctx.counters.deregistrations += 1;
   ctx.flusher.markDirty('durable');
   ctx.log.info({ node_id: nodeId }, 'node deregistered');
+  ctx.nodeChanged(nodeId);
 }

@@ -21,4 +21,5 @@ export function handleStatus(ctx: HubContext, nodeId: string, status: NodeStatus
   if (status.state === 'offline') ctx.counters.offline_transitions += 1;
   ctx.flusher.markDirty('durable');
   ctx.log.info({ node_id: nodeId, state: status.state, reason: status.reason, live }, 'node status');
+  ctx.nodeChanged(nodeId);
 }

@@ -24,6 +24,8 @@ export interface ExecutionRecord {
   node_id: string;
   attempt: number;
   state: ExecutionRecordState;
+  /** The node's session when it was dispatched: a node that restarted (new boot_id) lost its work. */
+  boot_id: string;
   progress: number | null;
   result: Record<string, unknown> | null;
   error: string | null;

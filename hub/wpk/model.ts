@@ -1,0 +1,143 @@
+/**
+ * The rules of a work package's life, with no I/O: building a record from a
+ * request, which execution updates may move an execution, and what a WPK's
+ * state says about its executions. The service decides what to publish.
+ */
+import { nanoid } from 'nanoid';
+import type { ExecutionState, ExecutionUpdate, HttpWpkRequest } from '../../lib/wire.js';
+import {
+  FINAL_WPK_STATES, WpkRequestError, type ExecutionRecord, type ExecutionRecordState, type WpkRecord, type WpkState,
+} from './types.js';
+
+export interface WpkDefaults {
+  /** How long one attempt may run when the request names no `timeout_ms`. */
+  timeoutMs: number;
+  /** How long after creation a WPK may still start when the request names no `deadline`. */
+  deadlineMs: number;
+  maxAttempts: number;
+}
+
+export const DEFAULT_WPK: WpkDefaults = { timeoutMs: 10 * 60_000, deadlineMs: 60 * 60_000, maxAttempts: 3 };
+
+export function newWpkId(): string {
+  return `wpk_${nanoid(16)}`;
+}
+
+/** A record for a request that passed its schema; rules the schema cannot say are checked here. */
+export function newWpk(req: HttpWpkRequest, now: number, defaults: WpkDefaults = DEFAULT_WPK): WpkRecord {
+  const deadline = req.deadline ?? now + defaults.deadlineMs;
+  if (deadline <= now) {
+    throw new WpkRequestError(422, 'EDGEFED_ERR_WPK_DEADLINE', `deadline ${new Date(deadline).toISOString()} is not in the future (it is absolute epoch milliseconds)`);
+  }
+  const mode = req.mode ?? 'one';
+  if (mode === 'all' && req.max_attempts !== undefined && req.max_attempts !== 1) {
+    throw new WpkRequestError(422, 'EDGEFED_ERR_WPK_ATTEMPTS', 'max_attempts applies to mode "one"; in mode "all" every node runs the WPK once');
+  }
+  return {
+    wpk_id: newWpkId(),
+    state: 'pending',
+    capability: req.capability,
+    action: req.action,
+    mode,
+    params: req.params ?? {},
+    nodes: req.nodes ?? null,
+    labels: req.labels ?? null,
+    timeout_ms: req.timeout_ms ?? defaults.timeoutMs,
+    max_attempts: mode === 'all' ? 1 : req.max_attempts ?? defaults.maxAttempts,
+    attempt: 0,
+    assignee: null,
+    created_at: now,
+    updated_at: now,
+    deadline,
+    finished_at: null,
+    result: null,
+    error: null,
+    summary: {},
+    executions: [],
+  };
+}
+
+export const isFinalWpk = (w: WpkRecord): boolean => FINAL_WPK_STATES.has(w.state);
+
+/** States in which an execution holds a slot on its node. */
+const IN_FLIGHT: ReadonlySet<ExecutionRecordState> = new Set(['dispatched', 'accepted', 'running']);
+/** States a node reports to end an execution. */
+const NODE_FINAL: ReadonlySet<ExecutionState> = new Set(['succeeded', 'failed', 'rejected', 'timed_out']);
+
+export const isInFlight = (e: ExecutionRecord): boolean => IN_FLIGHT.has(e.state);
+export const isNodeFinal = (s: ExecutionRecordState): boolean => NODE_FINAL.has(s as ExecutionState);
+
+const RANK: Record<ExecutionRecordState, number> = {
+  dispatched: 0, accepted: 1, running: 2, succeeded: 3, failed: 3, rejected: 3, timed_out: 3, lost: 3, canceled: 3,
+};
+
+/**
+ * Whether a node's update may move an execution. Updates only go forward
+ * (a duplicate or reordered copy changes nothing); `running` may repeat to
+ * carry progress. An execution the hub gave up on (`lost`, `canceled`) still
+ * takes the node's final word: what really happened is recorded, even though
+ * it no longer changes the WPK.
+ */
+export function acceptsUpdate(current: ExecutionRecordState, next: ExecutionState): boolean {
+  if (current === 'lost' || current === 'canceled') return isNodeFinal(next);
+  if (next === 'running' && current === 'running') return true;
+  return RANK[next] > RANK[current];
+}
+
+export function newExecution(nodeId: string, bootId: string, attempt: number, now: number): ExecutionRecord {
+  return {
+    node_id: nodeId, attempt, state: 'dispatched', boot_id: bootId, progress: null, result: null, error: null,
+    dispatched_at: now, started_at: null, finished_at: null, updated_at: now,
+  };
+}
+
+/** Applies a node's update to its execution (the caller checked acceptsUpdate). */
+export function applyUpdate(e: ExecutionRecord, u: ExecutionUpdate, now: number): void {
+  e.state = u.state;
+  e.updated_at = now;
+  if (u.progress !== undefined) e.progress = u.progress;
+  if (u.result !== undefined) e.result = u.result;
+  if (u.error !== undefined) e.error = u.error;
+  if (u.state === 'running' && e.started_at === null) e.started_at = u.ts;
+  if (isNodeFinal(u.state)) {
+    e.finished_at = now;
+    if (u.state === 'succeeded') e.progress = 1;
+  }
+}
+
+/** The hub ends an execution itself (node lost, no accept, timeout, cancel). */
+export function endExecution(e: ExecutionRecord, state: 'lost' | 'timed_out' | 'canceled', error: string, now: number): void {
+  e.state = state;
+  e.error = error;
+  e.finished_at = now;
+  e.updated_at = now;
+}
+
+export function summarize(w: WpkRecord): void {
+  const summary: Partial<Record<ExecutionRecordState, number>> = {};
+  for (const e of w.executions) summary[e.state] = (summary[e.state] ?? 0) + 1;
+  w.summary = summary;
+}
+
+export function finish(w: WpkRecord, state: WpkState, now: number, error: string | null = null, result: Record<string, unknown> | null = null): void {
+  w.state = state;
+  w.finished_at = now;
+  w.updated_at = now;
+  w.error = error;
+  w.result = result;
+  summarize(w);
+}
+
+/** While a WPK is open its state follows its executions in flight. */
+export function progressState(w: WpkRecord): WpkState {
+  let dispatched = false;
+  for (const e of w.executions) {
+    if (e.state === 'running') return 'running';
+    if (e.state === 'dispatched' || e.state === 'accepted') dispatched = true;
+  }
+  return dispatched ? 'dispatched' : 'pending';
+}
+
+export function describeEnd(e: ExecutionRecord): string {
+  return `attempt ${e.attempt} on ${e.node_id} ${e.state}${e.error ? `: ${e.error}` : ''}`;
+}

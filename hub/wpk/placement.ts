@@ -1,0 +1,104 @@
+/**
+ * Where work goes: the healthy nodes that may run a WPK, and among them the
+ * least loaded. The hub's own in-flight count is the first measure (a WPK
+ * counts on its node from dispatch, long before a heartbeat could report it),
+ * the node's reported load the second, and ties go to the node picked least
+ * recently (round-robin). No node is given more than its `max_concurrency`.
+ */
+import type { NodeRecord, Registry } from '../registry.js';
+import type { WpkRecord } from './types.js';
+
+export interface PlacementOptions {
+  /** Slots of a node that did not declare `max_concurrency` (a plain device). */
+  defaultConcurrency: number;
+}
+
+/** Reported load is rounded to this step so that noise does not defeat round-robin. */
+const LOAD_STEP = 0.1;
+
+export class Placement {
+  /** node_id -> keys (`wpk_id#attempt`) of executions holding a slot there. */
+  readonly #inFlight = new Map<string, Set<string>>();
+  readonly #lastPicked = new Map<string, number>();
+  #picks = 0;
+
+  constructor(private readonly registry: Registry, private readonly opts: PlacementOptions) {}
+
+  capacity(node: NodeRecord): number {
+    return node.max_concurrency ?? this.opts.defaultConcurrency;
+  }
+
+  load(nodeId: string): number {
+    return this.#inFlight.get(nodeId)?.size ?? 0;
+  }
+
+  hasRoom(node: NodeRecord): boolean {
+    return this.load(node.node_id) < this.capacity(node);
+  }
+
+  hold(nodeId: string, key: string): void {
+    let keys = this.#inFlight.get(nodeId);
+    if (!keys) this.#inFlight.set(nodeId, (keys = new Set()));
+    keys.add(key);
+  }
+
+  release(nodeId: string, key: string): void {
+    const keys = this.#inFlight.get(nodeId);
+    if (!keys) return;
+    keys.delete(key);
+    if (keys.size === 0) this.#inFlight.delete(nodeId);
+  }
+
+  /** Whether a node may run this WPK at all: active, capable, and matching the selectors. */
+  eligible(w: WpkRecord, node: NodeRecord): boolean {
+    if (node.status !== 'active' || !node.capabilities.includes(w.capability)) return false;
+    if (w.nodes !== null && !w.nodes.includes(node.node_id)) return false;
+    if (w.labels !== null) {
+      for (const [k, v] of Object.entries(w.labels)) if (node.labels[k] !== v) return false;
+    }
+    return true;
+  }
+
+  /** Whether a registered node (in any state but deregistered) matches the WPK's capability and selectors. */
+  matches(w: WpkRecord, node: NodeRecord): boolean {
+    return node.status !== 'deregistered' && this.eligible(w, { ...node, status: 'active' });
+  }
+
+  /**
+   * The node for the next attempt of a mode-`one` WPK, or undefined when no
+   * eligible node has a free slot. Nodes that already tried this WPK are
+   * taken only when no other node can.
+   */
+  pick(w: WpkRecord): NodeRecord | undefined {
+    const tried = new Set(w.executions.map((e) => e.node_id));
+    let best: NodeRecord | undefined;
+    let bestKey: number[] = [];
+    for (const node of this.registry.all()) {
+      if (!this.eligible(w, node) || !this.hasRoom(node)) continue;
+      const key = [
+        tried.has(node.node_id) ? 1 : 0,
+        this.load(node.node_id) / this.capacity(node),
+        Math.round((node.load ?? 0) / LOAD_STEP),
+        this.#lastPicked.get(node.node_id) ?? -1,
+      ];
+      if (best === undefined || less(key, bestKey)) {
+        best = node;
+        bestKey = key;
+      }
+    }
+    if (best) this.#lastPicked.set(best.node_id, ++this.#picks);
+    return best;
+  }
+
+  /** Forgets round-robin history of nodes no longer in the registry. */
+  forget(nodeId: string): void {
+    this.#lastPicked.delete(nodeId);
+  }
+}
+
+function less(a: number[], b: number[]): boolean {
+  for (let i = 0; i < a.length; i++) {
+    if (a[i]! !== b[i]!) return a[i]! < b[i]!;
+  }
+  return false;
+}

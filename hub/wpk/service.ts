@@ -1,0 +1,213 @@
+/**
+ * `hub.wpks`: the work-package service. It validates requests, runs the
+ * engine on a sweep timer and on node changes, publishes triggers and cancel
+ * commands, and keeps every WPK in `wpks.json` (a hub restart loses nothing).
+ */
+import type { Adapter } from 'lowdb';
+import type { Logger } from '../../lib/log.js';
+import type { Topics } from '../../lib/topics.js';
+import type { CancelCommand, ExecutionUpdate, HttpWpkRequest, WpkTrigger } from '../../lib/wire.js';
+import { validators } from '../../schemas/index.js';
+import type { Publisher } from '../context.js';
+import type { HubCounters } from '../counters.js';
+import { defaultFlusherOptions, Flusher, type FlusherOptions } from '../flusher.js';
+import type { Refusals } from '../refusals.js';
+import type { Registry } from '../registry.js';
+import { WpkEngine, type Change, type EngineOptions, type Signals } from './engine.js';
+import { DEFAULT_WPK, isFinalWpk, newWpk, type WpkDefaults } from './model.js';
+import { WpkStore, type WpkFile } from './store.js';
+import { WPK_STATES, WpkRequestError, type WorkPackages, type WpkListFilter, type WpkRecord, type WpkState } from './types.js';
+
+export interface WpkOptions extends Partial<EngineOptions> {
+  /** How often timeouts, lost nodes and deadlines are checked (default 250 ms). */
+  sweepIntervalMs?: number;
+  /** Finished WPKs are forgotten after this long (default 7 days)... */
+  retentionMs?: number;
+  /** ...or when more than this many are finished, oldest first (default 10,000). */
+  maxFinished?: number;
+  /** Defaults of requests that do not say (timeout, deadline, attempts). */
+  defaults?: Partial<WpkDefaults>;
+  flush?: Partial<Omit<FlusherOptions, 'onError'>>;
+}
+
+export const defaultWpkOptions = {
+  acceptTimeoutMs: 10_000,
+  timeoutGraceMs: 2000,
+  lostAfterRestartMs: 60_000,
+  defaultConcurrency: 1,
+  sweepIntervalMs: 250,
+  retentionMs: 7 * 24 * 3600 * 1000,
+  maxFinished: 10_000,
+} as const;
+
+export interface WpkDeps {
+  topics: Topics;
+  registry: Registry;
+  out: Publisher;
+  counters: HubCounters;
+  refusals: Refusals;
+  log: Logger;
+  adapter: Adapter<WpkFile>;
+  where: string;
+  startedAt: number;
+}
+
+/** Own triggers not yet seen back from the broker; bounded so a lost echo cannot grow it. */
+const MAX_PENDING_ECHOES = 100_000;
+
+export class WpkService implements WorkPackages {
+  readonly #o: Required<Omit<WpkOptions, 'defaults' | 'flush'>>;
+  readonly #defaults: WpkDefaults;
+  readonly #engine: WpkEngine;
+  readonly #store: WpkStore;
+  readonly #flusher: Flusher;
+  readonly #ownTriggers = new Map<string, number>();
+  #sweep: NodeJS.Timeout | undefined;
+
+  constructor(private readonly deps: WpkDeps, options: WpkOptions = {}) {
+    const { defaults, flush, ...rest } = options;
+    this.#o = { ...defaultWpkOptions, ...rest };
+    this.#defaults = { ...DEFAULT_WPK, ...defaults };
+    this.#store = new WpkStore(deps.adapter, deps.where);
+    this.#flusher = new Flusher(() => this.#store.save(this.#engine.all.values(), Date.now()), {
+      ...defaultFlusherOptions,
+      ...flush,
+      onError: (err) => { deps.counters.flush_errors += 1; deps.log.error({ err: err.message }, 'work package flush failed; will retry'); },
+    });
+    const signals: Signals = { trigger: (w, attempt, who) => this.#trigger(w, attempt, who), cancel: (n, w, a) => this.#cancelCommand(n, w, a) };
+    this.#engine = new WpkEngine({ registry: deps.registry, signals, counters: deps.counters, log: deps.log, startedAt: deps.startedAt }, this.#o);
+  }
+
+  async load(): Promise<void> {
+    this.#engine.restore(await this.#store.load());
+    const open = this.#engine.open.size;
+    if (this.#engine.all.size > 0) this.deps.log.info({ wpks: this.#engine.all.size, open }, 'work packages loaded');
+  }
+
+  start(): void {
+    this.#sweep = setInterval(() => this.#tick(), this.#o.sweepIntervalMs);
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.#sweep);
+    await this.#flusher.stop();
+  }
+
+  flush(): Promise<void> { return this.#flusher.flushNow(); }
+
+  async create(request: HttpWpkRequest): Promise<WpkRecord> {
+    const checked = validators.httpWpkRequest(request);
+    if (!checked.ok) throw new WpkRequestError(422, 'EDGEFED_ERR_SCHEMA', `work package request: ${checked.errors.join('; ')}`);
+    const now = Date.now();
+    const w = newWpk(checked.value, now, this.#defaults);
+    this.#engine.add(w, now);
+    this.deps.log.info({ wpk_id: w.wpk_id, capability: w.capability, action: w.action, mode: w.mode, state: w.state, assignee: w.assignee }, 'work package created');
+    await this.#flusher.whenWritten();
+    return w;
+  }
+
+  get(wpkId: string): WpkRecord | undefined {
+    return this.#engine.all.get(wpkId);
+  }
+
+  list(filter: WpkListFilter = {}): WpkRecord[] {
+    const out: WpkRecord[] = [];
+    const limit = filter.limit ?? Infinity;
+    const all = [...this.#engine.all.values()];
+    for (let i = all.length - 1; i >= 0 && out.length < limit; i--) {
+      const w = all[i]!;
+      if (filter.state && w.state !== filter.state) continue;
+      if (filter.capability && w.capability !== filter.capability) continue;
+      out.push(w);
+    }
+    return out;
+  }
+
+  async cancel(wpkId: string): Promise<WpkRecord> {
+    const w = this.#engine.all.get(wpkId);
+    if (!w) throw new WpkRequestError(404, 'EDGEFED_ERR_WPK_NOT_FOUND', `no work package "${wpkId}"`);
+    if (isFinalWpk(w)) throw new WpkRequestError(409, 'EDGEFED_ERR_WPK_FINISHED', `work package ${wpkId} already ended ${w.state}; only an unfinished one can be canceled`);
+    this.#engine.cancel(w, Date.now(), 'canceled by an operator');
+    await this.#flusher.whenWritten();
+    return w;
+  }
+
+  countByState(): Record<WpkState, number> {
+    const counts = Object.fromEntries(WPK_STATES.map((s) => [s, 0])) as Record<WpkState, number>;
+    for (const w of this.#engine.all.values()) counts[w.state] += 1;
+    return counts;
+  }
+
+  /** From the router: a node's admitted execution update. */
+  onExecution(nodeId: string, update: ExecutionUpdate): void {
+    this.#mark(this.#engine.onUpdate(nodeId, update, Date.now()));
+  }
+
+  /** From the registry handlers: a node's status or registration changed. */
+  nodeChanged(nodeId: string): void {
+    const now = Date.now();
+    const node = this.deps.registry.get(nodeId);
+    const dispatched = node?.status === 'active' && this.#engine.pump(nodeId, now);
+    if (this.#engine.check(now, nodeId) || dispatched) this.#flusher.markDirty('durable');
+  }
+
+  /**
+   * A trigger seen on the broker. Only the hub publishes triggers: anything
+   * but its own echo is refused (logged, counted). Agents cannot tell who
+   * published; the broker's ACL stops foreign triggers before they arrive.
+   */
+  onTriggerSeen(topic: string): void {
+    const pending = this.#ownTriggers.get(topic) ?? 0;
+    if (pending > 0) {
+      if (pending === 1) this.#ownTriggers.delete(topic);
+      else this.#ownTriggers.set(topic, pending - 1);
+      return;
+    }
+    this.deps.refusals.record({ code: 'not_allowed', reason: 'only the hub publishes work package triggers; this one was not the hub\'s', topic, via: 'mqtt' });
+  }
+
+  #tick(): void {
+    const now = Date.now();
+    if (this.#engine.check(now)) this.#flusher.markDirty('durable');
+    if (this.#prune(now) > 0) this.#flusher.markDirty('durable');
+  }
+
+  /** Forgets finished WPKs past their retention, and the oldest beyond maxFinished. */
+  #prune(now: number): number {
+    const all = this.#engine.all;
+    let over = all.size - this.#engine.open.size - this.#o.maxFinished;
+    let pruned = 0;
+    for (const w of all.values()) {
+      if (!isFinalWpk(w)) continue;
+      if (over > 0 || now - (w.finished_at ?? w.created_at) > this.#o.retentionMs) {
+        all.delete(w.wpk_id);
+        over -= 1;
+        pruned += 1;
+      } else if (over <= 0) {
+        break; // creation order is roughly finish order: the rest is younger
+      }
+    }
+    return pruned;
+  }
+
+  #mark(change: Change): void {
+    if (change !== 'none') this.#flusher.markDirty(change);
+  }
+
+  #trigger(w: WpkRecord, attempt: number, who: { assignee: string } | { targets: string[] }): void {
+    const t: WpkTrigger = {
+      wpk_id: w.wpk_id, capability: w.capability, action: w.action, params: w.params, mode: w.mode,
+      ...who, attempt, created_at: w.created_at, deadline: w.deadline, timeout_ms: w.timeout_ms,
+    };
+    const topic = this.deps.topics.trigger(w.capability);
+    if (this.#ownTriggers.size < MAX_PENDING_ECHOES) this.#ownTriggers.set(topic, (this.#ownTriggers.get(topic) ?? 0) + 1);
+    this.deps.counters.wpks.triggers += 1;
+    this.deps.out.publish(topic, JSON.stringify(t), { qos: 1, retain: false });
+  }
+
+  #cancelCommand(nodeId: string, wpkId: string, attempt: number): void {
+    const c: CancelCommand = { command: 'cancel', wpk_id: wpkId, attempt, ts: Date.now() };
+    this.deps.counters.wpks.cancel_commands += 1;
+    this.deps.out.publish(this.deps.topics.commands(nodeId), JSON.stringify(c), { qos: 1, retain: false });
+  }
+}

@@ -1,0 +1,54 @@
+/**
+ * Persistence of work packages: `<dataDir>/wpks.json`, one lowdb document
+ * beside the registry but in its own file, so that a burst of work does not
+ * make every registry flush heavier and the other way round. Writes are
+ * atomic (temp file and rename), as for the registry.
+ */
+import path from 'node:path';
+import { Low, Memory, type Adapter } from 'lowdb';
+import { DataFile } from 'lowdb/node';
+import { readDocument } from '../store.js';
+import type { WpkRecord } from './types.js';
+
+export const WPK_FORMAT = 1;
+
+export interface WpkFile {
+  format: number;
+  saved_at: number;
+  /** Oldest first. */
+  wpks: WpkRecord[];
+}
+
+export function wpkPath(dataDir: string): string {
+  return path.join(dataDir, 'wpks.json');
+}
+
+export function wpkFileAdapter(dataDir: string): Adapter<WpkFile> {
+  return new DataFile<WpkFile>(wpkPath(dataDir), {
+    parse: (text) => JSON.parse(text) as WpkFile,
+    stringify: (data) => JSON.stringify(data),
+  });
+}
+
+export function wpkMemoryAdapter(): Adapter<WpkFile> {
+  return new Memory<WpkFile>();
+}
+
+export class WpkStore {
+  readonly #db: Low<WpkFile>;
+
+  constructor(adapter: Adapter<WpkFile>, private readonly where = 'wpks') {
+    this.#db = new Low(adapter, { format: WPK_FORMAT, saved_at: 0, wpks: [] });
+  }
+
+  async load(): Promise<WpkRecord[]> {
+    const doc = await readDocument(this.#db, this.where, 'wpks', WPK_FORMAT);
+    if (!Array.isArray(doc.wpks)) throw new Error(`EDGEFED_ERR_REGISTRY_UNREADABLE: ${this.where}: "wpks" is not an array`);
+    return doc.wpks;
+  }
+
+  async save(wpks: Iterable<WpkRecord>, now: number): Promise<void> {
+    this.#db.data = { format: WPK_FORMAT, saved_at: now, wpks: [...wpks] };
+    await this.#db.write();
+  }
+}
