@@ -3,29 +3,21 @@
  * registration and heartbeats for devices that only speak HTTP. Bodies are
  * checked against the same JSON Schemas as MQTT payloads.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import { isValidId } from '../../lib/ids.js';
 import { VERSION } from '../../lib/version.js';
-import { validators, type Validator } from '../../schemas/index.js';
+import { validators } from '../../schemas/index.js';
 import { totalRefusals } from '../counters.js';
-import type { Hub, NodeFilter } from '../index.js';
+import type { NodeFilter } from '../index.js';
 import { NODE_STATES } from '../registry.js';
-import { HttpError, readJsonObject, sendJson } from './respond.js';
+import { HttpError, sendJson } from './respond.js';
+import { body, type Route, type RouteHandler } from './route.js';
+import { wpkRoutes } from './wpk-routes.js';
 
-export interface RouteContext { hub: Hub; bodyLimit: number; url: URL; req: IncomingMessage; res: ServerResponse }
-type RouteHandler = (ctx: RouteContext, params: string[]) => Promise<void> | void;
-interface Route { method: string; pattern: RegExp; handler: RouteHandler }
-
+export type { RouteContext } from './route.js';
 
 function requireId(id: string | undefined): string {
   if (!isValidId(id)) throw new HttpError(404, 'EDGEFED_ERR_NODE_NOT_FOUND', `no node "${id ?? ''}" (not a valid node id)`);
   return id;
-}
-
-async function body<T>(ctx: RouteContext, check: Validator<T>): Promise<T> {
-  const result = check(await readJsonObject(ctx.req, ctx.bodyLimit));
-  if (!result.ok) throw new HttpError(422, 'EDGEFED_ERR_SCHEMA', 'request body does not match the schema', result.errors);
-  return result.value;
 }
 
 export function parseFilter(url: URL): NodeFilter {
@@ -95,4 +87,5 @@ export const routes: Route[] = [
   { method: 'GET', pattern: /^\/federation\/nodes\/([^/]+)$/, handler: getNode },
   { method: 'POST', pattern: /^\/federation\/register$/, handler: register },
   { method: 'POST', pattern: /^\/federation\/nodes\/([^/]+)\/heartbeat$/, handler: heartbeat },
+  ...wpkRoutes,
 ];

@@ -1,0 +1,21 @@
+/**
+ * What every route module shares: the route shape the server dispatches on,
+ * and reading a request body checked against its JSON Schema (so every body
+ * is refused the same way: 400 not JSON, 413 too large, 422 with details).
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Validator } from '../../schemas/index.js';
+import type { Hub } from '../index.js';
+import { HttpError, readJsonObject } from './respond.js';
+
+export interface RouteContext { hub: Hub; bodyLimit: number; url: URL; req: IncomingMessage; res: ServerResponse }
+/** `params` are the pattern's capture groups, percent-decoded. */
+export type RouteHandler = (ctx: RouteContext, params: string[]) => Promise<void> | void;
+export interface Route { method: string; pattern: RegExp; handler: RouteHandler }
+
+/** The request body as `check` accepts it, or a 422 `EDGEFED_ERR_SCHEMA` listing what is wrong. */
+export async function body<T>(ctx: RouteContext, check: Validator<T>): Promise<T> {
+  const result = check(await readJsonObject(ctx.req, ctx.bodyLimit));
+  if (!result.ok) throw new HttpError(422, 'EDGEFED_ERR_SCHEMA', 'request body does not match the schema', result.errors);
+  return result.value;
+}

@@ -1,0 +1,88 @@
+/**
+ * Work packages over HTTP: create, list, look up and cancel. The handlers
+ * only translate: the rules (deadline in the future, who may run it, what a
+ * cancel may stop) live in the hub's WPK service, whose refusals
+ * (WpkRequestError) keep their status and code here.
+ */
+import { isValidId } from '../../lib/ids.js';
+import { validators } from '../../schemas/index.js';
+import { WPK_STATES, WpkRequestError, type WpkListFilter, type WpkState } from '../wpk/types.js';
+import { HttpError, sendJson } from './respond.js';
+import { body, type Route, type RouteHandler } from './route.js';
+
+/** `GET /federation/wpk` answers at most this many records unless `limit` says otherwise. */
+export const DEFAULT_WPK_LIST_LIMIT = 100;
+export const MAX_WPK_LIST_LIMIT = 1000;
+
+function badFilter(message: string): HttpError {
+  return new HttpError(400, 'EDGEFED_ERR_BAD_FILTER', message);
+}
+
+function notFound(id: string): HttpError {
+  return new HttpError(404, 'EDGEFED_ERR_WPK_NOT_FOUND', `no work package "${id}"`);
+}
+
+/** An id that can never exist is answered like an unknown one: there is nothing at that path. */
+function requireWpkId(id: string | undefined): string {
+  if (!isValidId(id)) throw notFound(id ?? '');
+  return id;
+}
+
+/** Runs a service call, turning its refusals into the HTTP error with the same status and code. */
+async function service<T>(call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (err) {
+    if (err instanceof WpkRequestError) throw new HttpError(err.status, err.code, err.message);
+    throw err;
+  }
+}
+
+export function parseWpkFilter(url: URL): WpkListFilter {
+  const filter: WpkListFilter = { limit: DEFAULT_WPK_LIST_LIMIT };
+  const state = url.searchParams.get('state');
+  if (state !== null) {
+    if (!(WPK_STATES as readonly string[]).includes(state)) throw badFilter(`state must be one of ${WPK_STATES.join(', ')}`);
+    filter.state = state as WpkState;
+  }
+  const capability = url.searchParams.get('capability');
+  if (capability !== null) filter.capability = capability;
+  const limit = url.searchParams.get('limit');
+  if (limit !== null) {
+    const n = Number(limit);
+    if (!/^\d+$/.test(limit) || n < 1 || n > MAX_WPK_LIST_LIMIT) throw badFilter(`limit must be a whole number from 1 to ${MAX_WPK_LIST_LIMIT}, got "${limit}"`);
+    filter.limit = n;
+  }
+  return filter;
+}
+
+const createWpk: RouteHandler = async (ctx) => {
+  const request = await body(ctx, validators.httpWpkRequest);
+  const record = await service(() => ctx.hub.wpks.create(request));
+  sendJson(ctx.res, 201, record);
+};
+
+const listWpks: RouteHandler = ({ hub, url, res }) => {
+  const wpks = hub.wpks.list(parseWpkFilter(url));
+  sendJson(res, 200, { count: wpks.length, wpks });
+};
+
+const getWpk: RouteHandler = ({ hub, res }, [id]) => {
+  const wpkId = requireWpkId(id);
+  const record = hub.wpks.get(wpkId);
+  if (!record) throw notFound(wpkId);
+  sendJson(res, 200, record);
+};
+
+const cancelWpk: RouteHandler = async ({ hub, res }, [id]) => {
+  const wpkId = requireWpkId(id);
+  const record = await service(() => hub.wpks.cancel(wpkId));
+  sendJson(res, 200, record);
+};
+
+export const wpkRoutes: Route[] = [
+  { method: 'POST', pattern: /^\/federation\/wpk$/, handler: createWpk },
+  { method: 'GET', pattern: /^\/federation\/wpk$/, handler: listWpks },
+  { method: 'GET', pattern: /^\/federation\/wpk\/([^/]+)$/, handler: getWpk },
+  { method: 'POST', pattern: /^\/federation\/wpk\/([^/]+)\/cancel$/, handler: cancelWpk },
+];
