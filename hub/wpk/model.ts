@@ -128,12 +128,17 @@ export function finish(w: WpkRecord, state: WpkState, now: number, error: string
   summarize(w);
 }
 
-/** While a WPK is open its state follows its executions in flight. */
+/**
+ * While a WPK is open its state follows its executions in flight. A mode-all
+ * WPK some nodes have finished is `running` while it waits for the others; a
+ * mode-one WPK with no attempt in flight is `pending` (waiting for a node).
+ */
 export function progressState(w: WpkRecord): WpkState {
   let dispatched = false;
   for (const e of w.executions) {
     if (e.state === 'running') return 'running';
     if (e.state === 'dispatched' || e.state === 'accepted') dispatched = true;
+    else if (w.mode === 'all') return 'running';
   }
   return dispatched ? 'dispatched' : 'pending';
 }
