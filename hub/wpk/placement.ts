@@ -70,20 +70,23 @@ export class Placement {
    * taken only when no other node can.
    */
   pick(w: WpkRecord): NodeRecord | undefined {
-    const tried = new Set(w.executions.map((e) => e.node_id));
+    // This runs once per dispatch over every node: no allocation per node.
+    const tried = w.executions.length > 0 ? new Set(w.executions.map((e) => e.node_id)) : undefined;
     let best: NodeRecord | undefined;
-    let bestKey: number[] = [];
+    const bestKey: Key = [0, 0, 0, 0];
+    const key: Key = [0, 0, 0, 0];
     for (const node of this.registry.all()) {
-      if (!this.eligible(w, node) || !this.hasRoom(node)) continue;
-      const key = [
-        tried.has(node.node_id) ? 1 : 0,
-        this.load(node.node_id) / this.capacity(node),
-        Math.round((node.load ?? 0) / LOAD_STEP),
-        this.#lastPicked.get(node.node_id) ?? -1,
-      ];
+      if (!this.eligible(w, node)) continue;
+      const inFlight = this.load(node.node_id);
+      const capacity = this.capacity(node);
+      if (inFlight >= capacity) continue;
+      key[0] = tried?.has(node.node_id) ? 1 : 0;
+      key[1] = inFlight / capacity;
+      key[2] = Math.round((node.load ?? 0) / LOAD_STEP);
+      key[3] = this.#lastPicked.get(node.node_id) ?? -1;
       if (best === undefined || less(key, bestKey)) {
         best = node;
-        bestKey = key;
+        for (let i = 0; i < 4; i++) bestKey[i] = key[i]!;
       }
     }
     if (best) this.#lastPicked.set(best.node_id, ++this.#picks);
@@ -96,9 +99,12 @@ export class Placement {
   }
 }
 
-function less(a: number[], b: number[]): boolean {
-  for (let i = 0; i < a.length; i++) {
-    if (a[i]! !== b[i]!) return a[i]! < b[i]!;
+/** Sort key of a candidate: [tried before, share of slots in use, reported load step, last picked]. */
+type Key = [number, number, number, number];
+
+function less(a: Key, b: Key): boolean {
+  for (let i = 0; i < 4; i++) {
+    if (a[i] !== b[i]) return a[i]! < b[i]!;
   }
   return false;
 }

@@ -146,9 +146,10 @@ export class WpkService implements WorkPackages {
   /** From the registry handlers: a node's status or registration changed. */
   nodeChanged(nodeId: string): void {
     const now = Date.now();
-    const node = this.deps.registry.get(nodeId);
-    const dispatched = node?.status === 'active' && this.#engine.pump(nodeId, now);
-    if (this.#engine.check(now, nodeId) || dispatched) this.#flusher.markDirty('durable');
+    // Give up on work the node lost first (a restart frees its slots), then offer it new work.
+    const gaveUp = this.#engine.check(now, nodeId);
+    const dispatched = this.deps.registry.get(nodeId)?.status === 'active' && this.#engine.pump(nodeId, now);
+    if (gaveUp || dispatched) this.#flusher.markDirty('durable');
   }
 
   /**
