@@ -9,16 +9,15 @@ import { DEFAULT_HUB_URL, getJson, postJson } from './hub-client.js';
 import { ago, table } from './table.js';
 
 const HUB_FLAG: FlagSpecs = { hub: { type: 'string', value: 'URL', help: 'HTTP address of the hub', default: DEFAULT_HUB_URL } };
-const JSON_FLAG: FlagSpecs = { json: { type: 'boolean', help: 'Print the hub\'s record(s) as JSON' } };
 
 const LIST_SPECS: FlagSpecs = {
   ...HUB_FLAG,
-  ...JSON_FLAG,
+  json: { type: 'boolean', help: 'Print the hub\'s records as a JSON array' },
   state: { type: 'string', value: 'S', help: `Only work packages in this state (${WPK_STATES.join(', ')})` },
   capability: { type: 'string', value: 'C', help: 'Only work packages for this capability' },
   limit: { type: 'string', value: 'N', help: 'At most N work packages, newest first (1-1000; the hub answers 100 without it)' },
 };
-const ONE_SPECS: FlagSpecs = { ...HUB_FLAG, ...JSON_FLAG };
+const ONE_SPECS: FlagSpecs = { ...HUB_FLAG, json: { type: 'boolean', help: 'Print the hub\'s record as JSON' } };
 
 // ---- rendering ----------------------------------------------------------
 
@@ -43,8 +42,9 @@ export function oneLine(value: unknown, max = 60): string {
   return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
 }
 
-function percent(progress: number | null): string {
-  return progress === null ? '' : ` ${Math.round(progress * 100)}%`;
+/** Progress matters only while an execution runs; a finished one says so by its state. */
+function percent(e: ExecutionRecord): string {
+  return e.state !== 'running' || e.progress === null ? '' : ` ${Math.round(e.progress * 100)}%`;
 }
 
 function attemptText(w: WpkRecord): string {
@@ -58,9 +58,11 @@ function nodeText(w: WpkRecord): string {
   return '-';
 }
 
+/** Executions per state, counted from the executions themselves (always current, unlike a cached summary). */
 function summaryText(w: WpkRecord): string {
-  const parts = Object.entries(w.summary).filter(([, n]) => (n ?? 0) > 0).map(([state, n]) => `${state}=${n}`);
-  return parts.length > 0 ? parts.join(' ') : '-';
+  const counts = new Map<string, number>();
+  for (const e of w.executions) counts.set(e.state, (counts.get(e.state) ?? 0) + 1);
+  return counts.size > 0 ? [...counts].map(([state, n]) => `${state}=${n}`).join(' ') : '-';
 }
 
 export function wpkTable(wpks: WpkRecord[], now = Date.now()): string {
@@ -74,7 +76,7 @@ export function executionsTable(executions: ExecutionRecord[], now = Date.now())
   const rows = executions.map((e) => [
     e.node_id,
     String(e.attempt),
-    `${e.state}${percent(e.progress)}`,
+    `${e.state}${percent(e)}`,
     e.started_at === null ? '-' : ago(e.started_at, now),
     e.finished_at === null ? '-' : ago(e.finished_at, now),
     e.error ?? (e.result === null ? '-' : oneLine(e.result)),
@@ -116,7 +118,7 @@ export function progressLine(w: WpkRecord): string {
   if (w.mode === 'all') return `${w.wpk_id}: ${w.state} (${summaryText(w)})`;
   const current = w.executions.find((e) => e.attempt === w.attempt && e.node_id === w.assignee);
   const where = w.assignee === null ? '' : ` on ${w.assignee}, attempt ${w.attempt}/${w.max_attempts}`;
-  return `${w.wpk_id}: ${w.state}${where}${current ? percent(current.progress) : ''}`;
+  return `${w.wpk_id}: ${w.state}${where}${current ? percent(current) : ''}`;
 }
 
 /** What `trigger --wait` prints on stdout once the WPK is over: its state, then its result or error. */
