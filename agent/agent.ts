@@ -2,18 +2,25 @@
  * The edge agent: a Sparkplug-style birth/death lifecycle over MQTT.
  * Birth (registration + status online, retained) on every connect, death as
  * the Last Will (or an explicit shutdown status), heartbeats in between, and
- * the hub's commands. Work-package execution plugs into `commands` later.
+ * the hub's commands. Work packages arrive on the trigger topics of this
+ * node's capabilities and run in the executor (executor.ts); their updates
+ * leave through the outbox (outbox.ts), which spools them while offline.
  */
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { IClientPublishOptions, IConnackPacket, MqttClient } from 'mqtt';
 import type { Logger } from '../lib/log.js';
 import { topics, type Topics } from '../lib/topics.js';
+import { actionTable } from './actions.js';
 import { CommandDispatcher, parseHubStatus } from './commands.js';
 import { createClient } from './connection.js';
+import { Executor } from './executor.js';
 import { HeartbeatLoop } from './heartbeat.js';
 import { resolveOptions, type AgentOptions, type ResolvedAgentOptions } from './options.js';
+import { ExecutionOutbox } from './outbox.js';
 import { heartbeatPayload, hostHardware, offlineStatus, onlineStatus, registrationPayload } from './payloads.js';
+import { Spool } from './spool.js';
+import { FileSpoolStore } from './spool-file.js';
 import { disconnect } from '../lib/goodbye.js';
 
 /** Events an agent emits; neither carries arguments. */
@@ -60,8 +67,7 @@ class EdgeAgent implements Agent {
   readonly nodeId: string;
   readonly bootId = newBootId();
   readonly commands: CommandDispatcher;
-  /** Work packages running now, reported in heartbeats; the executor will replace this. */
-  runningWpks: () => number = () => 0;
+  readonly executor: Executor;
 
   private readonly events = new EventEmitter<AgentEventMap>();
   private readonly topics: Topics;
@@ -69,6 +75,9 @@ class EdgeAgent implements Agent {
   private readonly startedAt = Date.now();
   private readonly hardware = hostHardware();
   private readonly heartbeat: HeartbeatLoop;
+  private readonly capabilities: ReadonlySet<string>;
+  private readonly spool: Spool;
+  private readonly outbox: ExecutionOutbox;
   private client: MqttClient | undefined;
   private seq = 0;
   private lastAnnounceTs = 0;
@@ -95,7 +104,24 @@ class EdgeAgent implements Agent {
       if (this.lastAnnounceReason === 'hub-restart' && performance.now() - this.lastAnnounceAt < REBIRTH_QUIET_MS) return;
       this.announce('rebirth');
     });
-    // `cancel` is registered by the work-package executor (not built yet).
+    this.capabilities = new Set(opts.capabilities);
+    this.spool = new Spool({
+      nodeId: opts.nodeId,
+      max: opts.spoolMax,
+      log: this.log,
+      store: opts.spoolDir === undefined ? undefined : new FileSpoolStore(opts.spoolDir),
+    });
+    this.outbox = new ExecutionOutbox(this.spool, this.topics, this.log);
+    this.executor = new Executor({
+      nodeId: opts.nodeId,
+      actions: actionTable(opts.actions),
+      concurrency: opts.concurrency,
+      log: this.log,
+      send: (update) => this.outbox.send(update),
+    });
+    this.commands.on('cancel', (command) => {
+      this.executor.cancel(command.wpk_id, command.attempt);
+    });
   }
 
   get connected(): boolean {
@@ -103,6 +129,8 @@ class EdgeAgent implements Agent {
   }
 
   async start(): Promise<void> {
+    // Before the first connect, so what a previous run left is replayed ahead of anything new.
+    this.spool.open();
     const willTopic = this.topics.status(this.nodeId);
     const client = await createClient(this.opts, {
       topic: willTopic,
@@ -144,7 +172,8 @@ class EdgeAgent implements Agent {
     this.failures = 0;
     this.log.info('connected to broker');
     if (!connack.sessionPresent) {
-      const subscriptions = { [this.topics.commands(this.nodeId)]: { qos: 1 as const }, [this.topics.hubStatus()]: { qos: 1 as const } };
+      const subscriptions: Record<string, { qos: 1 }> = { [this.topics.commands(this.nodeId)]: { qos: 1 }, [this.topics.hubStatus()]: { qos: 1 } };
+      for (const capability of this.capabilities) subscriptions[this.topics.trigger(capability)] = { qos: 1 };
       client.subscribe(subscriptions, (err) => {
         if (!err) return;
         // A connection lost mid-SUBACK is retried by the next connect; a refusal (SUBACK 0x80) is not.
@@ -153,6 +182,8 @@ class EdgeAgent implements Agent {
       });
     }
     this.announce('connect');
+    // After the birth: the hub hears who we are before what we did while away.
+    this.outbox.online(client);
     this.emit('connect');
   }
 
@@ -168,6 +199,7 @@ class EdgeAgent implements Agent {
   private onClose(): void {
     // Any hub change while we were away is covered by the birth on our next connect.
     this.hubBootId = undefined;
+    this.outbox.offline();
     const wasUp = this.up;
     this.up = false;
     if (this.stopping || !wasUp) return;
@@ -179,6 +211,8 @@ class EdgeAgent implements Agent {
     const parsed = this.topics.parse(topic);
     if (parsed?.kind === 'node' && parsed.family === 'commands' && parsed.nodeId === this.nodeId) {
       this.commands.dispatch(payload);
+    } else if (parsed?.kind === 'trigger' && this.capabilities.has(parsed.capability)) {
+      this.executor.onTrigger(parsed.capability, payload);
     } else if (parsed?.kind === 'hub-status') {
       this.onHubStatus(payload);
     }
@@ -217,7 +251,7 @@ class EdgeAgent implements Agent {
     if (!client?.connected || this.stopping) return;
     this.seq += 1;
     const beat = heartbeatPayload({
-      seq: this.seq, ts: Date.now(), startedAt: this.startedAt, cpus: this.hardware.cpus, runningWpks: this.runningWpks(),
+      seq: this.seq, ts: Date.now(), startedAt: this.startedAt, cpus: this.hardware.cpus, runningWpks: this.executor.runningCount,
     });
     this.publish(client, this.topics.heartbeat(this.nodeId), beat, { qos: 0, retain: false });
   }
@@ -237,15 +271,33 @@ class EdgeAgent implements Agent {
     }
   }
 
+  /**
+   * Running work is aborted and reported `failed` ("agent stopped") first, so
+   * the hub learns it before the offline status, or on the next start from
+   * the spool if the broker is unreachable now. The alternative, leaving it
+   * to the hub's lost-node handling, would not tell a mode-all WPK anything
+   * and would make the hub guess what an agent knows for certain.
+   */
   private async shutdown(): Promise<void> {
     this.heartbeat.stop();
+    const aborted = this.executor.stop();
+    if (aborted > 0) this.log.info({ aborted }, 'aborted running work packages');
+    // Nothing new is replayed now; what is undelivered stays in the spool for the next start.
+    this.outbox.close();
     const client = this.client;
-    if (!client) return;
-    const wasConnected = client.connected;
-    const payload = JSON.stringify(offlineStatus(this.bootId, 'shutdown', Date.now()));
-    await disconnect(client, { topic: this.topics.status(this.nodeId), payload, opts: RETAINED_QOS1 }, this.opts.stopTimeoutMs, this.log);
+    if (client) {
+      const wasConnected = client.connected;
+      const payload = JSON.stringify(offlineStatus(this.bootId, 'shutdown', Date.now()));
+      await disconnect(client, { topic: this.topics.status(this.nodeId), payload, opts: RETAINED_QOS1 }, this.opts.stopTimeoutMs, this.log);
+      if (wasConnected) this.emit('disconnect');
+    }
+    this.spool.checkpoint();
+    if (this.spool.size > 0) {
+      const fields = { undelivered: this.spool.size, spool: this.opts.spoolDir };
+      if (this.spool.durable) this.log.info(fields, 'execution updates kept in the spool for the next start');
+      else this.log.warn(fields, 'execution updates lost: the agent has no spool directory');
+    }
     this.log.info('agent stopped');
-    if (wasConnected) this.emit('disconnect');
   }
 }
 

@@ -65,9 +65,9 @@ export function parseHubStatus(payload: Buffer): Parsed<HubStatus> {
 }
 
 /**
- * Routes commands to handlers by name. The agent registers `rebirth`; the
- * work-package executor (a later issue) registers `cancel` here without
- * touching the connection code. A command nobody handles is logged, not fatal.
+ * Routes commands to handlers by name. The agent registers `rebirth`, and
+ * `cancel` for its work-package executor, without touching the connection
+ * code. A command nobody handles is logged, not fatal.
  */
 export class CommandDispatcher {
   private readonly handlers = new Map<CommandName, (command: Command) => void | Promise<void>>();

@@ -9,6 +9,8 @@ import type { IClientOptions, MqttClient } from 'mqtt';
 import { isValidId, MAX_CAPABILITIES } from '../lib/ids.js';
 import { jsonLogger, type Logger } from '../lib/log.js';
 import { DEFAULT_TOPIC_ROOT, validateRoot } from '../lib/topics.js';
+import type { ActionMap } from './actions.js';
+import { DEFAULT_SPOOL_MAX } from './spool.js';
 
 export interface AgentOptions {
   /** This node's id; also its MQTT client id. `^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`. */
@@ -53,6 +55,22 @@ export interface AgentOptions {
    * e.g. an in-memory broker's `connectInMemory`.
    */
   connect?: (opts: IClientOptions) => MqttClient;
+  /**
+   * Actions this node runs, by name (an id), besides the built-in `echo` and
+   * `sleep`; a name given here replaces a built-in. A trigger naming any other
+   * action is rejected.
+   */
+  actions?: ActionMap;
+  /**
+   * Directory of the offline spool: execution updates produced while the
+   * broker is unreachable are appended to `executions.jsonl` there and
+   * replayed on the next connect, also by the next agent started with the same
+   * directory. Without it the spool is in memory only (same bound) and is lost
+   * with the process. One directory per node.
+   */
+  spoolDir?: string;
+  /** Updates the spool keeps at most (1..1,000,000); beyond it the oldest are dropped. */
+  spoolMax?: number;
 }
 
 export const AGENT_DEFAULTS = {
@@ -66,6 +84,7 @@ export const AGENT_DEFAULTS = {
   reconnectMinMs: 1000,
   reconnectMaxMs: 30_000,
   stopTimeoutMs: 3000,
+  spoolMax: DEFAULT_SPOOL_MAX,
 } as const;
 
 type Defaulted = keyof typeof AGENT_DEFAULTS;
@@ -113,6 +132,9 @@ export function resolveOptions(input: AgentOptions): ResolvedAgentOptions {
   else if (o.connect === undefined) checkBrokerUrl(o.brokerUrl, bad);
   if (o.username !== undefined && typeof o.username !== 'string') bad('username must be a string');
   if (o.password !== undefined && typeof o.password !== 'string') bad('password must be a string');
+  checkActions(o.actions, bad);
+  if (o.spoolDir !== undefined && (typeof o.spoolDir !== 'string' || o.spoolDir.length === 0)) bad('spoolDir must be a non-empty path');
+  checkInt('spoolMax', o.spoolMax, 1, 1_000_000, bad);
 
   if (problems.length > 0) throw new AgentConfigError(problems);
   return o;
@@ -128,6 +150,18 @@ function checkCapabilities(caps: unknown, bad: (msg: string) => void): void {
   if (invalid.length > 0) bad(`capabilities ${invalid.map(show).join(', ')} are not valid ids (${ID_HINT})`);
   const dupes = caps.filter((c, i) => caps.indexOf(c) !== i);
   if (dupes.length > 0) bad(`capabilities must be distinct; repeated: ${[...new Set(dupes)].map(show).join(', ')}`);
+}
+
+function checkActions(actions: unknown, bad: (msg: string) => void): void {
+  if (actions === undefined) return;
+  if (typeof actions !== 'object' || actions === null || Array.isArray(actions)) {
+    bad('actions must be an object of functions by action name');
+    return;
+  }
+  for (const [name, handler] of Object.entries(actions)) {
+    if (!isValidId(name)) bad(`action name ${show(name)} is not a valid id (${ID_HINT})`);
+    else if (typeof handler !== 'function') bad(`action ${show(name)} must be a function (params, ctx) => result`);
+  }
 }
 
 function checkLabels(labels: unknown, bad: (msg: string) => void): void {
