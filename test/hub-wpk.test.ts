@@ -166,6 +166,19 @@ test('mode all: one trigger names every matching node; the WPK summarises them; 
   assert.equal(f.hub.wpks.get(w.wpk_id)!.summary, { succeeded: 3 });
 }));
 
+test('mode all with no capable node yet waits for the first one, until its deadline', bounded(async (scope) => {
+  const f = await fed(scope);
+  const w = await f.hub.wpks.create({ capability: 'thermal', action: 'x', mode: 'all' });
+  const late = await f.hub.wpks.create({ capability: 'sonar', action: 'x', mode: 'all', deadline: Date.now() + 150 });
+  assert.is(w.state, 'pending');
+  const n = await scriptedNode(scope, f, 'th', { capabilities: ['thermal'] });
+  await n.complete(await n.triggerOf(w.wpk_id));
+  await until(f, w, 'succeeded');
+  await until(f, late, 'expired');
+  const health = (await (await fetch(`${f.api.url}/health`)).json()) as { wpks: Record<string, number> };
+  assert.equal([health.wpks.succeeded, health.wpks.expired], [1, 1]);
+}));
+
 test('mode all: a failure on one node fails the WPK, with counts', bounded(async (scope) => {
   const f = await fed(scope);
   const [a, b] = await Promise.all(['a', 'b'].map((id) => scriptedNode(scope, f, id)));

@@ -52,6 +52,7 @@ const health: RouteHandler = ({ hub, res }) => {
     broker_connected: hub.connected,
     nodes: hub.registry.countByStatus(),
     refusals_total: totalRefusals(hub.counters),
+    wpks: hub.wpks.countByState(),
     counters: hub.counters,
   });
 };

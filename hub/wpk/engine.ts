@@ -124,7 +124,8 @@ export class WpkEngine {
     }
     if (targets.length > 0) w.attempt = 1;
     for (let i = 0; i < targets.length; i += MAX_TARGETS) this.deps.signals.trigger(w, 1, { targets: targets.slice(i, i + MAX_TARGETS) });
-    if (unserved > 0 && now < w.deadline) return this.#wait(w);
+    // Waits for registered nodes that are away or busy; with no node at all, for the first one to come.
+    if ((unserved > 0 || w.executions.length === 0) && now < w.deadline) return this.#wait(w);
     this.#unwait(w);
     if (w.executions.some(isInFlight)) return;
     this.#finishAll(w, unserved, now);
