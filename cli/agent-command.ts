@@ -3,7 +3,9 @@
  * Imports only node builtins, the agent and lib/ (through cli/args.ts): no
  * broker, hub, ajv or pino, so an idle agent process stays small.
  */
-import { AGENT_DEFAULTS, AgentConfigError, startAgent, type Agent } from '../agent/index.js';
+import os from 'node:os';
+import path from 'node:path';
+import { ActionModuleError, AGENT_DEFAULTS, AgentConfigError, loadActionModule, startAgent, type ActionMap, type Agent } from '../agent/index.js';
 import { parseDuration } from '../lib/duration.js';
 import { jsonLogger, type Logger } from '../lib/log.js';
 import { CliError, helpText, int, labels, list, logLevel, parseFlags, str, type FlagSpecs } from './args.js';
@@ -19,10 +21,13 @@ const FLAGS: FlagSpecs = {
   'topic-root': { type: 'string', value: 'ROOT', help: 'Topic root shared with the hub', default: AGENT_DEFAULTS.topicRoot },
   concurrency: { type: 'string', value: 'N', help: 'Work packages run at once (max_concurrency)', default: String(AGENT_DEFAULTS.concurrency) },
   'log-level': { type: 'string', value: 'LEVEL', help: 'debug, info, warn, error or silent', default: 'info' },
+  actions: { type: 'string', value: 'FILE', help: 'JavaScript module exporting actions { name: async (params, ctx) => result }, besides echo and sleep' },
+  'spool-dir': { type: 'string', value: 'DIR', help: 'Where execution updates wait while the broker is unreachable (default ~/.edgefed/spool/NODE_ID)' },
+  'spool-max': { type: 'string', value: 'N', help: 'Updates the spool keeps; beyond it the oldest are dropped', default: String(AGENT_DEFAULTS.spoolMax) },
 };
 
 const USAGE = 'edgefed agent --id NODE_ID --capabilities LIST [--broker URL] [--label NAME=VALUE ...] [options]';
-const SUMMARY = 'Runs the edge agent: registers this node with the hub over MQTT, sends heartbeats and answers commands.\nLogs JSON lines to stderr. Stops cleanly on SIGTERM or SIGINT.';
+const SUMMARY = 'Runs the edge agent: registers this node with the hub over MQTT, sends heartbeats, answers commands\nand runs work packages (built-in actions echo and sleep, plus those of --actions).\nLogs JSON lines to stderr. Stops cleanly on SIGTERM or SIGINT.';
 const HINT = 'Run "edgefed agent --help".';
 
 export async function runAgentCommand(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
@@ -40,6 +45,7 @@ export async function runAgentCommand(argv: string[], env: NodeJS.ProcessEnv): P
     const capabilities = list(flags, 'capabilities');
     if (capabilities.length === 0) required(undefined, 'capabilities');
     const brokerUrl = str(flags, 'broker') ?? AGENT_DEFAULTS.brokerUrl;
+    const actions = await userActions(str(flags, 'actions'));
     const options = {
       nodeId,
       capabilities,
@@ -51,6 +57,9 @@ export async function runAgentCommand(argv: string[], env: NodeJS.ProcessEnv): P
       concurrency: int(flags, 'concurrency', { min: 1, max: 1024 }),
       topicRoot: str(flags, 'topic-root'),
       logger: log,
+      actions,
+      spoolDir: str(flags, 'spool-dir') ?? defaultSpoolDir(nodeId),
+      spoolMax: int(flags, 'spool-max', { min: 1, max: 1_000_000 }),
     };
     agent = await startAgent(options);
     log.info({ broker: redact(brokerUrl) }, 'connecting');
@@ -96,12 +105,28 @@ function untilSignal(agent: Agent, log: Logger): Promise<number> {
 const OPTION_FLAGS: Record<string, string> = {
   nodeId: '--id', capabilities: '--capabilities', brokerUrl: '--broker', labels: '--label', 'label name': '--label name',
   label: '--label', endpoint: '--endpoint', keepaliveS: '--keepalive (seconds)', heartbeatIntervalMs: '--heartbeat-interval (ms)',
-  concurrency: '--concurrency',
+  concurrency: '--concurrency', spoolDir: '--spool-dir', spoolMax: '--spool-max', 'action name': '--actions: action name', action: '--actions: action',
 };
 
 function inFlagTerms(problem: string): string {
   const name = Object.keys(OPTION_FLAGS).sort((a, b) => b.length - a.length).find((n) => problem.startsWith(`${n} `));
   return name === undefined ? problem : `${OPTION_FLAGS[name]}${problem.slice(name.length)}`;
+}
+
+/** `--actions FILE`, resolved against the working directory; every problem of the module is an exit-2 flag error. */
+async function userActions(file: string | undefined): Promise<ActionMap | undefined> {
+  if (file === undefined || file === '') return undefined;
+  try {
+    return await loadActionModule(file);
+  } catch (err) {
+    if (err instanceof ActionModuleError) throw new CliError(`edgefed agent: --actions ${err.file}: ${err.problems.join('; ')}`);
+    throw err;
+  }
+}
+
+/** One spool per node, so two agents of one user never share (and replay) each other's updates. */
+function defaultSpoolDir(nodeId: string): string {
+  return path.join(os.homedir(), '.edgefed', 'spool', nodeId);
 }
 
 function required(value: string | undefined, flag: string): string {

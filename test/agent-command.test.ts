@@ -1,14 +1,19 @@
 /**
  * `edgefed agent`: flag errors in-process, a real run in a child process
- * (flags over environment, JSON logs on stderr, clean stop on SIGTERM).
+ * (flags over environment, JSON logs on stderr, clean stop on SIGTERM), and
+ * user actions from an `--actions` module.
  */
 import { spawn } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Aedes } from 'aedes';
 import { connect } from 'mqtt';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import { ActionModuleError, loadActionModule } from '../agent/index.js';
 import { runAgentCommand } from '../cli/agent-command.js';
 import { topics } from '../lib/topics.js';
 import { bounded, type Scope } from './helpers/scope.js';
@@ -38,7 +43,8 @@ const flags = suite('edgefed agent flags');
 flags('--help prints every flag with its environment variable and exits 0', async () => {
   const { code, out } = await run(['--help']);
   assert.equal(code, 0);
-  for (const name of ['--id', '--capabilities', '--broker', '--label', '--keepalive', '--heartbeat-interval', '--endpoint', '--log-level', 'EDGEFED_HEARTBEAT_INTERVAL']) {
+  for (const name of ['--id', '--capabilities', '--broker', '--label', '--keepalive', '--heartbeat-interval', '--endpoint', '--log-level', 'EDGEFED_HEARTBEAT_INTERVAL',
+    '--actions', '--spool-dir', '--spool-max', '~/.edgefed/spool/NODE_ID']) {
     assert.ok(out.includes(name), name);
   }
 });
@@ -131,5 +137,93 @@ await import(${JSON.stringify(new URL('../cli/agent-command.ts', import.meta.url
   assert.equal(forbidden, []);
 }, { timeoutMs: 10_000 }));
 
+const actions = suite<{ dir: string }>('edgefed agent --actions', { dir: '' });
+actions.before.each(async (ctx) => { ctx.dir = await mkdtemp(path.join(os.tmpdir(), 'edgefed-actions-')); });
+actions.after.each(async (ctx) => { await rm(ctx.dir, { recursive: true, force: true }); });
+
+const MODULE = `export async function double(params, ctx) { ctx.progress(1); return { doubled: params.n * 2, node: ctx.nodeId }; }
+export default { 'collect-metrics': async (params) => ({ window: params.window, cpu: 0.5 }) };
+`;
+
+actions('a module of named exports and a default object, resolved relative to the working directory', async (ctx) => {
+  await writeFile(path.join(ctx.dir, 'my-actions.mjs'), MODULE);
+  const loaded = await loadActionModule('./my-actions.mjs', ctx.dir);
+  assert.equal(Object.keys(loaded).sort(), ['collect-metrics', 'double']);
+  assert.equal(await loaded['collect-metrics']!({ window: '5m' }, undefined as never), { window: '5m', cpu: 0.5 });
+  // CommonJS works too: module.exports is the default object.
+  await writeFile(path.join(ctx.dir, 'cjs-actions.cjs'), 'module.exports = { ping: async () => "pong" };\n');
+  assert.equal(Object.keys(await loadActionModule(path.join(ctx.dir, 'cjs-actions.cjs'))), ['ping']);
+});
+
+actions('invalid modules exit 2 naming the file and every problem', async (ctx) => {
+  const write = async (name: string, text: string) => {
+    await writeFile(path.join(ctx.dir, name), text);
+    return path.join(ctx.dir, name);
+  };
+  const cases: Array<[string, RegExp]> = [
+    [path.join(ctx.dir, 'missing.mjs'), /missing\.mjs: cannot be loaded/],
+    [await write('syntax.mjs', 'export const = ;'), /syntax\.mjs: cannot be loaded/],
+    [await write('values.mjs', 'export const limit = 3;\nexport default { "bad name": () => 1, "ok-name": 42 };'),
+      /action name "bad name" is not an id.*"ok-name" is not a function.*"limit" is not a function/],
+    [await write('fn-default.mjs', 'export default async function () {}'), /default export must be an object of actions/],
+    [await write('empty.mjs', 'export {};'), /exports no actions/],
+    [await write('twice.mjs', 'export const a = () => 1;\nexport default { a: () => 2 };'), /"a" is exported twice/],
+  ];
+  for (const [file, pattern] of cases) {
+    const { code, err } = await run(['--id', 'n1', '--capabilities', 'a', '--actions', file]);
+    assert.equal(code, 2, file);
+    assert.match(err, /^edgefed agent: --actions /);
+    assert.match(err, pattern);
+    assert.match(err, /Run "edgefed agent --help"/);
+  }
+  try {
+    await loadActionModule(path.join(ctx.dir, 'empty.mjs'));
+    assert.unreachable('empty module accepted');
+  } catch (err) {
+    assert.instance(err, ActionModuleError);
+    assert.equal((err as ActionModuleError).code, 'EDGEFED_ERR_ACTIONS');
+  }
+  const { code, err } = await run(['--id', 'n1', '--capabilities', 'a', '--spool-max', '0']);
+  assert.equal(code, 2);
+  assert.match(err, /--spool-max must be a whole number from 1/);
+});
+
+actions('the CLI agent runs the module\'s actions for triggers from the hub', bounded(async (scope) => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'edgefed-actions-run-'));
+  scope.defer(() => rm(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'my-actions.mjs');
+  await writeFile(file, MODULE);
+  const port = await startBroker(scope);
+  const hub = connect(`mqtt://127.0.0.1:${port}`, { clientId: 'hub' });
+  scope.defer(() => hub.endAsync(true));
+  const updates: Array<Record<string, unknown>> = [];
+  hub.on('message', (_topic, payload) => updates.push(JSON.parse(payload.toString()) as Record<string, unknown>));
+  await hub.subscribeAsync(t.allExecutions(), { qos: 1 });
+  await hub.subscribeAsync(t.status('cli-node'), { qos: 1 });
+
+  const script = `const m = await import(${JSON.stringify(new URL('../cli/agent-command.ts', import.meta.url).href)});
+process.exitCode = await m.runAgentCommand(process.argv.slice(1), process.env);`;
+  const args = ['--id', 'cli-node', '--capabilities', 'monitoring', '--broker', `mqtt://127.0.0.1:${port}`, '--actions', file,
+    '--spool-dir', path.join(dir, 'spool'), '--log-level', 'warn'];
+  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script, '--', ...args], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  scope.defer(() => { if (child.exitCode === null) child.kill('SIGKILL'); });
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
+  // The retained online status says the agent is subscribed to its triggers (subscribe goes before the birth).
+  await waitFor(() => updates.some((u) => u.state === 'online'), { label: 'agent online', timeoutMs: 6000 });
+
+  const trigger = (wpkId: string, action: string, params: Record<string, unknown>) => hub.publishAsync(t.trigger('monitoring'),
+    JSON.stringify({ wpk_id: wpkId, capability: 'monitoring', action, params, mode: 'all', attempt: 1, created_at: Date.now(), deadline: Date.now() + 60_000 }), { qos: 1 });
+  await trigger('wpk_a', 'collect-metrics', { window: '1m' });
+  await trigger('wpk_b', 'double', { n: 21 });
+  const result = (wpkId: string) => waitFor(() => updates.find((u) => u.wpk_id === wpkId && u.state === 'succeeded')?.result, { label: wpkId });
+  assert.equal(await result('wpk_a'), { window: '1m', cpu: 0.5 });
+  assert.equal(await result('wpk_b'), { doubled: 42, node: 'cli-node' });
+  child.kill('SIGTERM');
+  assert.equal(await exited, 0, stderr);
+}, { timeoutMs: 10_000 }));
+
 flags.run();
 process_.run();
+actions.run();
