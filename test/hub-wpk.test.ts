@@ -87,6 +87,17 @@ test('a node that answers rejected gets the WPK moved to another node (attempt +
   assert.is(f.hub.counters.wpks.redispatches, 1);
 }));
 
+test('when every capable node rejected it, the WPK fails at once with the reason (no attempt wasted on the same node)', bounded(async (scope) => {
+  const f = await fed(scope);
+  const a = await scriptedNode(scope, f, 'a');
+  const w = await f.hub.wpks.create({ capability: 'monitoring', action: 'nope', max_attempts: 3 });
+  await a.send(w.wpk_id, 1, 'rejected', { error: 'unknown action "nope"' });
+  await until(f, w, 'failed');
+  const done = f.hub.wpks.get(w.wpk_id)!;
+  assert.is(done.attempt, 1);
+  assert.match(done.error ?? '', /every capable node rejected it; attempt 1 on a rejected: unknown action "nope"/);
+}));
+
 test('failover: the assignee dies (will) and the WPK moves to another node', bounded(async (scope) => {
   const f = await fed(scope);
   const [a, b] = await Promise.all(['a', 'b'].map((id) => scriptedNode(scope, f, id)));

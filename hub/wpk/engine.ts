@@ -95,6 +95,9 @@ export class WpkEngine {
       return this.#finish(w, 'expired', now, last ? `deadline passed before a new attempt; ${describeEnd(last)}` : 'no capable node could take it before the deadline');
     }
     const node = this.placement.pick(w);
+    if (!node && last?.state === 'rejected' && !this.placement.anyoneLeft(w)) {
+      return this.#finish(w, 'failed', now, `every capable node rejected it; ${describeEnd(last)}`);
+    }
     if (!node) return this.#wait(w);
     this.#unwait(w);
     w.attempt += 1;

@@ -66,17 +66,18 @@ export class Placement {
 
   /**
    * The node for the next attempt of a mode-`one` WPK, or undefined when no
-   * eligible node has a free slot. Nodes that already tried this WPK are
-   * taken only when no other node can.
+   * eligible node has a free slot. A node that rejected this WPK is not asked
+   * again; nodes that tried it otherwise are taken only when no other can.
    */
   pick(w: WpkRecord): NodeRecord | undefined {
     // This runs once per dispatch over every node: no allocation per node.
     const tried = w.executions.length > 0 ? new Set(w.executions.map((e) => e.node_id)) : undefined;
+    const refused = w.executions.length > 0 ? rejectedBy(w) : undefined;
     let best: NodeRecord | undefined;
     const bestKey: Key = [0, 0, 0, 0];
     const key: Key = [0, 0, 0, 0];
     for (const node of this.registry.all()) {
-      if (!this.eligible(w, node)) continue;
+      if (!this.eligible(w, node) || refused?.has(node.node_id)) continue;
       const inFlight = this.load(node.node_id);
       const capacity = this.capacity(node);
       if (inFlight >= capacity) continue;
@@ -93,10 +94,17 @@ export class Placement {
     return best;
   }
 
-  /** Forgets round-robin history of nodes no longer in the registry. */
-  forget(nodeId: string): void {
-    this.#lastPicked.delete(nodeId);
+  /** Whether some eligible node (busy or not) has not rejected this WPK: worth waiting for. */
+  anyoneLeft(w: WpkRecord): boolean {
+    const refused = rejectedBy(w);
+    for (const node of this.registry.all()) if (this.eligible(w, node) && !refused.has(node.node_id)) return true;
+    return false;
   }
+
+}
+
+function rejectedBy(w: WpkRecord): Set<string> {
+  return new Set(w.executions.filter((e) => e.state === 'rejected').map((e) => e.node_id));
 }
 
 /** Sort key of a candidate: [tried before, share of slots in use, reported load step, last picked]. */
