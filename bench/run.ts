@@ -3,17 +3,28 @@
  *   registration-storm --nodes 1000|5000 [--runs 5]
  *   heartbeat --nodes 5000 --interval 1s [--window 20s]
  *   agent-rss                (separate script: bench/agent-rss.ts)
+ *   dispatch-latency --nodes 1000 --rate 200/s --duration 20s [--floor 10s] [--nodelay] [--own-capability]
+ *   dispatch-throughput --nodes 1000 [--steps 8,32,128,512,2048] [--warmup 2s] [--window 5s] [--nodelay] [--own-capability]
+ *   failover --nodes 100 [--victims 50] [--keepalive 5] [--heartbeat-interval 5s] [--runs 3]
  * With no scenario, runs the issue's set. Prints one JSON line per result.
+ * `--nodelay` sets TCP_NODELAY on both ends of the agents' connections
+ * (the product sets it on neither; see wpk-harness.ts). `--own-capability`
+ * is an ablation: each WPK's trigger reaches one agent instead of all N.
  */
 import { parseDuration } from '../lib/duration.js';
+import { dispatchLatency } from './dispatch-latency.js';
+import { dispatchThroughput } from './dispatch-throughput.js';
+import { failover } from './failover.js';
 import { heartbeat } from './heartbeat.js';
 import { registrationStorm } from './registration-storm.js';
 import { arg, machine } from './stats.js';
 
 const argv = process.argv.slice(2);
 const scenario = argv[0] && !argv[0].startsWith('--') ? argv[0] : 'all';
+const noDelay = argv.includes('--nodelay');
+const ownCapability = argv.includes('--own-capability');
 
-function print(name: string, result: Record<string, number | number[]>): void {
+function print(name: string, result: Record<string, unknown>): void {
   process.stdout.write(`${JSON.stringify({ scenario: name, machine: machine(), date: new Date().toISOString(), ...result })}\n`);
 }
 
@@ -26,15 +37,52 @@ async function beats(): Promise<void> {
   print('heartbeat', await heartbeat(nodes, parseDuration(arg(argv, 'interval', '1s')), parseDuration(arg(argv, 'window', '20s'))));
 }
 
+/** `200/s` or `200`: per second. */
+function rate(text: string): number {
+  const n = Number(text.replace(/\/s$/, ''));
+  if (!Number.isFinite(n) || n <= 0) throw new Error(`--rate "${text}": give WPKs per second, e.g. 200/s`);
+  return n;
+}
+
+async function latency(defaults = false): Promise<void> {
+  const a = (name: string, fallback: string) => (defaults ? fallback : arg(argv, name, fallback));
+  print('dispatch-latency', await dispatchLatency({
+    nodes: Number(a('nodes', '1000')), ratePerS: rate(a('rate', '200/s')), durationMs: parseDuration(a('duration', '20s')),
+    floorMs: parseDuration(a('floor', '10s')), noDelay, ownCapability,
+  }));
+}
+
+async function throughput(defaults = false): Promise<void> {
+  const a = (name: string, fallback: string) => (defaults ? fallback : arg(argv, name, fallback));
+  print('dispatch-throughput', await dispatchThroughput({
+    nodes: Number(a('nodes', '1000')), steps: a('steps', '8,32,128,512,2048').split(',').map(Number),
+    warmupMs: parseDuration(a('warmup', '2s')), windowMs: parseDuration(a('window', '5s')), noDelay, ownCapability,
+  }));
+}
+
+async function fail(defaults = false): Promise<void> {
+  const a = (name: string, fallback: string) => (defaults ? fallback : arg(argv, name, fallback));
+  print('failover', await failover({
+    nodes: Number(a('nodes', '100')), victims: Number(a('victims', '50')), keepaliveS: Number(a('keepalive', '5')),
+    heartbeatMs: parseDuration(a('heartbeat-interval', '5s')), runs: Number(a('runs', '3')),
+  }));
+}
+
 if (scenario === 'registration-storm') await storm(Number(arg(argv, 'nodes', '1000')));
 else if (scenario === 'heartbeat') await beats();
 else if (scenario === 'agent-rss') await import('./agent-rss.js');
+else if (scenario === 'dispatch-latency') await latency();
+else if (scenario === 'dispatch-throughput') await throughput();
+else if (scenario === 'failover') await fail();
 else if (scenario === 'all') {
   await storm(1000);
   await storm(5000);
   await beats();
   await import('./agent-rss.js');
+  await latency(true);
+  await throughput(true);
+  await fail(true);
 } else {
-  process.stderr.write(`unknown scenario "${scenario}": registration-storm, heartbeat, agent-rss\n`);
+  process.stderr.write(`unknown scenario "${scenario}": registration-storm, heartbeat, agent-rss, dispatch-latency, dispatch-throughput, failover\n`);
   process.exitCode = 2;
 }

@@ -1,0 +1,240 @@
+/**
+ * Shared set-up of the work-package benchmarks (dispatch-latency,
+ * dispatch-throughput, failover): the hub and its embedded broker in this
+ * process (`startFederation`, real wpks.json and registry.json in a temp
+ * dir), N real agents in a child process (wpk-fleet.ts) over loopback TCP,
+ * and a probe that timestamps the hub's side of every work package.
+ *
+ * The probe wraps two methods on the running hub's instances, without any
+ * change to hub code: the publisher the WPK service sends triggers through
+ * (`hub.context.out.publish`) and the service's entry for admitted execution
+ * updates (`hub.wpks.onExecution`, called by the router after the payload
+ * passed its JSON and schema checks). So "trigger" is the moment the hub hands
+ * a trigger to its MQTT client, and "succeeded" the moment the hub receives
+ * the node's `succeeded` update, before the engine applies it. All times are
+ * `performance.timeOrigin + performance.now()`: high resolution, and the same
+ * clock as the fleet's, so a kill time measured there compares with a trigger
+ * time measured here.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs/promises';
+import net, { type AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startFederation, type Federation } from '../hub/federation.js';
+import { silentLogger } from '../lib/log.js';
+import type { ExecutionUpdate, WpkTrigger } from '../lib/wire.js';
+import type { FleetCommand, FleetConfig, FleetReport } from './wpk-protocol.js';
+
+/** Node ids are `wn-0` ... `wn-{N-1}`. */
+export const PREFIX = 'wn';
+const FLEET = fileURLToPath(new URL('./wpk-fleet.ts', import.meta.url));
+
+export const epochNow = (): number => performance.timeOrigin + performance.now();
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export async function waitUntil(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`benchmark condition not met in ${timeoutMs} ms: ${what}`);
+    await sleep(5);
+  }
+}
+
+/** What the hub did and saw for one attempt of one WPK (epoch ms, high resolution). */
+export interface AttemptTimes {
+  wpkId: string;
+  attempt: number;
+  assignee: string | undefined;
+  trigger: number;
+  accepted?: number;
+  running?: number;
+  /** The node's final update (succeeded, failed, rejected, timed_out). */
+  final?: number;
+  finalState?: string;
+}
+
+export const attemptKey = (wpkId: string, attempt: number): string => `${wpkId}#${attempt}`;
+
+export class WpkProbe {
+  readonly attempts = new Map<string, AttemptTimes>();
+  /** Called after the hub has handled each update (so creating more work here is safe). */
+  onUpdate: ((u: ExecutionUpdate, at: number) => void) | undefined;
+  onTrigger: ((t: AttemptTimes) => void) | undefined;
+  record = true;
+
+  constructor(fed: Federation) {
+    const out = fed.hub.context.out;
+    const publish = out.publish.bind(out);
+    out.publish = (topic, payload, opts) => {
+      const at = epochNow();
+      publish(topic, payload, opts);
+      if (!topic.endsWith('/trigger')) return;
+      const t = JSON.parse(String(payload)) as WpkTrigger;
+      const times: AttemptTimes = { wpkId: t.wpk_id, attempt: t.attempt, assignee: t.assignee, trigger: at };
+      if (this.record) this.attempts.set(attemptKey(t.wpk_id, t.attempt), times);
+      this.onTrigger?.(times);
+    };
+    const svc = fed.hub.wpks as unknown as { onExecution(nodeId: string, u: ExecutionUpdate): void };
+    const onExecution = svc.onExecution.bind(svc);
+    svc.onExecution = (nodeId, u) => {
+      const at = epochNow();
+      onExecution(nodeId, u);
+      const a = this.attempts.get(attemptKey(u.wpk_id, u.attempt));
+      if (a) {
+        if (u.state === 'accepted') a.accepted ??= at;
+        else if (u.state === 'running') a.running ??= at;
+        else if (a.final === undefined) { a.final = at; a.finalState = u.state; }
+      }
+      this.onUpdate?.(u, at);
+    };
+  }
+
+  clear(): void { this.attempts.clear(); }
+}
+
+/** The fleet child process and its IPC channel. */
+export class FleetProcess {
+  #stderr = '';
+  #waiters: Array<{ type: FleetReport['type']; resolve: (m: FleetReport) => void }> = [];
+  #exited: Promise<void>;
+
+  private constructor(readonly child: ChildProcess) {
+    child.stderr?.on('data', (d: Buffer) => { this.#stderr = (this.#stderr + d.toString()).slice(-4000); });
+    child.on('message', (m: FleetReport) => {
+      const i = this.#waiters.findIndex((w) => w.type === m.type);
+      if (i >= 0) this.#waiters.splice(i, 1)[0]!.resolve(m);
+    });
+    this.#exited = new Promise((r) => child.once('exit', () => r()));
+  }
+
+  static async spawn(cfg: FleetConfig, timeoutMs = 180_000): Promise<FleetProcess> {
+    const child = spawn(process.execPath, ['--import', 'tsx', FLEET, JSON.stringify(cfg)], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
+    const fleet = new FleetProcess(child);
+    try {
+      await fleet.next('ready', timeoutMs);
+    } catch (err) {
+      child.kill('SIGKILL');
+      throw err;
+    }
+    return fleet;
+  }
+
+  /** The next report of this type, bounded; fails early if the child dies. */
+  next<T extends FleetReport['type']>(type: T, timeoutMs = 30_000): Promise<Extract<FleetReport, { type: T }>> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`fleet: no "${type}" within ${timeoutMs} ms; stderr: ${this.#stderr}`)), timeoutMs);
+      const waiter = { type, resolve: (m: FleetReport) => { clearTimeout(timer); resolve(m as Extract<FleetReport, { type: T }>); } };
+      this.#waiters.push(waiter);
+      void this.#exited.then(() => {
+        clearTimeout(timer);
+        reject(new Error(`fleet exited (code ${this.child.exitCode}) before "${type}"; stderr: ${this.#stderr}`));
+      });
+    });
+  }
+
+  send(cmd: FleetCommand): void {
+    this.child.send(cmd);
+  }
+
+  async stats(): Promise<Extract<FleetReport, { type: 'stats' }>> {
+    const reply = this.next('stats');
+    this.send({ cmd: 'stats' });
+    return reply;
+  }
+
+  async cut(ids: string[], how: 'silent' | 'close'): Promise<Extract<FleetReport, { type: 'cut' }>> {
+    const reply = this.next('cut');
+    this.send({ cmd: 'cut', ids, how });
+    return reply;
+  }
+
+  /** Asks the agents to stop (bounded), then makes sure the process is gone. */
+  async stop(): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    if (this.child.connected) this.send({ cmd: 'stop' });
+    const killer = setTimeout(() => this.child.kill('SIGKILL'), 15_000);
+    await this.#exited;
+    clearTimeout(killer);
+  }
+}
+
+export interface WpkBenchOptions {
+  nodes: number;
+  capability?: string;
+  concurrency?: number;
+  keepaliveS?: number;
+  heartbeatMs?: number;
+  responder?: boolean;
+  /**
+   * TCP_NODELAY on both ends: the agents' sockets, and a listener of this
+   * benchmark's own (`net.createServer({ noDelay: true })` handing sockets to
+   * the public `broker.handle()`) instead of the broker's. Default false:
+   * neither agent/transport.ts nor broker/tcp-listener.ts sets it.
+   */
+  noDelay?: boolean;
+  /** See FleetConfig.ownCapability. */
+  ownCapability?: boolean;
+}
+
+export interface WpkBench {
+  fed: Federation;
+  fleet: FleetProcess;
+  probe: WpkProbe;
+  capability: string;
+  /** The capability of the i-th WPK: the shared one, or (ownCapability) node i mod N's own. */
+  capabilityOf(i: number): string;
+  stop(): Promise<void>;
+}
+
+/** Hub + broker here, `nodes` agents in a child process, all registered and active. */
+export async function startWpkBench(o: WpkBenchOptions): Promise<WpkBench> {
+  const capability = o.capability ?? 'bench';
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'edgefed-bench-wpk-'));
+  const fed = await startFederation({ mqttPort: 0, httpPort: 0, dataDir: dir, logger: silentLogger });
+  const probe = new WpkProbe(fed);
+  let fleet: FleetProcess | undefined;
+  let listener: net.Server | undefined;
+  const stop = async () => {
+    await fleet?.stop();
+    await fed.stop(); // also cuts the connections handed to broker.handle()
+    if (listener?.listening) await new Promise<void>((r) => listener!.close(() => r()));
+    await fs.rm(dir, { recursive: true, force: true });
+  };
+  try {
+    let port = fed.broker!.port!;
+    if (o.noDelay) {
+      const server = net.createServer({ noDelay: true }, (sock) => fed.broker!.handle(sock));
+      listener = server;
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+      port = (server.address() as AddressInfo).port;
+    }
+    fleet = await FleetProcess.spawn({
+      host: '127.0.0.1', port, nodes: o.nodes, prefix: PREFIX, capability,
+      concurrency: o.concurrency ?? 4, keepaliveS: o.keepaliveS ?? 60, heartbeatMs: o.heartbeatMs ?? 5000,
+      rate: 1000, responder: o.responder ?? false, noDelay: o.noDelay ?? false, ownCapability: o.ownCapability ?? false,
+    });
+    await waitUntil(() => fed.hub.registry.countByStatus().active >= o.nodes, 60_000, `${o.nodes} active nodes`);
+    const capabilityOf = (i: number) => (o.ownCapability ? `${PREFIX}-${i % o.nodes}` : capability);
+    return { fed, fleet, probe, capability, capabilityOf, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+/**
+ * Open loop: calls `fire(i)` for i = 0..total-1 at `ratePerS`, on schedule
+ * (a late timer catches up at once), so a slow system queues work instead of
+ * being offered less. Resolves after the last call.
+ */
+export async function paced(ratePerS: number, total: number, fire: (i: number) => void): Promise<void> {
+  const t0 = performance.now();
+  let i = 0;
+  while (i < total) {
+    const due = Math.min(total, Math.floor(((performance.now() - t0) * ratePerS) / 1000) + 1);
+    while (i < due) fire(i++);
+    if (i < total) await sleep(1);
+  }
+}
