@@ -119,7 +119,8 @@ export class Executor {
   /** Why this trigger is refused, or undefined. Permanent reasons first: retrying elsewhere will not help with those. */
   private refusal(trigger: WpkTrigger): string | undefined {
     if (!this.opts.actions.has(trigger.action)) {
-      return `unknown action "${trigger.action}"; this agent runs: ${[...this.opts.actions.keys()].join(', ')}`;
+      // Cut like any error: a node with hundreds of actions must still send a valid update.
+      return `unknown action "${trigger.action}"; this agent runs: ${[...this.opts.actions.keys()].join(', ')}`.slice(0, MAX_ERROR_CHARS);
     }
     const now = Date.now();
     if (trigger.deadline <= now) return `deadline passed ${now - trigger.deadline} ms ago`;
