@@ -67,7 +67,6 @@ class EdgeAgent implements Agent {
   readonly nodeId: string;
   readonly bootId = newBootId();
   readonly commands: CommandDispatcher;
-  readonly executor: Executor;
 
   private readonly events = new EventEmitter<AgentEventMap>();
   private readonly topics: Topics;
@@ -76,6 +75,7 @@ class EdgeAgent implements Agent {
   private readonly hardware = hostHardware();
   private readonly heartbeat: HeartbeatLoop;
   private readonly capabilities: ReadonlySet<string>;
+  private readonly executor: Executor;
   private readonly spool: Spool;
   private readonly outbox: ExecutionOutbox;
   private client: MqttClient | undefined;
