@@ -31,11 +31,12 @@ export function registryPath(dataDir: string): string {
  * faster to write, and `jq . registry.json` reads it fine. DataFile keeps
  * JSONFile's atomic temp-file-and-rename writer.
  */
+export function compactJsonFile<T>(file: string): Adapter<T> {
+  return new DataFile<T>(file, { parse: (text) => JSON.parse(text) as T, stringify: (data) => JSON.stringify(data) });
+}
+
 export function fileAdapter(dataDir: string): Adapter<RegistryFile> {
-  return new DataFile<RegistryFile>(registryPath(dataDir), {
-    parse: (text) => JSON.parse(text) as RegistryFile,
-    stringify: (data) => JSON.stringify(data),
-  });
+  return compactJsonFile<RegistryFile>(registryPath(dataDir));
 }
 
 export function memoryAdapter(): Adapter<RegistryFile> {

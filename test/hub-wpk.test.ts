@@ -13,7 +13,7 @@ import type { Federation } from '../hub/federation.js';
 import type { WpkRecord } from '../hub/wpk/types.js';
 import { topics } from '../lib/topics.js';
 import { closeAll, collector, device, federation } from './helpers/federation.js';
-import { scriptedNode } from './helpers/nodes.js';
+import { scriptedNode, type ScriptedNode } from './helpers/nodes.js';
 import { bounded, type Scope } from './helpers/scope.js';
 import { sleep, waitFor } from './helpers/time.js';
 
@@ -29,6 +29,14 @@ async function fed(scope: Scope, wpk: Record<string, unknown> = {}): Promise<Fed
 const stateOf = (f: Federation, id: string) => f.hub.wpks.get(id)?.state;
 const until = (f: Federation, w: WpkRecord, state: string, timeoutMs = 2000) =>
   waitFor(() => stateOf(f, w.wpk_id) === state, { timeoutMs, label: `${w.wpk_id} ${state} (is ${stateOf(f, w.wpk_id)})` });
+
+/** Two capable nodes and a mode-one WPK: the assignee first, the other second. */
+async function oneOfTwo(scope: Scope, f: Federation): Promise<{ w: WpkRecord; first: ScriptedNode; second: ScriptedNode }> {
+  const [a, b] = await Promise.all(['a', 'b'].map((id) => scriptedNode(scope, f, id)));
+  const w = await f.hub.wpks.create({ capability: 'monitoring', action: 'x' });
+  const first = w.assignee === a!.id ? a! : b!;
+  return { w, first, second: first === a ? b! : a! };
+}
 
 test('mode one: exactly one capable node gets it; its success ends the WPK with the result', bounded(async (scope) => {
   const f = await fed(scope);
@@ -74,10 +82,7 @@ test('least loaded first, ties round-robin; never more than max_concurrency; the
 
 test('a node that answers rejected gets the WPK moved to another node (attempt + 1)', bounded(async (scope) => {
   const f = await fed(scope);
-  const [a, b] = await Promise.all(['a', 'b'].map((id) => scriptedNode(scope, f, id)));
-  const w = await f.hub.wpks.create({ capability: 'monitoring', action: 'x' });
-  const first = [a!, b!].find((n) => n.id === w.assignee)!;
-  const second = first === a ? b! : a!;
+  const { w, first, second } = await oneOfTwo(scope, f);
   await first.send(w.wpk_id, 1, 'rejected', { error: 'busy: 4 of 4 work packages running' });
   const trig = await second.triggerOf(w.wpk_id, 2);
   assert.is(trig.assignee, second.id);
@@ -100,10 +105,7 @@ test('when every capable node rejected it, the WPK fails at once with the reason
 
 test('failover: the assignee dies (will) and the WPK moves to another node', bounded(async (scope) => {
   const f = await fed(scope);
-  const [a, b] = await Promise.all(['a', 'b'].map((id) => scriptedNode(scope, f, id)));
-  const w = await f.hub.wpks.create({ capability: 'monitoring', action: 'x' });
-  const first = [a!, b!].find((n) => n.id === w.assignee)!;
-  const second = first === a ? b! : a!;
+  const { w, first, second } = await oneOfTwo(scope, f);
   await first.send(w.wpk_id, 1, 'accepted');
   await first.send(w.wpk_id, 1, 'running');
   await until(f, w, 'running');

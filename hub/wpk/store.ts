@@ -6,8 +6,7 @@
  */
 import path from 'node:path';
 import { Low, Memory, type Adapter } from 'lowdb';
-import { DataFile } from 'lowdb/node';
-import { readDocument } from '../store.js';
+import { compactJsonFile, readDocument } from '../store.js';
 import type { WpkRecord } from './types.js';
 
 export const WPK_FORMAT = 1;
@@ -23,16 +22,9 @@ export function wpkPath(dataDir: string): string {
   return path.join(dataDir, 'wpks.json');
 }
 
-export function wpkFileAdapter(dataDir: string): Adapter<WpkFile> {
-  return new DataFile<WpkFile>(wpkPath(dataDir), {
-    parse: (text) => JSON.parse(text) as WpkFile,
-    stringify: (data) => JSON.stringify(data),
-  });
-}
-
-export function wpkMemoryAdapter(): Adapter<WpkFile> {
-  return new Memory<WpkFile>();
-}
+/** Compact JSON with atomic writes, as the registry (see hub/store.ts). */
+export const wpkFileAdapter = (dataDir: string): Adapter<WpkFile> => compactJsonFile<WpkFile>(wpkPath(dataDir));
+export const wpkMemoryAdapter = (): Adapter<WpkFile> => new Memory<WpkFile>();
 
 export class WpkStore {
   readonly #db: Low<WpkFile>;
