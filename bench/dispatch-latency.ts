@@ -17,10 +17,12 @@
  * scenario: the i-th WPK goes to the capability only node i mod N has, so its
  * trigger reaches one agent instead of all N.
  */
+import fs from 'node:fs/promises';
+import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { MqttClient } from 'mqtt';
 import { PING_TOPIC, PONG_TOPIC } from './wpk-protocol.js';
-import { paced, sleep, startWpkBench, waitUntil, type WpkBench } from './wpk-harness.js';
+import { paced, sleep, startWpkBench, waitUntil, type AttemptTimes, type WpkBench } from './wpk-harness.js';
 import { startProfile } from './profile.js';
 import { percentile, round } from './stats.js';
 
@@ -68,7 +70,7 @@ async function wpkWindow(b: WpkBench, ratePerS: number, durationMs: number) {
   const createdAt = performance.now();
   await Promise.allSettled(creates);
   // Every WPK ends `succeeded` (perhaps on a later attempt) unless the system is far past saturation.
-  const done = () => { let n = 0; for (const a of b.probe.attempts.values()) if (a.finalState === 'succeeded') n += 1; return n; };
+  const done = () => { const ok = new Set<string>(); for (const a of b.probe.attempts.values()) if (a.finalState === 'succeeded') ok.add(a.wpkId); return ok.size; };
   await waitUntil(() => done() >= total, 120_000, 'all WPKs succeeded').catch(() => undefined);
   return { total, drainMs: performance.now() - createdAt };
 }
@@ -97,18 +99,48 @@ export async function dispatchLatency(o: LatencyOptions): Promise<Record<string,
     loop.disable();
     const fleet1 = await b.fleet.stats();
 
-    await sleep(2000); // the floor after the window must not measure the window's backlog
+    // The floor after the window must not measure the window's backlog: wait
+    // until the broker has stopped delivering triggers (bounded), then 2 s more.
+    const quietBy = Date.now() + 120_000;
+    let quiet = fleet1;
+    for (let last = -1; Date.now() < quietBy;) {
+      quiet = await b.fleet.stats();
+      if (quiet.trigger_deliveries === last) break;
+      last = quiet.trigger_deliveries;
+      await sleep(1000);
+    }
+    await sleep(2000);
     const floorAfter = await floorWindow(pinger, o.ratePerS, o.floorMs / 2);
     const floorBefore = [...floor];
     floor.push(...floorAfter);
 
+    // Per WPK: from its first trigger to the first `succeeded` update of any of its attempts.
     const attempts = [...b.probe.attempts.values()];
-    const ok = attempts.filter((a) => a.finalState === 'succeeded' && a.attempt === 1);
-    const lat = ok.map((a) => a.final! - a.trigger);
-    const toAccepted = ok.filter((a) => a.accepted !== undefined).map((a) => a.accepted! - a.trigger);
+    const byWpk = new Map<string, { first?: AttemptTimes; done?: number; successes: number }>();
+    for (const a of attempts) {
+      const w = byWpk.get(a.wpkId) ?? { successes: 0 };
+      byWpk.set(a.wpkId, w);
+      if (a.attempt === 1) w.first = a;
+      if (a.finalState === 'succeeded') {
+        w.successes += 1;
+        w.done = Math.min(w.done ?? Infinity, a.final!);
+      }
+    }
+    const ok = [...byWpk.values()].filter((w) => w.first !== undefined && w.done !== undefined);
+    const lat = ok.map((w) => w.done! - w.first!.trigger);
+    const firstOk = ok.map((w) => w.first!).filter((a) => a.finalState === 'succeeded');
+    const toAccepted = firstOk.filter((a) => a.accepted !== undefined).map((a) => a.accepted! - a.trigger);
+    const toRunning = firstOk.filter((a) => a.running !== undefined).map((a) => a.running! - a.trigger);
+    const duplicates = [...byWpk.values()].reduce((n, w) => n + Math.max(0, w.successes - 1), 0);
+    // What one wpks.json write costs the hub's event loop now (lowdb stringifies every record on each flush).
+    await b.fed.hub.flush();
+    const wpksBytes = (await fs.stat(path.join(b.dir, 'wpks.json'))).size;
+    const s0 = performance.now();
+    JSON.stringify(b.fed.hub.wpks.list());
+    const stringifyMs = performance.now() - s0;
     const floorP50 = percentile(floor, 50);
     const p50 = percentile(lat, 50);
-    const deliveries = fleet1.trigger_deliveries - fleet0.trigger_deliveries;
+    const deliveries = quiet.trigger_deliveries - fleet0.trigger_deliveries;
     const triggers = attempts.length;
     return {
       nodes: o.nodes,
@@ -120,11 +152,14 @@ export async function dispatchLatency(o: LatencyOptions): Promise<Record<string,
       succeeded: ok.length,
       not_succeeded: run.total - ok.length,
       redispatched: attempts.filter((a) => a.attempt > 1).length,
+      // Attempts that also ran to `succeeded` after another attempt of the same WPK did (the action ran twice).
+      duplicate_executions: duplicates,
       floor_samples: floor.length,
       floor_rtt_p50_ms: round(floorP50, 2),
       floor_rtt_p50_before_after_ms: `${round(percentile(floorBefore, 50), 2)} / ${round(percentile(floorAfter, 50), 2)}`,
       floor_rtt_p99_ms: round(percentile(floor, 99), 2),
       trigger_to_accepted_p50_ms: round(percentile(toAccepted, 50), 2),
+      trigger_to_running_p50_ms: round(percentile(toRunning, 50), 2),
       trigger_to_succeeded_p50_ms: round(p50, 2),
       trigger_to_succeeded_p99_ms: round(percentile(lat, 99), 2),
       trigger_to_succeeded_max_ms: round(Math.max(...lat), 2),
@@ -134,8 +169,11 @@ export async function dispatchLatency(o: LatencyOptions): Promise<Record<string,
       hub_event_loop_delay_p99_ms: round(Math.max(0, loop.percentile(99) / 1e6 - 1), 2),
       hub_event_loop_delay_max_ms: round(Math.max(0, loop.max / 1e6 - 1), 2),
       fleet_cpu_percent_of_one_core: round(((fleet1.cpu_ms - fleet0.cpu_ms) / (fleet1.wall_ms - fleet0.wall_ms)) * 100),
-      trigger_deliveries_per_wpk: round(deliveries / Math.max(1, triggers), 1),
+      triggers_published: triggers,
+      deliveries_per_trigger: round(deliveries / Math.max(1, triggers), 1),
       drain_after_last_create_ms: round(run.drainMs),
+      wpks_json_bytes: wpksBytes,
+      wpks_json_stringify_ms: round(stringifyMs, 1),
     };
   } finally {
     await pinger?.endAsync(true);

@@ -36,6 +36,8 @@ export async function dispatchThroughput(o: ThroughputOptions): Promise<Record<s
   let inFlight = 0;
   let limit = 0;
   let failed = 0;
+  let duplicates = 0;
+  const finished = new Set<string>();
   let refillQueued = false;
   // Completions inside the measuring window (epoch ms bounds) and their latencies.
   let windowStart = Infinity;
@@ -56,6 +58,9 @@ export async function dispatchThroughput(o: ThroughputOptions): Promise<Record<s
     const a = probe.attempts.get(attemptKey(u.wpk_id, u.attempt));
     probe.attempts.delete(attemptKey(u.wpk_id, u.attempt)); // bounded memory over long runs
     if (u.state !== 'succeeded') { failed += 1; return; } // the hub retries elsewhere: still in flight
+    // A WPK completes once; a later success of another attempt means the action ran twice.
+    if (finished.has(u.wpk_id)) { duplicates += 1; return; }
+    finished.add(u.wpk_id);
     inFlight -= 1;
     if (at >= windowStart && at < windowEnd) {
       completedInWindow += 1;
@@ -122,6 +127,8 @@ export async function dispatchThroughput(o: ThroughputOptions): Promise<Record<s
     saturates_at_in_flight: knee?.in_flight ?? null,
     target: '>= 2000 WPK/s',
     not_succeeded_updates: failed,
+    duplicate_executions: duplicates,
+    redispatches: fed.hub.counters.wpks.redispatches,
     steps,
   };
 }

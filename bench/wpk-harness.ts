@@ -180,6 +180,8 @@ export interface WpkBenchOptions {
 
 export interface WpkBench {
   fed: Federation;
+  /** The hub's data dir (registry.json, wpks.json). */
+  dir: string;
   fleet: FleetProcess;
   probe: WpkProbe;
   capability: string;
@@ -217,7 +219,7 @@ export async function startWpkBench(o: WpkBenchOptions): Promise<WpkBench> {
     });
     await waitUntil(() => fed.hub.registry.countByStatus().active >= o.nodes, 60_000, `${o.nodes} active nodes`);
     const capabilityOf = (i: number) => (o.ownCapability ? `${PREFIX}-${i % o.nodes}` : capability);
-    return { fed, fleet, probe, capability, capabilityOf, stop };
+    return { fed, dir, fleet, probe, capability, capabilityOf, stop };
   } catch (err) {
     await stop();
     throw err;
