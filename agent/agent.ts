@@ -173,7 +173,11 @@ class EdgeAgent implements Agent {
     this.log.info('connected to broker');
     if (!connack.sessionPresent) {
       const subscriptions: Record<string, { qos: 1 }> = { [this.topics.commands(this.nodeId)]: { qos: 1 }, [this.topics.hubStatus()]: { qos: 1 } };
-      for (const capability of this.capabilities) subscriptions[this.topics.trigger(capability)] = { qos: 1 };
+      // Broadcast triggers (mode all) on the capability's topic, and those addressed to this node alone.
+      for (const capability of this.capabilities) {
+        subscriptions[this.topics.trigger(capability)] = { qos: 1 };
+        subscriptions[this.topics.trigger(capability, this.nodeId)] = { qos: 1 };
+      }
       client.subscribe(subscriptions, (err) => {
         if (!err) return;
         // A connection lost mid-SUBACK is retried by the next connect; a refusal (SUBACK 0x80) is not.
@@ -211,7 +215,7 @@ class EdgeAgent implements Agent {
     const parsed = this.topics.parse(topic);
     if (parsed?.kind === 'node' && parsed.family === 'commands' && parsed.nodeId === this.nodeId) {
       this.commands.dispatch(payload);
-    } else if (parsed?.kind === 'trigger' && this.capabilities.has(parsed.capability)) {
+    } else if (parsed?.kind === 'trigger' && this.capabilities.has(parsed.capability) && (parsed.nodeId ?? this.nodeId) === this.nodeId) {
       this.executor.onTrigger(parsed.capability, payload);
     } else if (parsed?.kind === 'hub-status') {
       this.onHubStatus(payload);

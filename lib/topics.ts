@@ -12,7 +12,7 @@ export type NodeFamily = 'registration' | 'status' | 'heartbeat' | 'executions' 
 
 export type ParsedTopic =
   | { kind: 'node'; family: NodeFamily; nodeId: string; wpkId?: string }
-  | { kind: 'trigger'; capability: string }
+  | { kind: 'trigger'; capability: string; nodeId?: string }
   | { kind: 'hub-status' }
   | { kind: 'hub-error'; nodeId: string };
 
@@ -26,14 +26,18 @@ export interface Topics {
   heartbeat(nodeId: string): string;
   execution(nodeId: string, wpkId: string): string;
   commands(nodeId: string): string;
-  trigger(capability: string): string;
+  /**
+   * `wpk/{capability}/trigger`, seen by every node of the capability; with a
+   * node id, `wpk/{capability}/trigger/{node_id}`, seen by that node alone.
+   */
+  trigger(capability: string, nodeId?: string): string;
   hubStatus(): string;
   hubError(nodeId: string): string;
   /** Subscription pattern for one family of every node, e.g. `edgefed/v1/nodes/+/heartbeat`. */
   allNodes(family: Exclude<NodeFamily, 'executions'>): string;
   /** `edgefed/v1/nodes/+/executions/+` */
   allExecutions(): string;
-  /** `edgefed/v1/wpk/+/trigger` */
+  /** `edgefed/v1/wpk/#`: every trigger, broadcast or addressed. */
   allTriggers(): string;
   /** Everything below the root, for operators. */
   everything(): string;
@@ -59,12 +63,12 @@ export function topics(root: string = DEFAULT_TOPIC_ROOT): Topics {
     heartbeat: (id) => `${nodes}${id}/heartbeat`,
     execution: (id, wpk) => `${nodes}${id}/executions/${wpk}`,
     commands: (id) => `${nodes}${id}/commands`,
-    trigger: (cap) => `${root}/wpk/${cap}/trigger`,
+    trigger: (cap, node) => (node === undefined ? `${root}/wpk/${cap}/trigger` : `${root}/wpk/${cap}/trigger/${node}`),
     hubStatus: () => `${root}/hub/status`,
     hubError: (id) => `${root}/hub/errors/${isValidId(id) ? id : INVALID_NODE_LEVEL}`,
     allNodes: (family) => `${nodes}+/${family}`,
     allExecutions: () => `${nodes}+/executions/+`,
-    allTriggers: () => `${root}/wpk/+/trigger`,
+    allTriggers: () => `${root}/wpk/#`,
     everything: () => `${root}/#`,
     parse(topic) {
       if (!topic.startsWith(prefix)) return undefined;
@@ -91,6 +95,7 @@ function parseLevels(levels: string[]): ParsedTopic | undefined {
     return undefined;
   }
   if (a === 'wpk' && levels.length === 3 && c === 'trigger' && b) return { kind: 'trigger', capability: b };
+  if (a === 'wpk' && levels.length === 4 && c === 'trigger' && b && d) return { kind: 'trigger', capability: b, nodeId: d };
   if (a === 'hub' && b === 'status' && levels.length === 2) return { kind: 'hub-status' };
   if (a === 'hub' && b === 'errors' && c && levels.length === 3 && rest.length === 0) return { kind: 'hub-error', nodeId: c };
   return undefined;

@@ -113,7 +113,8 @@ process.exitCode = await m.runAgentCommand(process.argv.slice(1), process.env);`
 
   child.kill('SIGTERM');
   assert.equal(await exited, 0);
-  const bye = seen.filter((m) => m.topic === t.status('cli-node')).pop()?.body;
+  // The agent exits once the broker has its goodbye; the observer hears it a moment later.
+  const bye = await waitFor(() => seen.filter((m) => m.topic === t.status('cli-node')).map((m) => m.body).find((b) => b.state === 'offline'), { label: 'goodbye status' });
   assert.equal({ state: bye?.state, reason: bye?.reason, boot_id: bye?.boot_id }, { state: 'offline', reason: 'shutdown', boot_id: reg.boot_id });
   const lines = stderr.trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
   assert.ok(lines.some((l) => l.msg === 'connected to broker'), 'JSON lines on stderr');

@@ -23,17 +23,32 @@ const t = topics();
 
 const runs = suite('agent work packages');
 
-runs('subscribes QoS 1 to the trigger topic of exactly each capability', bounded(async (scope) => {
+runs('subscribes QoS 1 to the trigger topics of exactly each capability: broadcast and addressed to this node', bounded(async (scope) => {
   const b = await startBroker(scope);
   const subscribed: Array<{ topic: string; qos: number }> = [];
   b.broker.on('subscribe', (subs, client) => {
     if (client?.id === NODE) subscribed.push(...subs.map((s) => ({ topic: s.topic, qos: s.qos })));
   });
   await agentOn(scope, b.port);
-  await waitFor(() => subscribed.length >= 4, { label: 'subscriptions' });
+  await waitFor(() => subscribed.length >= 6, { label: 'subscriptions' });
   const triggers = subscribed.filter((s) => t.parse(s.topic)?.kind === 'trigger').sort((x, y) => x.topic.localeCompare(y.topic));
-  assert.equal(triggers, [{ topic: t.trigger('basic-actions'), qos: 1 }, { topic: t.trigger('monitoring'), qos: 1 }]);
-  assert.equal(subscribed.length, 4, 'commands, hub status and the two trigger topics');
+  assert.equal(triggers, [
+    { topic: t.trigger('basic-actions'), qos: 1 }, { topic: t.trigger('basic-actions', NODE), qos: 1 },
+    { topic: t.trigger('monitoring'), qos: 1 }, { topic: t.trigger('monitoring', NODE), qos: 1 },
+  ]);
+  assert.equal(subscribed.length, 6, 'commands, hub status and two trigger topics per capability');
+}));
+
+runs('a trigger on the topic addressed to this node runs; one addressed to another node never arrives', bounded(async (scope) => {
+  const { hub } = await setup(scope);
+  const now = Date.now();
+  const mine = { wpk_id: 'wpk_addr', capability: 'basic-actions', action: 'echo', params: { n: 1 }, mode: 'one', assignee: NODE, attempt: 1, created_at: now, deadline: now + 60_000 };
+  const theirs = { ...mine, wpk_id: 'wpk_other', assignee: 'edge-999' };
+  await hub.client.publishAsync(t.trigger('basic-actions', 'edge-999'), JSON.stringify(theirs), { qos: 1 });
+  await hub.client.publishAsync(t.trigger('basic-actions', NODE), JSON.stringify(mine), { qos: 1 });
+  const done = await hub.final('wpk_addr');
+  assert.equal(done.result, { n: 1 });
+  assert.equal(hub.of('wpk_other'), []);
 }));
 
 runs('echo: accepted, running, succeeded in order, with its params as result', bounded(async (scope) => {

@@ -19,6 +19,8 @@ export interface ScriptedNode {
   readonly client: MqttClient;
   /** Triggers this node would run (addressed to it or to everyone), in arrival order. */
   readonly triggers: WpkTrigger[];
+  /** Every trigger message delivered to this node, addressed to it or not. */
+  readonly delivered: { count: number };
   readonly commands: Array<Record<string, unknown>>;
   send(wpkId: string, attempt: number, state: ExecutionState, extra?: Record<string, unknown>): Promise<void>;
   /** accepted, running, then `final` (default succeeded with `{ok: true}`). */
@@ -40,15 +42,17 @@ export async function scriptedNode(scope: Scope, fed: Federation, id: string, sp
   scope.defer(() => closeAll(client));
   const triggers: WpkTrigger[] = [];
   const commands: Array<Record<string, unknown>> = [];
+  const delivered = { count: 0 };
   client.on('message', (topic, payload) => {
     const body = JSON.parse(payload.toString()) as Record<string, unknown>;
     if (topic === t.commands(id)) return void commands.push(body);
+    delivered.count += 1;
     const trig = body as unknown as WpkTrigger;
     if (trig.assignee !== undefined && trig.assignee !== id) return;
     if (trig.targets !== undefined && !trig.targets.includes(id)) return;
     triggers.push(trig);
   });
-  await client.subscribeAsync([t.commands(id), ...caps.map((c) => t.trigger(c))], { qos: 1 });
+  await client.subscribeAsync([t.commands(id), ...caps.flatMap((c) => [t.trigger(c), t.trigger(c, id)])], { qos: 1 });
   const extra: Record<string, unknown> = { capabilities: caps, boot_id: bootId };
   if (spec.maxConcurrency !== undefined) extra.max_concurrency = spec.maxConcurrency;
   if (spec.labels !== undefined) extra.labels = spec.labels;
@@ -63,6 +67,7 @@ export async function scriptedNode(scope: Scope, fed: Federation, id: string, sp
     id,
     client,
     triggers,
+    delivered,
     commands,
     send,
     async complete(trigger, final = 'succeeded', more = final === 'succeeded' ? { result: { ok: true } } : {}) {

@@ -14,7 +14,7 @@ const test = suite('interop: work packages with mosquitto_pub/mosquitto_sub');
 test.after.each(() => killStrays());
 test.after(() => shared.close());
 
-const trigger = (cap: string) => `edgefed/v1/wpk/${cap}/trigger`;
+const trigger = (cap: string, node?: string) => `edgefed/v1/wpk/${cap}/trigger${node === undefined ? '' : `/${node}`}`;
 const execution = (node: string, wpk: string) => `edgefed/v1/nodes/${node}/executions/${wpk}`;
 
 interface Wpk { wpk_id: string; state: string; assignee: string | null; result: Record<string, unknown> | null; executions: Array<{ node_id: string; state: string }> }
@@ -30,7 +30,7 @@ const wpkState = async (hub: HubProcess, id: string) => (await http<Wpk>(hub, 'G
 
 /** A device's view: its triggers and its commands, as mosquitto_sub prints them. */
 async function deviceListening(broker: string[], nodeId: string, cap: string): Promise<MosquittoSub> {
-  const sub = await MosquittoSub.start(broker, ['-v', '-q', '1', '-W', '30', '-t', trigger(cap), '-t', topic.commands(nodeId)]);
+  const sub = await MosquittoSub.start(broker, ['-v', '-q', '1', '-W', '30', '-t', trigger(cap), '-t', trigger(cap, nodeId), '-t', topic.commands(nodeId)]);
   return sub;
 }
 
@@ -50,7 +50,7 @@ test('a device runs a WPK with mosquitto_sub and mosquitto_pub; an operator sees
   assert.is(created.status, 201);
   assert.is(created.body.assignee, 'sh-1');
   const id = created.body.wpk_id;
-  const got = await device.next((m) => m.topic === trigger('shell') && m.payload.includes(id), 5000, 'the trigger at the device');
+  const got = await device.next((m) => m.topic === trigger('shell', 'sh-1') && m.payload.includes(id), 5000, 'the trigger at the device');
   const trig = JSON.parse(got.payload) as { assignee: string; attempt: number; params: unknown };
   assert.equal([trig.assignee, trig.attempt, trig.params], ['sh-1', 1, { verbose: true }]);
 
@@ -63,7 +63,7 @@ test('a device runs a WPK with mosquitto_sub and mosquitto_pub; an operator sees
   assert.equal(done.result, { uptime_s: 1234 });
   assert.equal(done.executions.map((e) => [e.node_id, e.state]), [['sh-1', 'succeeded']]);
   await operator.next((m) => m.topic === execution('sh-1', id) && m.payload.includes('"succeeded"'), 3000, 'operator sees the result');
-  assert.ok(operator.messages.some((m) => m.topic === trigger('shell') && m.payload.includes(id)), 'operator sees the trigger');
+  assert.ok(operator.messages.some((m) => m.topic === trigger('shell', 'sh-1') && m.payload.includes(id)), 'operator sees the trigger');
 }));
 
 test('cancel reaches the device on its commands topic; a late result does not change the canceled WPK', within(25_000, 'cancel', async () => {
@@ -72,7 +72,7 @@ test('cancel reaches the device on its commands topic; a late result does not ch
   await publishRegistration(broker, { node_id: 'sh-2', capabilities: ['slow'], boot_id: 'sh-boot-2', ts: Date.now() });
   await waitFor(async () => (await http<{ status: string }>(hub, 'GET', '/federation/nodes/sh-2')).body.status === 'active', { timeoutMs: 3000, label: 'sh-2 active' });
   const id = (await http<Wpk>(hub, 'POST', '/federation/wpk', { capability: 'slow', action: 'sleep' })).body.wpk_id;
-  await device.next((m) => m.topic === trigger('slow') && m.payload.includes(id), 5000, 'trigger');
+  await device.next((m) => m.topic === trigger('slow', 'sh-2') && m.payload.includes(id), 5000, 'trigger');
   await mosquittoPub(broker, ['-q', '1', '-t', execution('sh-2', id), '-m', update('sh-2', id, 1, 'running')]);
   await waitFor(async () => (await wpkState(hub, id)) === 'running', { timeoutMs: 3000, label: 'running' });
 
