@@ -4,9 +4,12 @@
  * sent, so the hub repairs refused retained messages, and a hub restart must
  * not resurrect a node deregistered meanwhile.
  */
+import path from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { waitFor } from '../helpers/time.js';
+import { startAgent } from '../../agent/index.js';
+import { silentLogger } from '../../lib/log.js';
+import { waitFor, withTimeout } from '../helpers/time.js';
 import {
   health, killStrays, listNodes, mosquittoPub, publishRegistration, registration, retainedRegistration, spawnListeningHub,
   startMosquitto, stopHub, tempDir, topic, waitForNodeStatus, within, type HubProcess,
@@ -48,6 +51,35 @@ test('join, repair of a refused retained registration, and a restart that keeps 
     assert.is((await listNodes(hub)).find((n) => n.node_id === 'ext-2')?.status, 'deregistered', 'the registry follows the broker');
     assert.ok(await retainedRegistration(broker, 'ext-1', 1), 'ext-1 still retained');
   } finally {
+    await stopHub(hub);
+    await mosquitto.stop();
+  }
+}));
+
+test('a work package through mosquitto: a real agent runs it, the hub records the result', within(30_000, 'external wpk', async () => {
+  const mosquitto = await startMosquitto();
+  const dir = await tempDir('edgefed-interop-external-wpk-');
+  let hub: HubProcess | undefined;
+  const agent = await startAgent({
+    nodeId: 'ext-agent', capabilities: ['basic-actions'], brokerUrl: `mqtt://127.0.0.1:${mosquitto.port}`,
+    heartbeatIntervalMs: 500, reconnectMinMs: 50, reconnectMaxMs: 200, spoolDir: path.join(dir, 'spool'), logger: silentLogger,
+  });
+  try {
+    hub = await spawnListeningHub(['--broker-url', `mqtt://127.0.0.1:${mosquitto.port}`, '--data-dir', path.join(dir, 'data')]);
+    await waitForNodeStatus(hub, 'ext-agent', 'active', 8000);
+    const res = await withTimeout(fetch(`${hub.httpUrl}/federation/wpk`, {
+      method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ capability: 'basic-actions', action: 'echo', params: { via: 'mosquitto' } }),
+    }), 3000, 'POST /federation/wpk');
+    assert.is(res.status, 201);
+    const { wpk_id: id } = (await res.json()) as { wpk_id: string };
+    const done = await waitFor(async () => {
+      const w = (await (await fetch(`${hub!.httpUrl}/federation/wpk/${id}`)).json()) as { state: string; result: unknown };
+      return w.state === 'succeeded' ? w : undefined;
+    }, { timeoutMs: 5000, label: 'succeeded' });
+    assert.equal(done.result, { via: 'mosquitto' });
+  } finally {
+    await agent.stop();
     await stopHub(hub);
     await mosquitto.stop();
   }
