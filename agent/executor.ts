@@ -62,7 +62,7 @@ export class Executor {
     return this.running.size;
   }
 
-  /** Handles one message of `wpk/{capability}/trigger`. Never throws. */
+  /** Handles one message of `wpk/{capability}/trigger[/{node_id}]`. Never throws. */
   onTrigger(capability: string, payload: Buffer): void {
     if (this.stopped) return;
     const parsed = parseTrigger(payload);
@@ -75,7 +75,7 @@ export class Executor {
       this.opts.log.warn({ capability, wpk_id: trigger.wpk_id, reason: `capability "${trigger.capability}" differs from its topic's` }, 'ignoring malformed work-package trigger');
       return;
     }
-    // Mode one goes to every node of the capability; all but one ignore it, so no log here.
+    // A broadcast may name other nodes in `targets`; ignoring it is routine, so no log here.
     if (!isAddressedTo(trigger, this.opts.nodeId)) return;
     if (!this.seen.add(executionKey(trigger.wpk_id, trigger.attempt))) {
       this.opts.log.debug({ wpk_id: trigger.wpk_id, attempt: trigger.attempt }, 'duplicate trigger ignored');

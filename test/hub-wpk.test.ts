@@ -103,6 +103,17 @@ test('when every capable node rejected it, the WPK fails at once with the reason
   assert.match(done.error ?? '', /every capable node rejected it; attempt 1 on a rejected: unknown action "nope"/);
 }));
 
+test('a node that answers busy gets a rest, then the WPK again (a busy node is not refused for good)', bounded(async (scope) => {
+  const f = await fed(scope, { busyRestMs: 150 });
+  const a = await scriptedNode(scope, f, 'a');
+  const w = await f.hub.wpks.create({ capability: 'monitoring', action: 'x' });
+  await a.send(w.wpk_id, 1, 'rejected', { error: 'busy: 1 of 1 work packages running' });
+  await until(f, w, 'pending');
+  const again = await a.triggerOf(w.wpk_id, 2, 2000);
+  await a.complete(again);
+  await until(f, w, 'succeeded');
+}));
+
 test('failover: the assignee dies (will) and the WPK moves to another node', bounded(async (scope) => {
   const f = await fed(scope);
   const { w, first, second } = await oneOfTwo(scope, f);

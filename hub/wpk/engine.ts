@@ -12,7 +12,7 @@ import type { NodeRecord, Registry } from '../registry.js';
 import {
   acceptsUpdate, applyUpdate, describeEnd, endExecution, finish, isFinalWpk, isInFlight, newExecution, progressState, summarize,
 } from './model.js';
-import { Placement } from './placement.js';
+import { isBusy, Placement } from './placement.js';
 import type { ExecutionRecord, WpkRecord, WpkState } from './types.js';
 
 /** What the engine asks the hub to publish. */
@@ -28,6 +28,8 @@ export interface EngineOptions {
   /** A node not heard from this long after the hub started is taken as lost. */
   lostAfterRestartMs: number;
   defaultConcurrency: number;
+  /** A node that answered `busy` gets no new work for this long. */
+  busyRestMs: number;
 }
 
 export interface EngineDeps {
@@ -166,6 +168,7 @@ export class WpkEngine {
     const progressOnly = u.state === 'running' && e.state === 'running';
     const wasInFlight = isInFlight(e);
     applyUpdate(e, u, now);
+    if (e.state === 'rejected' && isBusy(e.error)) this.placement.rest(nodeId, now + this.opts.busyRestMs);
     w.updated_at = now;
     if (wasInFlight && !isInFlight(e)) this.#release(w, e);
     if (isFinalWpk(w)) {
@@ -254,6 +257,13 @@ export class WpkEngine {
     if (node.status === 'stale' && node.status_reason === 'no_heartbeat') return 'node stopped sending heartbeats';
     if (node.status === 'stale' && now - this.deps.startedAt > this.opts.lostAfterRestartMs) return 'node not heard from since the hub restarted';
     return undefined;
+  }
+
+  /** Nodes whose rest after a `busy` is over take waiting work again. */
+  wake(now: number): boolean {
+    let moved = false;
+    for (const nodeId of this.placement.rested(now)) moved = this.pump(nodeId, now) || moved;
+    return moved;
   }
 
   /** A node became available or freed a slot: offer it the waiting work of its capabilities, oldest first. */

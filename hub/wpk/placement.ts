@@ -20,6 +20,8 @@ export class Placement {
   /** node_id -> keys (`wpk_id#attempt`) of executions holding a slot there. */
   readonly #inFlight = new Map<string, Set<string>>();
   readonly #lastPicked = new Map<string, number>();
+  /** Nodes that answered `busy`: no new work until then (epoch ms). */
+  readonly #busyUntil = new Map<string, number>();
   #picks = 0;
 
   constructor(private readonly registry: Registry, private readonly opts: PlacementOptions) {}
@@ -33,7 +35,24 @@ export class Placement {
   }
 
   hasRoom(node: NodeRecord): boolean {
-    return this.load(node.node_id) < this.capacity(node);
+    return this.load(node.node_id) < this.capacity(node) && !this.#resting(node.node_id);
+  }
+
+  /** A node said it is busy (it runs more than the hub knows of): give it a rest. */
+  rest(nodeId: string, until: number): void {
+    this.#busyUntil.set(nodeId, until);
+  }
+
+  /** Nodes whose rest is over, now free to take work again. */
+  rested(now: number): string[] {
+    const done: string[] = [];
+    for (const [id, until] of this.#busyUntil) if (until <= now) { this.#busyUntil.delete(id); done.push(id); }
+    return done;
+  }
+
+  #resting(nodeId: string): boolean {
+    const until = this.#busyUntil.get(nodeId);
+    return until !== undefined && until > Date.now();
   }
 
   hold(nodeId: string, key: string): void {
@@ -80,7 +99,7 @@ export class Placement {
       if (!this.eligible(w, node) || refused?.has(node.node_id)) continue;
       const inFlight = this.load(node.node_id);
       const capacity = this.capacity(node);
-      if (inFlight >= capacity) continue;
+      if (inFlight >= capacity || this.#resting(node.node_id)) continue;
       key[0] = tried?.has(node.node_id) ? 1 : 0;
       key[1] = inFlight / capacity;
       key[2] = Math.round((node.load ?? 0) / LOAD_STEP);
@@ -103,8 +122,12 @@ export class Placement {
 
 }
 
+/** A rejection whose error starts with `busy` is passing: the node may be asked again later. */
+export const isBusy = (error: string | null): boolean => error !== null && /^busy\b/i.test(error);
+
+/** Nodes that refused this WPK for good (not merely busy). */
 function rejectedBy(w: WpkRecord): Set<string> {
-  return new Set(w.executions.filter((e) => e.state === 'rejected').map((e) => e.node_id));
+  return new Set(w.executions.filter((e) => e.state === 'rejected' && !isBusy(e.error)).map((e) => e.node_id));
 }
 
 /** Sort key of a candidate: [tried before, share of slots in use, reported load step, last picked]. */

@@ -35,6 +35,7 @@ export const defaultWpkOptions = {
   timeoutGraceMs: 2000,
   lostAfterRestartMs: 60_000,
   defaultConcurrency: 1,
+  busyRestMs: 2000,
   sweepIntervalMs: 250,
   retentionMs: 7 * 24 * 3600 * 1000,
   maxFinished: 10_000,
@@ -169,7 +170,9 @@ export class WpkService implements WorkPackages {
 
   #tick(): void {
     const now = Date.now();
-    if (this.#engine.check(now)) this.#flusher.markDirty('durable');
+    const gaveUp = this.#engine.check(now);
+    const woke = this.#engine.wake(now);
+    if (gaveUp || woke) this.#flusher.markDirty('durable');
     if (this.#prune(now) > 0) this.#flusher.markDirty('durable');
   }
 
