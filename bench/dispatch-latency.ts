@@ -13,16 +13,24 @@
  * call to the pong's `message` event. Half the floor samples are taken
  * before the WPK window, half after.
  *
- * `ownCapability` (`--own-capability`) is an ablation, not the issue's
- * scenario: the i-th WPK goes to the capability only node i mod N has, so its
- * trigger reaches one agent instead of all N.
+ * Legs (`floor_legs_p50_ms`, `wpk_legs_p50_ms`): the fleet timestamps each
+ * ping / trigger it parsed and each pong / update it handed to mqtt.js (same
+ * epoch clock), which splits both round trips into out (hub -> fleet), turn
+ * (inside the fleet) and back (fleet -> hub), so a gap to the floor can be
+ * placed on one side.
+ *
+ * `noDelay` (default true, the product's; false with `--nagle`): see
+ * wpk-harness.ts. `ownCapability` (`--own-capability`) is a historical
+ * ablation: the i-th WPK goes to the capability only node i mod N has. Before
+ * 967cc92 that gave its trigger one subscriber instead of N; now every
+ * mode-one trigger is addressed to its assignee, so it only changes placement.
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { MqttClient } from 'mqtt';
 import { PING_TOPIC, PONG_TOPIC } from './wpk-protocol.js';
-import { paced, sleep, startWpkBench, waitUntil, type AttemptTimes, type WpkBench } from './wpk-harness.js';
+import { attemptKey, epochNow, paced, sleep, startWpkBench, waitUntil, type AttemptTimes, type WpkBench } from './wpk-harness.js';
 import { startProfile } from './profile.js';
 import { percentile, round } from './stats.js';
 
@@ -37,25 +45,35 @@ function pingPayload(seq: number): string {
   return `${seq}|${body}`;
 }
 
-async function floorWindow(pinger: MqttClient, ratePerS: number, durationMs: number): Promise<number[]> {
+/** One floor round trip: its sequence number, ping published, pong received (epoch ms). */
+interface FloorSample { seq: number; sent: number; recv: number }
+let nextSeq = 0;
+
+async function floorWindow(pinger: MqttClient, ratePerS: number, durationMs: number): Promise<FloorSample[]> {
   const total = Math.max(1, Math.round((ratePerS * durationMs) / 1000));
-  const sent = new Map<number, number>();
-  const rtts: number[] = [];
+  const pending = new Map<number, number>();
+  const samples: FloorSample[] = [];
   const onPong = (_topic: string, payload: Buffer) => {
-    const at = performance.now();
+    const at = epochNow();
     const seq = Number(payload.subarray(0, payload.indexOf(0x7c)).toString());
-    const t = sent.get(seq);
-    if (t !== undefined) { rtts.push(at - t); sent.delete(seq); }
+    const t = pending.get(seq);
+    if (t !== undefined) { samples.push({ seq, sent: t, recv: at }); pending.delete(seq); }
   };
   pinger.on('message', onPong);
-  await paced(ratePerS, total, (i) => {
-    const payload = pingPayload(i);
-    sent.set(i, performance.now());
+  await paced(ratePerS, total, () => {
+    const seq = nextSeq++;
+    const payload = pingPayload(seq);
+    pending.set(seq, epochNow());
     pinger.publish(PING_TOPIC, payload, { qos: 1 });
   });
-  await waitUntil(() => rtts.length >= total, 30_000, `${total} pongs`).catch(() => undefined);
+  await waitUntil(() => samples.length >= total, 30_000, `${total} pongs`).catch(() => undefined);
   pinger.off('message', onPong);
-  return rtts;
+  return samples;
+}
+
+/** p50 of each leg, in ms (2 decimals); legs whose ends were not both seen are left out. */
+function legP50(values: number[]): number {
+  return round(percentile(values.filter(Number.isFinite), 50), 3);
 }
 
 async function wpkWindow(b: WpkBench, ratePerS: number, durationMs: number) {
@@ -75,8 +93,8 @@ async function wpkWindow(b: WpkBench, ratePerS: number, durationMs: number) {
   return { total, drainMs: performance.now() - createdAt };
 }
 
-export async function dispatchLatency(o: LatencyOptions): Promise<Record<string, number | string>> {
-  const b = await startWpkBench({ nodes: o.nodes, responder: true, noDelay: o.noDelay ?? false, ownCapability: o.ownCapability ?? false });
+export async function dispatchLatency(o: LatencyOptions): Promise<Record<string, unknown>> {
+  const b = await startWpkBench({ nodes: o.nodes, responder: true, noDelay: o.noDelay ?? true, ownCapability: o.ownCapability ?? false, trace: true });
   let pinger: MqttClient | undefined;
   try {
     await sleep(2000); // let the registrations' flush and the fleet's start-up settle
@@ -84,7 +102,7 @@ export async function dispatchLatency(o: LatencyOptions): Promise<Record<string,
     await new Promise<void>((resolve, reject) => { pinger!.once('connect', () => resolve()); pinger!.once('error', reject); });
     await pinger.subscribeAsync(PONG_TOPIC, { qos: 1 });
     await floorWindow(pinger, o.ratePerS, 500); // warm-up, discarded
-    const floor = await floorWindow(pinger, o.ratePerS, o.floorMs / 2);
+    const floorBefore = await floorWindow(pinger, o.ratePerS, o.floorMs / 2);
 
     const fleet0 = await b.fleet.stats();
     const loop = monitorEventLoopDelay({ resolution: 1 });
@@ -111,8 +129,11 @@ export async function dispatchLatency(o: LatencyOptions): Promise<Record<string,
     }
     await sleep(2000);
     const floorAfter = await floorWindow(pinger, o.ratePerS, o.floorMs / 2);
-    const floorBefore = [...floor];
-    floor.push(...floorAfter);
+    const end = await b.fleet.stats();
+    const trace = await b.fleet.trace();
+    const rtt = (s: FloorSample[]) => s.map((x) => x.recv - x.sent);
+    const floorSamples = [...floorBefore, ...floorAfter];
+    const floor = rtt(floorSamples);
 
     // Per WPK: from its first trigger to the first `succeeded` update of any of its attempts.
     const attempts = [...b.probe.attempts.values()];
@@ -138,14 +159,23 @@ export async function dispatchLatency(o: LatencyOptions): Promise<Record<string,
     const s0 = performance.now();
     JSON.stringify(b.fed.hub.wpks.list());
     const stringifyMs = performance.now() - s0;
+    // Legs of each round trip, from the fleet's timestamps (same epoch clock; see FleetConfig.trace).
+    const fleetFloor = new Map(trace.floor.map(([seq, recv, sent]) => [seq, { recv, sent }]));
+    const floorLegs = floorSamples.flatMap((x) => { const f = fleetFloor.get(x.seq); return f ? [{ out: f.recv - x.sent, turn: f.sent - f.recv, back: x.recv - f.sent }] : []; });
+    const fleetWpk = new Map(trace.wpk.map(([key, recv, accSent, succSent]) => [key, { recv, accSent, succSent }]));
+    const wpkLegs = firstOk.flatMap((a) => {
+      const f = fleetWpk.get(attemptKey(a.wpkId, a.attempt));
+      if (!f || a.accepted === undefined || a.final === undefined) return [];
+      return [{ out: f.recv - a.trigger, turn: f.accSent - f.recv, back: a.accepted - f.accSent, run: f.succSent - f.accSent, backSucc: a.final - f.succSent }];
+    });
     const floorP50 = percentile(floor, 50);
     const p50 = percentile(lat, 50);
     const deliveries = quiet.trigger_deliveries - fleet0.trigger_deliveries;
     const triggers = attempts.length;
     return {
       nodes: o.nodes,
-      tcp_nodelay: String(o.noDelay ?? false),
-      trigger_topic: o.ownCapability ? 'one subscriber (ablation: each node has its own capability)' : 'shared by all nodes',
+      tcp_nodelay: String(o.noDelay ?? true),
+      trigger_topic: `addressed to the assignee (wpk/{cap}/trigger/{node})${o.ownCapability ? '; ablation: each node has its own capability' : ''}`,
       rate_per_s: o.ratePerS,
       duration_s: round(o.durationMs / 1000),
       wpks: run.total,
@@ -154,9 +184,12 @@ export async function dispatchLatency(o: LatencyOptions): Promise<Record<string,
       redispatched: attempts.filter((a) => a.attempt > 1).length,
       // Attempts that also ran to `succeeded` after another attempt of the same WPK did (the action ran twice).
       duplicate_executions: duplicates,
+      // The same, counted by the agents: `succeeded` updates sent for a WPK that had already succeeded somewhere.
+      agent_succeeded_updates: end.succeeded_publishes - fleet0.succeeded_publishes,
+      agent_duplicate_executions: end.duplicate_succeeded - fleet0.duplicate_succeeded,
       floor_samples: floor.length,
       floor_rtt_p50_ms: round(floorP50, 2),
-      floor_rtt_p50_before_after_ms: `${round(percentile(floorBefore, 50), 2)} / ${round(percentile(floorAfter, 50), 2)}`,
+      floor_rtt_p50_before_after_ms: `${round(percentile(rtt(floorBefore), 50), 2)} / ${round(percentile(rtt(floorAfter), 50), 2)}`,
       floor_rtt_p99_ms: round(percentile(floor, 99), 2),
       trigger_to_accepted_p50_ms: round(percentile(toAccepted, 50), 2),
       trigger_to_running_p50_ms: round(percentile(toRunning, 50), 2),
@@ -164,13 +197,21 @@ export async function dispatchLatency(o: LatencyOptions): Promise<Record<string,
       trigger_to_succeeded_p99_ms: round(percentile(lat, 99), 2),
       trigger_to_succeeded_max_ms: round(Math.max(...lat), 2),
       ratio_p50_to_floor: round(p50 / floorP50, 2),
+      // p50 of each leg (ms): out = hub publish call -> fleet parsed it; turn = fleet parsed it -> reply handed to mqtt.js;
+      // back = reply handed to mqtt.js -> hub has it (floor: pong event; WPK: the router's admitted update).
+      floor_legs_p50_ms: { out: legP50(floorLegs.map((l) => l.out)), turn: legP50(floorLegs.map((l) => l.turn)), back: legP50(floorLegs.map((l) => l.back)), samples: floorLegs.length },
+      wpk_legs_p50_ms: {
+        out: legP50(wpkLegs.map((l) => l.out)), turn_to_accepted: legP50(wpkLegs.map((l) => l.turn)), back_accepted: legP50(wpkLegs.map((l) => l.back)),
+        accepted_to_succeeded_sent: legP50(wpkLegs.map((l) => l.run)), back_succeeded: legP50(wpkLegs.map((l) => l.backSucc)), samples: wpkLegs.length,
+      },
       target: 'p50 < 3x floor, p99 < 25 ms',
       hub_cpu_percent_of_one_core: round(((cpu.user + cpu.system) / 1000 / elapsed) * 100),
       hub_event_loop_delay_p99_ms: round(Math.max(0, loop.percentile(99) / 1e6 - 1), 2),
       hub_event_loop_delay_max_ms: round(Math.max(0, loop.max / 1e6 - 1), 2),
       fleet_cpu_percent_of_one_core: round(((fleet1.cpu_ms - fleet0.cpu_ms) / (fleet1.wall_ms - fleet0.wall_ms)) * 100),
       triggers_published: triggers,
-      deliveries_per_trigger: round(deliveries / Math.max(1, triggers), 1),
+      deliveries_per_trigger: round(deliveries / Math.max(1, triggers), 2),
+      broadcast_trigger_deliveries: end.broadcast_trigger_deliveries - fleet0.broadcast_trigger_deliveries,
       drain_after_last_create_ms: round(run.drainMs),
       wpks_json_bytes: wpksBytes,
       wpks_json_stringify_ms: round(stringifyMs, 1),

@@ -9,7 +9,7 @@
  * saturates where a larger K no longer completes more per second (only the
  * latency grows).
  *
- * `ownCapability` (`--own-capability`): the ablation of dispatch-latency.ts.
+ * `noDelay` and `ownCapability`: the ablations of dispatch-latency.ts.
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { startProfile } from './profile.js';
@@ -30,7 +30,7 @@ export interface StepResult {
 }
 
 export async function dispatchThroughput(o: ThroughputOptions): Promise<Record<string, unknown>> {
-  const b = await startWpkBench({ nodes: o.nodes, noDelay: o.noDelay ?? false, ownCapability: o.ownCapability ?? false });
+  const b = await startWpkBench({ nodes: o.nodes, noDelay: o.noDelay ?? true, ownCapability: o.ownCapability ?? false });
   const { fed, probe } = b;
   b.probe.record = true;
   let inFlight = 0;
@@ -72,8 +72,11 @@ export async function dispatchThroughput(o: ThroughputOptions): Promise<Record<s
   const steps: StepResult[] = [];
   let profileStep = Number(process.env.BENCH_PROFILE_STEP ?? o.steps.at(-1));
   if (!o.steps.includes(profileStep)) profileStep = o.steps.at(-1)!;
+  let fleetStart: Awaited<ReturnType<typeof b.fleet.stats>> | undefined;
+  let fleetEnd: typeof fleetStart;
   try {
     await sleep(2000);
+    fleetStart = await b.fleet.stats();
     for (const k of o.steps) {
       limit = k;
       refill();
@@ -109,6 +112,8 @@ export async function dispatchThroughput(o: ThroughputOptions): Promise<Record<s
     // Drain: stop creating and let what is in flight finish (bounded).
     limit = 0;
     await waitUntil(() => inFlight <= 0, 60_000, 'in-flight WPKs drained').catch(() => undefined);
+    await sleep(1000);
+    fleetEnd = await b.fleet.stats();
   } finally {
     probe.onUpdate = undefined;
     limit = 0;
@@ -119,8 +124,8 @@ export async function dispatchThroughput(o: ThroughputOptions): Promise<Record<s
   const knee = steps.find((s, i) => i + 1 < steps.length && steps[i + 1]!.completed_per_s < s.completed_per_s * 1.1);
   return {
     nodes: o.nodes,
-    tcp_nodelay: String(o.noDelay ?? false),
-    trigger_topic: o.ownCapability ? 'one subscriber (ablation: each node has its own capability)' : 'shared by all nodes',
+    tcp_nodelay: String(o.noDelay ?? true),
+    trigger_topic: `addressed to the assignee (wpk/{cap}/trigger/{node})${o.ownCapability ? '; ablation: each node has its own capability' : ''}`,
     window_s: round(o.windowMs / 1000),
     peak_completed_per_s: best.completed_per_s,
     peak_at_in_flight: best.in_flight,
@@ -128,6 +133,13 @@ export async function dispatchThroughput(o: ThroughputOptions): Promise<Record<s
     target: '>= 2000 WPK/s',
     not_succeeded_updates: failed,
     duplicate_executions: duplicates,
+    // Counted by the agents over the whole run: `succeeded` sent for a WPK that had already succeeded somewhere.
+    agent_duplicate_executions: fleetEnd && fleetStart ? fleetEnd.duplicate_succeeded - fleetStart.duplicate_succeeded : null,
+    agent_succeeded_updates: fleetEnd && fleetStart ? fleetEnd.succeeded_publishes - fleetStart.succeeded_publishes : null,
+    wpks_created: created,
+    broadcast_trigger_deliveries: fleetEnd && fleetStart ? fleetEnd.broadcast_trigger_deliveries - fleetStart.broadcast_trigger_deliveries : null,
+    trigger_deliveries: fleetEnd && fleetStart ? fleetEnd.trigger_deliveries - fleetStart.trigger_deliveries : null,
+    triggers_published: fed.hub.counters.wpks.triggers,
     redispatches: fed.hub.counters.wpks.redispatches,
     steps,
   };

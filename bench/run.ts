@@ -3,13 +3,17 @@
  *   registration-storm --nodes 1000|5000 [--runs 5]
  *   heartbeat --nodes 5000 --interval 1s [--window 20s]
  *   agent-rss                (separate script: bench/agent-rss.ts)
- *   dispatch-latency --nodes 1000 --rate 200/s --duration 20s [--floor 10s] [--nodelay] [--own-capability]
- *   dispatch-throughput --nodes 1000 [--steps 8,32,128,512,2048] [--warmup 2s] [--window 5s] [--nodelay] [--own-capability]
+ *   dispatch-latency --nodes 1000 --rate 200/s --duration 20s [--floor 10s] [--nagle] [--own-capability]
+ *   dispatch-throughput --nodes 1000 [--steps 8,32,128,512,2048] [--warmup 2s] [--window 5s] [--nagle] [--own-capability]
  *   failover --nodes 100 [--victims 50] [--keepalive 5] [--heartbeat-interval 5s] [--runs 3]
  * With no scenario, runs the issue's set. Prints one JSON line per result.
- * `--nodelay` sets TCP_NODELAY on both ends of the agents' connections
- * (the product sets it on neither; see wpk-harness.ts). `--own-capability`
- * is an ablation: each WPK's trigger reaches one agent instead of all N.
+ * The fleet's connections behave like the product's (since 967cc92):
+ * TCP_NODELAY on both ends. `--nagle` is an ablation that turns it off on
+ * both ends (see wpk-harness.ts); `--nodelay` is accepted and is the default.
+ * `--own-capability` is a historical ablation (each node also has a capability
+ * of its own; the i-th WPK targets node i mod N's): before 967cc92 it gave each
+ * trigger one subscriber instead of N; now every mode-one trigger is addressed
+ * to its assignee anyway, and it only changes placement.
  */
 import { parseDuration } from '../lib/duration.js';
 import { dispatchLatency } from './dispatch-latency.js';
@@ -21,7 +25,7 @@ import { arg, machine } from './stats.js';
 
 const argv = process.argv.slice(2);
 const scenario = argv[0] && !argv[0].startsWith('--') ? argv[0] : 'all';
-const noDelay = argv.includes('--nodelay');
+const noDelay = !argv.includes('--nagle');
 const ownCapability = argv.includes('--own-capability');
 
 function print(name: string, result: Record<string, unknown>): void {

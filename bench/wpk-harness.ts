@@ -65,12 +65,14 @@ export class WpkProbe {
   record = true;
 
   constructor(fed: Federation) {
+    const isTrigger = (topic: string) => fed.hub.context.topics.parse(topic)?.kind === 'trigger';
     const out = fed.hub.context.out;
     const publish = out.publish.bind(out);
     out.publish = (topic, payload, opts) => {
       const at = epochNow();
       publish(topic, payload, opts);
-      if (!topic.endsWith('/trigger')) return;
+      // Broadcast `wpk/{cap}/trigger` and addressed `wpk/{cap}/trigger/{node}` (967cc92) alike.
+      if (!isTrigger(topic)) return;
       const t = JSON.parse(String(payload)) as WpkTrigger;
       const times: AttemptTimes = { wpkId: t.wpk_id, attempt: t.attempt, assignee: t.assignee, trigger: at };
       if (this.record) this.attempts.set(attemptKey(t.wpk_id, t.attempt), times);
@@ -144,6 +146,12 @@ export class FleetProcess {
     return reply;
   }
 
+  async trace(): Promise<Extract<FleetReport, { type: 'trace' }>> {
+    const reply = this.next('trace');
+    this.send({ cmd: 'trace' });
+    return reply;
+  }
+
   async cut(ids: string[], how: 'silent' | 'close'): Promise<Extract<FleetReport, { type: 'cut' }>> {
     const reply = this.next('cut');
     this.send({ cmd: 'cut', ids, how });
@@ -168,14 +176,19 @@ export interface WpkBenchOptions {
   heartbeatMs?: number;
   responder?: boolean;
   /**
-   * TCP_NODELAY on both ends: the agents' sockets, and a listener of this
-   * benchmark's own (`net.createServer({ noDelay: true })` handing sockets to
-   * the public `broker.handle()`) instead of the broker's. Default false:
-   * neither agent/transport.ts nor broker/tcp-listener.ts sets it.
+   * TCP_NODELAY on both ends of the fleet's connections. Default true, as the
+   * product since 967cc92: the broker's own listener (broker/tcp-listener.ts,
+   * `createServer({ noDelay: true })`) and the fleet's sockets (`net.connect`
+   * with `noDelay: true`, as agent/transport.ts). false (`--nagle`, an
+   * ablation): a listener of this benchmark's own (`net.createServer()`,
+   * Nagle on, handing sockets to the public `broker.handle()`) and plain
+   * sockets in the fleet.
    */
   noDelay?: boolean;
   /** See FleetConfig.ownCapability. */
   ownCapability?: boolean;
+  /** See FleetConfig.trace. */
+  trace?: boolean;
 }
 
 export interface WpkBench {
@@ -206,8 +219,9 @@ export async function startWpkBench(o: WpkBenchOptions): Promise<WpkBench> {
   };
   try {
     let port = fed.broker!.port!;
-    if (o.noDelay) {
-      const server = net.createServer({ noDelay: true }, (sock) => fed.broker!.handle(sock));
+    const noDelay = o.noDelay ?? true;
+    if (!noDelay) {
+      const server = net.createServer({ noDelay: false }, (sock) => fed.broker!.handle(sock));
       listener = server;
       await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
       port = (server.address() as AddressInfo).port;
@@ -215,7 +229,8 @@ export async function startWpkBench(o: WpkBenchOptions): Promise<WpkBench> {
     fleet = await FleetProcess.spawn({
       host: '127.0.0.1', port, nodes: o.nodes, prefix: PREFIX, capability,
       concurrency: o.concurrency ?? 4, keepaliveS: o.keepaliveS ?? 60, heartbeatMs: o.heartbeatMs ?? 5000,
-      rate: 1000, responder: o.responder ?? false, noDelay: o.noDelay ?? false, ownCapability: o.ownCapability ?? false,
+      rate: 1000, responder: o.responder ?? false, noDelay, ownCapability: o.ownCapability ?? false,
+      trace: o.trace ?? false,
     });
     await waitUntil(() => fed.hub.registry.countByStatus().active >= o.nodes, 60_000, `${o.nodes} active nodes`);
     const capabilityOf = (i: number) => (o.ownCapability ? `${PREFIX}-${i % o.nodes}` : capability);
