@@ -161,6 +161,19 @@ test('no capable node: pending, dispatched as soon as one appears; expired at th
   assert.match(f.hub.wpks.get(expires.wpk_id)!.error ?? '', /no capable node/);
 }));
 
+test('the node choice follows the registry: a node that re-registers with new capabilities or goes away is seen at once', bounded(async (scope) => {
+  const f = await fed(scope);
+  const a = await scriptedNode(scope, f, 'a', { maxConcurrency: 4 });
+  assert.is((await f.hub.wpks.create({ capability: 'monitoring', action: 'x' })).assignee, 'a');
+  await a.client.publishAsync(t.registration('a'), JSON.stringify({ node_id: 'a', capabilities: ['camera'], boot_id: 'boot-a', ts: Date.now(), max_concurrency: 4 }), { qos: 1, retain: true });
+  await waitFor(() => f.hub.registry.get('a')?.capabilities.includes('camera'), { label: 'a re-registered' });
+  assert.is((await f.hub.wpks.create({ capability: 'camera', action: 'x' })).assignee, 'a');
+  assert.is((await f.hub.wpks.create({ capability: 'monitoring', action: 'x' })).state, 'pending', 'a no longer has monitoring');
+  a.kill();
+  await waitFor(() => f.hub.registry.get('a')?.status === 'offline', { label: 'a offline' });
+  assert.is((await f.hub.wpks.create({ capability: 'camera', action: 'x' })).state, 'pending', 'an offline node gets nothing');
+}));
+
 test('selectors: only listed nodes or labels qualify', bounded(async (scope) => {
   const f = await fed(scope);
   await scriptedNode(scope, f, 'a', { labels: { site: 'hamburg' }, maxConcurrency: 4 });

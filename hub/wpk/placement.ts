@@ -22,9 +22,36 @@ export class Placement {
   readonly #lastPicked = new Map<string, number>();
   /** Nodes that answered `busy`: no new work until then (epoch ms). */
   readonly #busyUntil = new Map<string, number>();
+  /**
+   * Active nodes per capability, so a dispatch looks at the nodes that could
+   * take it rather than the whole registry (that scan was 15 % of the hub at
+   * full throughput). Rebuilt on the next pick after any node change.
+   */
+  #active: Map<string, NodeRecord[]> | undefined;
   #picks = 0;
 
   constructor(private readonly registry: Registry, private readonly opts: PlacementOptions) {}
+
+  /** A node's status, session or description changed (the registry may hold a new record for it). */
+  invalidate(): void {
+    this.#active = undefined;
+  }
+
+  #activeWith(capability: string): readonly NodeRecord[] {
+    if (!this.#active) {
+      const index = new Map<string, NodeRecord[]>();
+      for (const node of this.registry.all()) {
+        if (node.status !== 'active') continue;
+        for (const cap of node.capabilities) {
+          const list = index.get(cap);
+          if (list) list.push(node);
+          else index.set(cap, [node]);
+        }
+      }
+      this.#active = index;
+    }
+    return this.#active.get(capability) ?? [];
+  }
 
   capacity(node: NodeRecord): number {
     return node.max_concurrency ?? this.opts.defaultConcurrency;
@@ -95,7 +122,7 @@ export class Placement {
     let best: NodeRecord | undefined;
     const bestKey: Key = [0, 0, 0, 0];
     const key: Key = [0, 0, 0, 0];
-    for (const node of this.registry.all()) {
+    for (const node of this.#activeWith(w.capability)) {
       if (!this.eligible(w, node) || refused?.has(node.node_id)) continue;
       const inFlight = this.load(node.node_id);
       const capacity = this.capacity(node);
@@ -116,7 +143,7 @@ export class Placement {
   /** Whether some eligible node (busy or not) has not rejected this WPK: worth waiting for. */
   anyoneLeft(w: WpkRecord): boolean {
     const refused = rejectedBy(w);
-    for (const node of this.registry.all()) if (this.eligible(w, node) && !refused.has(node.node_id)) return true;
+    for (const node of this.#activeWith(w.capability)) if (this.eligible(w, node) && !refused.has(node.node_id)) return true;
     return false;
   }
 

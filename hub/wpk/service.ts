@@ -147,6 +147,7 @@ export class WpkService implements WorkPackages {
   /** From the registry handlers: a node's status or registration changed. */
   nodeChanged(nodeId: string): void {
     const now = Date.now();
+    this.#engine.placement.invalidate();
     // Give up on work the node lost first (a restart frees its slots), then offer it new work.
     const gaveUp = this.#engine.check(now, nodeId);
     const dispatched = this.deps.registry.get(nodeId)?.status === 'active' && this.#engine.pump(nodeId, now);
