@@ -31,8 +31,8 @@ export function registryPath(dataDir: string): string {
  * faster to write, and `jq . registry.json` reads it fine. DataFile keeps
  * JSONFile's atomic temp-file-and-rename writer.
  */
-export function compactJsonFile<T>(file: string): Adapter<T> {
-  return new DataFile<T>(file, { parse: (text) => JSON.parse(text) as T, stringify: (data) => JSON.stringify(data) });
+export function compactJsonFile<T>(file: string, stringify: (data: T) => string = (data) => JSON.stringify(data)): Adapter<T> {
+  return new DataFile<T>(file, { parse: (text) => JSON.parse(text) as T, stringify });
 }
 
 export function fileAdapter(dataDir: string): Adapter<RegistryFile> {

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { Federation } from '../hub/federation.js';
+import { changed, wpkFileText } from '../hub/wpk/store.js';
 import type { WpkRecord } from '../hub/wpk/types.js';
 import { topics } from '../lib/topics.js';
 import { closeAll, collector, device, federation } from './helpers/federation.js';
@@ -320,5 +321,25 @@ test('a created WPK is on disk when create() resolves; a hub restart mid-WPK los
   await until(second, w, 'succeeded');
   assert.equal(second.hub.wpks.get(w.wpk_id)!.result, { n: 1 });
 }, { timeoutMs: 10_000 }));
+
+test('wpks.json text: the same as JSON.stringify, with finished WPKs kept between writes until they change', bounded(async (scope) => {
+  const f = await fed(scope);
+  const a = await scriptedNode(scope, f, 'a', { maxConcurrency: 4 });
+  const open = await f.hub.wpks.create({ capability: 'monitoring', action: 'x' });
+  const done = await f.hub.wpks.create({ capability: 'monitoring', action: 'x' });
+  await a.complete(await a.triggerOf(done.wpk_id));
+  await until(f, done, 'succeeded');
+  const doc = () => ({ format: 1, saved_at: 7, wpks: [open, done] });
+  assert.is(wpkFileText(doc()), JSON.stringify(doc()));
+  // A late result through the hub drops the kept text, so the next write has it.
+  await a.send(done.wpk_id, 1, 'succeeded', { result: { again: true } });
+  await a.send(open.wpk_id, 1, 'accepted');
+  await waitFor(() => open.executions[0]!.state === 'accepted', { label: 'open WPK moved' });
+  assert.is(wpkFileText(doc()), JSON.stringify(doc()), 'still equal after both changed');
+  done.error = 'changed behind the store';
+  assert.is.not(wpkFileText(doc()), JSON.stringify(doc()), 'a change without changed() is not seen: the cache is real');
+  changed(done);
+  assert.is(wpkFileText(doc()), JSON.stringify(doc()));
+}));
 
 test.run();

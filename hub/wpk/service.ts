@@ -15,7 +15,7 @@ import type { Refusals } from '../refusals.js';
 import type { Registry } from '../registry.js';
 import { WpkEngine, type Change, type EngineOptions, type Signals } from './engine.js';
 import { DEFAULT_WPK, isFinalWpk, newWpk, type WpkDefaults } from './model.js';
-import { WpkStore, type WpkFile } from './store.js';
+import { changed, WpkStore, type WpkFile } from './store.js';
 import { WPK_STATES, WpkRequestError, type WorkPackages, type WpkListFilter, type WpkRecord, type WpkState } from './types.js';
 
 export interface WpkOptions extends Partial<EngineOptions> {
@@ -141,6 +141,8 @@ export class WpkService implements WorkPackages {
 
   /** From the router: a node's admitted execution update. */
   onExecution(nodeId: string, update: ExecutionUpdate): void {
+    const w = this.#engine.all.get(update.wpk_id);
+    if (w) changed(w); // a finished WPK may take a late result: its kept JSON is stale
     this.#mark(this.#engine.onUpdate(nodeId, update, Date.now()));
   }
 

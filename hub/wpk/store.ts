@@ -22,8 +22,35 @@ export function wpkPath(dataDir: string): string {
   return path.join(dataDir, 'wpks.json');
 }
 
+/**
+ * The JSON of finished WPKs, kept between writes: they rarely change again,
+ * and stringifying every kept WPK on every write was half of the hub's busy
+ * time at 200 WPK/s, and the tail of dispatch latency (bench/RESULTS.md).
+ * A finished WPK that does change (a late result) is dropped with `changed()`.
+ */
+const finishedJson = new WeakMap<WpkRecord, string>();
+
+export function changed(w: WpkRecord): void {
+  finishedJson.delete(w);
+}
+
+function recordJson(w: WpkRecord): string {
+  if (w.finished_at === null) return JSON.stringify(w);
+  let json = finishedJson.get(w);
+  if (json === undefined) {
+    json = JSON.stringify(w);
+    finishedJson.set(w, json);
+  }
+  return json;
+}
+
+/** The same text as JSON.stringify(data), built from the kept pieces. */
+export function wpkFileText(data: WpkFile): string {
+  return `{"format":${data.format},"saved_at":${data.saved_at},"wpks":[${data.wpks.map(recordJson).join(',')}]}`;
+}
+
 /** Compact JSON with atomic writes, as the registry (see hub/store.ts). */
-export const wpkFileAdapter = (dataDir: string): Adapter<WpkFile> => compactJsonFile<WpkFile>(wpkPath(dataDir));
+export const wpkFileAdapter = (dataDir: string): Adapter<WpkFile> => compactJsonFile<WpkFile>(wpkPath(dataDir), wpkFileText);
 export const wpkMemoryAdapter = (): Adapter<WpkFile> => new Memory<WpkFile>();
 
 export class WpkStore {
