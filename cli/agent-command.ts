@@ -24,6 +24,7 @@ const FLAGS: FlagSpecs = {
   actions: { type: 'string', value: 'FILE', help: 'JavaScript module exporting actions { name: async (params, ctx) => result }, besides echo and sleep' },
   'spool-dir': { type: 'string', value: 'DIR', help: 'Where execution updates wait while the broker is unreachable (default ~/.edgefed/spool/NODE_ID)' },
   'spool-max': { type: 'string', value: 'N', help: 'Updates the spool keeps; beyond it the oldest are dropped', default: String(AGENT_DEFAULTS.spoolMax) },
+  token: { type: 'string', value: 'JWT', help: 'This node\'s token for a broker with --auth jwt ("edgefed token issue"); sent as the MQTT password, the node id as username' },
 };
 
 const USAGE = 'edgefed agent --id NODE_ID --capabilities LIST [--broker URL] [--label NAME=VALUE ...] [options]';
@@ -60,6 +61,7 @@ export async function runAgentCommand(argv: string[], env: NodeJS.ProcessEnv): P
       actions,
       spoolDir: str(flags, 'spool-dir') ?? defaultSpoolDir(nodeId),
       spoolMax: int(flags, 'spool-max', { min: 1, max: 1_000_000 }),
+      ...credentials(nodeId, str(flags, 'token')),
     };
     agent = await startAgent(options);
     log.info({ broker: redact(brokerUrl) }, 'connecting');
@@ -127,6 +129,11 @@ async function userActions(file: string | undefined): Promise<ActionMap | undefi
 /** One spool per node, so two agents of one user never share (and replay) each other's updates. */
 function defaultSpoolDir(nodeId: string): string {
   return path.join(os.homedir(), '.edgefed', 'spool', nodeId);
+}
+
+/** With a token, the username is the node id: the broker checks it against the token's subject. */
+function credentials(nodeId: string, token: string | undefined): { username?: string; password?: string } {
+  return token === undefined || token === '' ? {} : { username: nodeId, password: token.trim() };
 }
 
 function required(value: string | undefined, flag: string): string {

@@ -6,17 +6,26 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Hub } from '../index.js';
+import type { Verifier } from '../../auth/types.js';
+import type { RefusalCode } from '../../lib/wire.js';
+import { authorizeRequest, isPublic } from './auth.js';
 import { HttpError, sendError } from './respond.js';
 import { routes, type RouteContext } from './routes.js';
 
-export interface HttpApiOptions { host: string; port: number; bodyLimit?: number }
+export interface HttpApiOptions {
+  host: string;
+  port: number;
+  bodyLimit?: number;
+  /** With authentication on: every request but GET /health needs a bearer JWT this verifier accepts. */
+  verifier?: Verifier;
+}
 
 export interface HttpApi { readonly port: number; readonly url: string; close(): Promise<void> }
 
 export async function startHttpApi(hub: Hub, opts: HttpApiOptions): Promise<HttpApi> {
   const bodyLimit = opts.bodyLimit ?? 64 * 1024;
   const server = http.createServer((req, res) => {
-    handle(hub, bodyLimit, req, res).catch((err: Error) => {
+    handle(hub, bodyLimit, opts.verifier, req, res).catch((err: Error) => {
       hub.log.error({ err: err.message }, 'HTTP request failed');
       if (!res.headersSent) sendError(res, new HttpError(500, 'EDGEFED_ERR_INTERNAL', 'internal error'));
       else res.destroy();
@@ -41,6 +50,12 @@ export async function startHttpApi(hub: Hub, opts: HttpApiOptions): Promise<Http
   };
 }
 
+function refusalCode(e: HttpError): RefusalCode {
+  if (e.status === 401 || e.status === 403) return 'not_allowed';
+  if (e.status === 413) return 'too_large';
+  return e.code === 'EDGEFED_ERR_BAD_JSON' ? 'not_json' : 'schema';
+}
+
 function parseUrl(raw: string | undefined): URL {
   try {
     return new URL(raw ?? '/', 'http://hub');
@@ -57,10 +72,12 @@ function decodePathPart(part: string): string {
   }
 }
 
-async function handle(hub: Hub, bodyLimit: number, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+async function handle(hub: Hub, bodyLimit: number, verifier: Verifier | undefined, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
   let url = new URL('http://hub/');
   try {
     url = parseUrl(req.url);
+    // Before routing, so that an unauthenticated caller learns nothing of the API but /health.
+    if (verifier && !isPublic(req.method ?? '', url.pathname)) await authorizeRequest(verifier, req, url.pathname);
     const ctx: RouteContext = { hub, bodyLimit, url, req, res };
     const matching = routes.filter((r) => r.pattern.test(url.pathname));
     if (matching.length === 0) throw new HttpError(404, 'EDGEFED_ERR_NOT_FOUND', `no route ${url.pathname}; see docs/api.md`);
@@ -74,9 +91,10 @@ async function handle(hub: Hub, bodyLimit: number, req: http.IncomingMessage, re
   } catch (err) {
     const e = err instanceof HttpError ? err : new HttpError(500, 'EDGEFED_ERR_INTERNAL', 'internal error');
     if (!(err instanceof HttpError)) hub.log.error({ err: (err as Error).message, path: url.pathname }, 'HTTP handler failed');
-    if (e.status === 400 || e.status === 413 || e.status === 422) {
+    if (e.status === 401) res.setHeader('www-authenticate', 'Bearer');
+    if (e.status === 400 || e.status === 401 || e.status === 403 || e.status === 413 || e.status === 422) {
       hub.refuse({
-        code: e.status === 413 ? 'too_large' : e.code === 'EDGEFED_ERR_BAD_JSON' ? 'not_json' : 'schema',
+        code: refusalCode(e),
         reason: e.details ? `${e.message}: ${e.details.join('; ')}` : e.message,
         topic: `${req.method ?? ''} ${url.pathname}`,
         via: 'http',

@@ -1,0 +1,60 @@
+/**
+ * Who may call the HTTP API when authentication is on: a `Bearer` JWT on
+ * every request but `GET /health`, verified by the same Verifier as MQTT
+ * connections. Operators and the hub read; only the hub and operators with
+ * the `wpk:write` scope create or cancel work packages and register nodes;
+ * an agent may only send its own HTTP heartbeat and read its own record.
+ */
+import type { IncomingMessage } from 'node:http';
+import { TokenError, WPK_WRITE, type Identity, type Verifier } from '../../auth/types.js';
+import { HttpError } from './respond.js';
+
+/** Paths (after the method) that change the federation and need write rights. */
+const WRITES = [/^\/federation\/wpk$/, /^\/federation\/wpk\/[^/]+\/cancel$/, /^\/federation\/register$/];
+const OWN_HEARTBEAT = /^\/federation\/nodes\/([^/]+)\/heartbeat$/;
+const OWN_RECORD = /^\/federation\/nodes\/([^/]+)$/;
+
+export function isPublic(method: string, pathname: string): boolean {
+  return method === 'GET' && pathname === '/health';
+}
+
+/** The caller's identity, or a 401 (no or bad token) / 403 (not allowed) HttpError. */
+export async function authorizeRequest(verifier: Verifier, req: IncomingMessage, pathname: string): Promise<Identity> {
+  const identity = await authenticate(verifier, req.headers.authorization);
+  const method = req.method ?? 'GET';
+  if (!allowed(identity, method, pathname)) {
+    throw new HttpError(403, 'EDGEFED_ERR_FORBIDDEN', `a ${identity.role} token for "${identity.subject}" may not ${method} ${pathname}`);
+  }
+  return identity;
+}
+
+async function authenticate(verifier: Verifier, header: string | undefined): Promise<Identity> {
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(header ?? '');
+  if (!match) throw new HttpError(401, 'EDGEFED_ERR_UNAUTHENTICATED', 'this API needs "Authorization: Bearer <JWT>" (see docs/security.md; "edgefed token issue --role operator" makes one)');
+  try {
+    return await verifier.verify(match[1]!);
+  } catch (err) {
+    // The reason, never the token: it is a credential.
+    const why = err instanceof TokenError ? `${err.code}: ${err.message}` : 'the token could not be verified';
+    throw new HttpError(401, 'EDGEFED_ERR_UNAUTHENTICATED', `bearer token refused (${why})`);
+  }
+}
+
+function allowed(identity: Identity, method: string, pathname: string): boolean {
+  if (identity.role === 'hub') return true;
+  if (identity.role === 'operator') {
+    if (method === 'GET') return true;
+    return WRITES.some((p) => p.test(pathname)) && identity.scopes.includes(WPK_WRITE);
+  }
+  // An agent: only its own heartbeat and record.
+  const own = method === 'POST' ? OWN_HEARTBEAT.exec(pathname) : method === 'GET' ? OWN_RECORD.exec(pathname) : null;
+  return own !== null && decoded(own[1]!) === identity.subject;
+}
+
+function decoded(part: string): string | undefined {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    return undefined;
+  }
+}
