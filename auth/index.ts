@@ -1,0 +1,10 @@
+/**
+ * JWT identities: the hub's signing keys, token issuing and verification.
+ * The broker ACL and the HTTP API depend only on the Verifier and Identity
+ * types; everything else here is how those are made.
+ */
+export { ROLES, TokenError, WPK_WRITE, type Identity, type Role, type TokenRefusalCode, type Verifier } from './types.js';
+export { DEFAULT_SUBJECTS, identityFromClaims, type EdgefedClaims } from './claims.js';
+export { JWKS_FILE, KEYS_DIR, keysDir, loadOrCreateSigningKey, PRIVATE_KEY_FILE, rotateSigningKey, SIGNING_ALG, type PublicJwk, type SigningKey } from './keys.js';
+export { issueToken, MAX_TTL_SECONDS, type IssueOptions, type TokenSigner } from './tokens.js';
+export { createVerifier, MAX_TOKEN_LENGTH, VERIFIER_DEFAULTS, type TokenVerifier, type VerifierOptions } from './verify.js';
