@@ -1,23 +1,29 @@
 import type { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
+import type { TlsOptions } from 'node:tls';
 import { Aedes, type Client } from 'aedes';
 import type { IClientOptions, MqttClient } from 'mqtt';
 import type { Logger } from '../lib/log.js';
+import { serverTlsOptions } from '../lib/tls-material.js';
 import { toAedesOptions } from './aedes-options.js';
 import { assertBindAllowed } from './bind-policy.js';
 import { connectInMemory } from './memory.js';
-import { resolveBrokerOptions, type BrokerOptions, type ResolvedBrokerOptions } from './options.js';
+import { DEFAULT_MQTTS_PORT, resolveBrokerOptions, type BrokerOptions, type ResolvedBrokerOptions } from './options.js';
 import { describeViolation, guardStream, PacketGuard, PacketGuardError, type PacketGuardViolation } from './packet-guard.js';
 import { listenTcp, type TcpListener } from './tcp-listener.js';
+import { listenTls } from './tls-listener.js';
 
-export { defaultBrokerOptions, BROKER_OPTION_CODE } from './options.js';
+export { defaultBrokerOptions, BROKER_OPTION_CODE, DEFAULT_MQTTS_PORT } from './options.js';
 export type {
   AuthenticateHook,
   AuthorizeForwardHook,
   AuthorizePublishHook,
   AuthorizeSubscribeHook,
   BrokerOptions,
+  BrokerTlsOptions,
 } from './options.js';
+export { MQTTS_LISTEN_CODE } from './tls-listener.js';
+export { TLS_ERROR_CODE, TlsMaterialError, type TlsField, type TlsMaterial } from '../lib/tls-material.js';
 export { INSECURE_BIND_CODE, isLoopbackHost } from './bind-policy.js';
 export { duplexPair } from './memory.js';
 export { guardStream, PacketGuardError, type PacketGuardViolation } from './packet-guard.js';
@@ -26,15 +32,21 @@ export { guardStream, PacketGuardError, type PacketGuardViolation } from './pack
 export interface BrokerStats {
   /** Connections cut by the packet guard (oversized or malformed packet header). */
   packetGuardDrops: number;
+  /** mqtts connections refused in the TLS handshake (no or untrusted client certificate, not TLS at all, timeout). */
+  tlsHandshakeFailures: number;
 }
 
 export interface EdgefedBroker {
   /** The embedded aedes instance, for events and `publish`. Do not call its `close()`: use ours. */
   readonly aedes: Aedes;
-  /** Bound TCP port (the real one when 0 was asked); undefined with `listen: false`. */
+  /** Bound TCP port (the real one when 0 was asked); undefined with `listen: false` or `plain: false`. */
   readonly port: number | undefined;
-  /** `mqtt://host:port` of the TCP listener; undefined with `listen: false`. */
+  /** `mqtt://host:port` of the TCP listener; undefined with `listen: false` or `plain: false`. */
   readonly url: string | undefined;
+  /** Bound mqtts port (the real one when 0 was asked); undefined without `tls`. */
+  readonly tlsPort: number | undefined;
+  /** `mqtts://host:port` of the TLS listener; undefined without `tls`. */
+  readonly tlsUrl: string | undefined;
   readonly stats: Readonly<BrokerStats>;
   /** A new mqtt.js client connected without a socket, behind the same packet guard. */
   connectInMemory(options?: IClientOptions): MqttClient;
@@ -48,21 +60,25 @@ export interface EdgefedBroker {
  * Starts an aedes broker with a packet size guard on every connection and,
  * unless `listen: false`, a TCP listener. Rejects with
  * EDGEFED_ERR_INSECURE_BIND when it would listen on a non-loopback host without
- * auth or `insecure`, EDGEFED_ERR_BROKER_OPTION for an invalid option, and with
- * the listen error (EADDRINUSE, ...) after stopping aedes again.
+ * auth or `insecure`, EDGEFED_ERR_BROKER_OPTION for an invalid option,
+ * EDGEFED_ERR_TLS (a TlsMaterialError) for unusable TLS material, and with the
+ * listen error (EADDRINUSE, or EDGEFED_ERR_MQTTS_LISTEN for the mqtts port)
+ * after stopping aedes again.
  */
 export async function createBroker(options: BrokerOptions = {}): Promise<EdgefedBroker> {
   const opts = resolveBrokerOptions(options);
   if (opts.listen) {
     assertBindAllowed({ host: opts.host, insecure: opts.insecure, authConfigured: isAuthConfigured(opts) });
   }
+  // Checked before aedes starts, so a wrong file leaves nothing to clean up.
+  const tls = opts.listen && opts.tls ? serverTlsOptions(opts.tls) : undefined;
   const log = opts.logger.child({ component: 'broker' });
   const aedes = await Aedes.createBroker(toAedesOptions(opts));
   logAedesEvents(aedes, log);
   // Only a bounded bus queues messages, and only a queue can chain synchronous releases.
   if (opts.busConcurrency > 0) keepDeliveryAsync(aedes);
 
-  const stats: BrokerStats = { packetGuardDrops: 0 };
+  const stats: BrokerStats = { packetGuardDrops: 0, tlsHandshakeFailures: 0 };
   const connections = new Set<Duplex>();
   let closing: Promise<void> | undefined;
 
@@ -83,23 +99,24 @@ export async function createBroker(options: BrokerOptions = {}): Promise<Edgefed
     aedes.handle(guarded);
   }
 
-  let listener: TcpListener | undefined;
-  if (opts.listen) {
-    listener = await startListener(opts, handle, log).catch(async (error: unknown) => {
+  const listeners = opts.listen
+    ? await startListeners(opts, tls, handle, stats, log).catch(async (error: unknown) => {
       await closeAedes(aedes);
       throw error;
-    });
-  }
+    })
+    : {};
 
   function close(): Promise<void> {
-    closing ??= shutdown(listener, connections, aedes);
+    closing ??= shutdown(listeners, connections, aedes);
     return closing;
   }
 
   return {
     aedes,
-    port: listener?.port,
-    url: listener ? formatUrl(opts.host, listener.port) : undefined,
+    port: listeners.plain?.port,
+    url: listeners.plain ? formatUrl('mqtt', opts.host, listeners.plain.port) : undefined,
+    tlsPort: listeners.tls?.port,
+    tlsUrl: listeners.tls ? formatUrl('mqtts', opts.host, listeners.tls.port) : undefined,
     stats,
     connectInMemory: (clientOptions?: IClientOptions) => connectInMemory(handle, clientOptions),
     handle,
@@ -111,7 +128,30 @@ function isAuthConfigured(opts: ResolvedBrokerOptions): boolean {
   return opts.auth !== undefined || opts.authenticate !== undefined;
 }
 
-function startListener(opts: ResolvedBrokerOptions, handle: (conn: Duplex) => void, log: Logger): Promise<TcpListener> {
+interface Listeners {
+  plain?: TcpListener;
+  tls?: TcpListener;
+}
+
+/** Plain first, then mqtts; if the second fails the first is closed again. */
+async function startListeners(
+  opts: ResolvedBrokerOptions,
+  tls: TlsOptions | undefined,
+  handle: (conn: Duplex) => void,
+  stats: BrokerStats,
+  log: Logger,
+): Promise<Listeners> {
+  const plain = opts.plain ? await startPlainListener(opts, handle, log) : undefined;
+  if (tls === undefined) return { plain };
+  try {
+    return { plain, tls: await startTlsListener(opts, tls, handle, stats, log) };
+  } catch (error) {
+    await plain?.close();
+    throw error;
+  }
+}
+
+function startPlainListener(opts: ResolvedBrokerOptions, handle: (conn: Duplex) => void, log: Logger): Promise<TcpListener> {
   return listenTcp({
     host: opts.host,
     port: opts.port,
@@ -120,8 +160,24 @@ function startListener(opts: ResolvedBrokerOptions, handle: (conn: Duplex) => vo
   });
 }
 
-async function shutdown(listener: TcpListener | undefined, connections: Set<Duplex>, aedes: Aedes): Promise<void> {
-  await listener?.close();
+function startTlsListener(opts: ResolvedBrokerOptions, tls: TlsOptions, handle: (conn: Duplex) => void, stats: BrokerStats, log: Logger): Promise<TcpListener> {
+  return listenTls({
+    host: opts.host,
+    port: opts.tls?.port ?? DEFAULT_MQTTS_PORT,
+    tls,
+    handshakeTimeoutMs: opts.connectTimeoutMs,
+    accept: handle,
+    // debug, like other connection errors: a port scanner or a client without its certificate must not flood the log.
+    onHandshakeError: (error, remote) => {
+      stats.tlsHandshakeFailures += 1;
+      log.debug({ remote: remote ?? 'unknown', err: error.message }, 'tls handshake failed');
+    },
+    onError: (error) => log.error({ err: error.message }, 'tls listener error'),
+  });
+}
+
+async function shutdown(listeners: Listeners, connections: Set<Duplex>, aedes: Aedes): Promise<void> {
+  await Promise.all([listeners.plain?.close(), listeners.tls?.close()]);
   for (const conn of connections) conn.destroy();
   // Clears aedes's heartbeat and will-sweep intervals, which keep the process alive.
   await closeAedes(aedes);
@@ -179,7 +235,7 @@ function logViolation(log: Logger, violation: PacketGuardViolation): void {
   );
 }
 
-function formatUrl(host: string, port: number): string {
+function formatUrl(scheme: 'mqtt' | 'mqtts', host: string, port: number): string {
   // An IPv6 literal needs brackets in a URL authority.
-  return host.includes(':') ? `mqtt://[${host}]:${port}` : `mqtt://${host}:${port}`;
+  return host.includes(':') ? `${scheme}://[${host}]:${port}` : `${scheme}://${host}:${port}`;
 }

@@ -1,5 +1,6 @@
 import type { AedesOptions } from 'aedes';
 import { silentLogger, type Logger } from '../lib/log.js';
+import type { TlsMaterial } from '../lib/tls-material.js';
 
 /*
  * Hooks that can veto (authenticate, authorize*) are passed through to aedes
@@ -23,6 +24,12 @@ export type AuthorizeSubscribeHook = NonNullable<AedesOptions['authorizeSubscrib
 /** Synchronous: returns the packet to deliver to `client`, or null/undefined to skip it. */
 export type AuthorizeForwardHook = NonNullable<AedesOptions['authorizeForward']>;
 
+/** An mqtts listener beside (or, with `plain: false`, instead of) the plain one. */
+export interface BrokerTlsOptions extends TlsMaterial {
+  /** mqtts port (default 8883); 0 picks an ephemeral port (read it back from `EdgefedBroker.tlsPort`). */
+  port?: number;
+}
+
 export interface BrokerOptions {
   /**
    * Address the TCP listener binds. Without auth only a loopback address
@@ -33,6 +40,14 @@ export interface BrokerOptions {
   port?: number;
   /** False runs the broker in memory only (no TCP listener): connect with `connectInMemory()`. */
   listen?: boolean;
+  /**
+   * Adds an mqtts listener on `host` with this certificate and key; a `ca`
+   * turns on mutual TLS (clients without a certificate it signed are refused
+   * in the handshake). Ignored with `listen: false`.
+   */
+  tls?: BrokerTlsOptions;
+  /** False turns the plain MQTT listener off, leaving only mqtts (needs `tls`). */
+  plain?: boolean;
   /**
    * Largest MQTT packet accepted, fixed header included. A larger one cuts the
    * connection as soon as its header arrives (aedes itself has no limit).
@@ -73,16 +88,20 @@ export interface BrokerOptions {
   logger?: Logger;
 }
 
-type Defaulted = 'host' | 'port' | 'listen' | 'maxPacketBytes' | 'insecure' | 'heartbeatIntervalMs' | 'connectTimeoutMs' | 'busConcurrency' | 'logger';
+type Defaulted = 'host' | 'port' | 'listen' | 'plain' | 'maxPacketBytes' | 'insecure' | 'heartbeatIntervalMs' | 'connectTimeoutMs' | 'busConcurrency' | 'logger';
 
 /** Options after defaults are applied: every defaulted field is present. */
 export type ResolvedBrokerOptions = Omit<BrokerOptions, Defaulted> & Required<Pick<BrokerOptions, Defaulted>>;
+
+/** The IANA port of MQTT over TLS. */
+export const DEFAULT_MQTTS_PORT = 8883;
 
 /** The one place broker defaults live. Timings match aedes's own defaults. */
 export const defaultBrokerOptions: Readonly<Required<Pick<BrokerOptions, Defaulted>>> = Object.freeze({
   host: '127.0.0.1',
   port: 1883,
   listen: true,
+  plain: true,
   maxPacketBytes: 256 * 1024,
   insecure: false,
   heartbeatIntervalMs: 60_000,
@@ -101,6 +120,10 @@ export function resolveBrokerOptions(options: BrokerOptions): ResolvedBrokerOpti
     throw new Error(`${BROKER_OPTION_CODE}: host must be a non-empty address or name, got ${JSON.stringify(resolved.host)}`);
   }
   checkInteger('port', resolved.port, 0, 65_535);
+  if (resolved.tls?.port !== undefined) checkInteger('tls.port', resolved.tls.port, 0, 65_535);
+  if (resolved.listen && !resolved.plain && resolved.tls === undefined) {
+    throw new Error(`${BROKER_OPTION_CODE}: plain: false turns off the only listener; give tls (--tls-cert/--tls-key) or keep the plain listener`);
+  }
   // 2 bytes is the smallest MQTT packet (PINGREQ); the 4-byte length field caps the largest.
   checkInteger('maxPacketBytes', resolved.maxPacketBytes, 2, 268_435_460);
   checkInteger('heartbeatIntervalMs', resolved.heartbeatIntervalMs, 1, 2 ** 31 - 1);

@@ -3,7 +3,8 @@ import { createServer, type AddressInfo, type Server, type Socket } from 'node:n
 /**
  * The TCP side of the broker: accepts sockets, remembers them, and on close
  * destroys them, because `server.close()` alone waits for every client to
- * leave on its own (an MQTT client with keepalive never does).
+ * leave on its own (an MQTT client with keepalive never does). The mqtts
+ * listener (tls-listener.ts) runs its node:tls server through `serveOn` too.
  */
 
 export interface TcpListener {
@@ -21,13 +22,22 @@ export interface TcpListenerOptions {
 }
 
 export async function listenTcp(options: TcpListenerOptions): Promise<TcpListener> {
-  const sockets = new Set<Socket>();
   // No Nagle: a trigger or an update is one small packet that must go now;
   // with Nagle and delayed ACKs, 1% of round trips stalled 40-50 ms (bench/RESULTS.md).
-  const server = createServer({ noDelay: true }, (socket) => {
+  const server = createServer({ noDelay: true }, options.accept);
+  return serveOn(server, options);
+}
+
+/**
+ * Binds `server` and tracks its raw sockets from the 'connection' event, so
+ * that close() also cuts a TLS socket still in its handshake (which never
+ * reached the accept callback).
+ */
+export async function serveOn(server: Server, options: Pick<TcpListenerOptions, 'host' | 'port' | 'onError'>): Promise<TcpListener> {
+  const sockets = new Set<Socket>();
+  server.on('connection', (socket: Socket) => {
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
-    options.accept(socket);
   });
   await bind(server, options.host, options.port);
   server.on('error', options.onError);
