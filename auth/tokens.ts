@@ -50,6 +50,13 @@ export async function issueToken(options: IssueOptions, signer: TokenSigner): Pr
   return jwt.sign(signer.privateKey);
 }
 
+/** Throws as issueToken would for `options`, without a key: check before making or loading one. */
+export function checkIssueOptions(options: IssueOptions): void {
+  claimsOf(options);
+  subjectOf(options);
+  checkTtl(options.ttlSeconds);
+}
+
 function claimsOf({ role, caps, scopes }: IssueOptions): EdgefedClaims {
   if (!isRole(role)) throw issueError('ROLE', `role must be one of ${ROLES.join(', ')}, got "${String(role)}"`);
   const claims: EdgefedClaims = { role };
