@@ -19,6 +19,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Runner> }>
   trigger: { summary: 'Create a work package (optionally --wait for its result)', load: async () => (await import('./trigger.js')).runTrigger },
   wpk: { summary: 'List, show or cancel work packages', load: async () => (await import('./wpk.js')).runWpk },
   simulate: { summary: 'Run N simulated agents in one process (development, load)', load: async () => (await import('./simulate.js')).runSimulate },
+  certs: { summary: 'Write a development CA and certificates for TLS (certs dev --out DIR)', load: async () => (await import('./certs.js')).runCerts },
   token: { summary: 'Issue a token (JWT) for a node, an operator or the hub; rotate the signing key', load: async () => (await import('./token.js')).runToken },
 };
 

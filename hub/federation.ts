@@ -6,8 +6,9 @@
 import mqtt from 'mqtt';
 import type { Adapter } from 'lowdb';
 import { assertBindAllowed } from '../broker/bind-policy.js';
-import { createBroker, type BrokerOptions, type EdgefedBroker } from '../broker/index.js';
+import { createBroker, type BrokerOptions, type BrokerTlsOptions, type EdgefedBroker } from '../broker/index.js';
 import { jsonLogger, type Logger } from '../lib/log.js';
+import { serverTlsOptions } from '../lib/tls-material.js';
 import { DEFAULT_TOPIC_ROOT, topics } from '../lib/topics.js';
 import { DEFAULT_MAX_PAYLOAD_BYTES } from './admission.js';
 import { startHttpApi, type HttpApi } from './http/server.js';
@@ -39,6 +40,14 @@ export interface FederationOptions {
   hub?: Partial<Omit<HubOptions, 'connect' | 'dataDir' | 'adapter' | 'topicRoot' | 'logger' | 'maxPayloadBytes'>>;
   /** Extra broker options (hooks for authentication come here). */
   broker?: Partial<BrokerOptions>;
+  /**
+   * TLS: the embedded broker adds an mqtts listener on `tls.port` (default
+   * 8883; 0 = any free port) and the HTTP API is served over HTTPS on
+   * `httpPort`. A `ca` turns on mutual TLS for both.
+   */
+  tls?: BrokerTlsOptions;
+  /** false = no plain MQTT listener, only mqtts (needs `tls`). */
+  plain?: boolean;
 }
 
 export interface Federation {
@@ -47,6 +56,8 @@ export interface Federation {
   readonly api: HttpApi;
   /** `mqtt://...` that devices connect to. */
   readonly mqttUrl: string | undefined;
+  /** `mqtts://...` of the embedded broker's TLS listener, with `tls`. */
+  readonly mqttsUrl: string | undefined;
   stop(): Promise<void>;
 }
 
@@ -57,7 +68,10 @@ export async function startFederation(o: FederationOptions): Promise<Federation>
   const maxPayloadBytes = o.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
   // The HTTP API answers on `bind` too, with or without the embedded broker.
   assertBindAllowed({ host: bind, insecure: o.insecure ?? false, authConfigured: o.broker?.authenticate !== undefined });
+  // Before anything listens, and also with an external broker (then only the API uses TLS).
+  if (o.tls) serverTlsOptions(o.tls);
   const broker = o.brokerUrl ? undefined : await startEmbeddedBroker(o, bind, topicRoot, maxPayloadBytes, log).catch((err: NodeJS.ErrnoException) => {
+    // The mqtts listener names its own port (EDGEFED_ERR_MQTTS_LISTEN).
     if (err.code !== 'EADDRINUSE') throw err;
     throw new Error(`EDGEFED_ERR_MQTT_LISTEN: ${bind}:${o.mqttPort ?? 1883} is already in use (another edgefed start, or a mosquitto?). Stop it, choose another --mqtt-port, or use it with --broker-url.`);
   });
@@ -71,7 +85,7 @@ export async function startFederation(o: FederationOptions): Promise<Federation>
   }
   let api: HttpApi;
   try {
-    api = await startHttpApi(hub, { host: bind, port: o.httpPort ?? 8080, bodyLimit: maxPayloadBytes });
+    api = await startHttpApi(hub, { host: bind, port: o.httpPort ?? 8080, bodyLimit: maxPayloadBytes, ...(o.tls ? { tls: o.tls } : {}) });
   } catch (err) {
     await hub.stop();
     await broker?.close();
@@ -82,6 +96,7 @@ export async function startFederation(o: FederationOptions): Promise<Federation>
     hub,
     api,
     mqttUrl: broker ? broker.url : o.brokerUrl,
+    mqttsUrl: broker?.tlsUrl,
     async stop() {
       await api.close();
       await hub.stop();
@@ -112,6 +127,8 @@ function startEmbeddedBroker(o: FederationOptions, bind: string, root: string, m
     host: bind,
     port: o.mqttPort ?? 1883,
     listen: o.mqttListen ?? true,
+    ...(o.tls ? { tls: o.tls } : {}),
+    ...(o.plain !== undefined ? { plain: o.plain } : {}),
     insecure: o.insecure ?? false,
     maxPacketBytes: o.maxPacketBytes ?? 256 * 1024,
     logger: log,

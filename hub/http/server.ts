@@ -4,9 +4,11 @@
  * refusals are logged once and counted like MQTT ones.
  */
 import http from 'node:http';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Hub } from '../index.js';
 import type { Verifier } from '../../auth/types.js';
+import { serverTlsOptions, type TlsMaterial } from '../../lib/tls-material.js';
 import type { RefusalCode } from '../../lib/wire.js';
 import { authorizeRequest, isPublic } from './auth.js';
 import { HttpError, sendError } from './respond.js';
@@ -18,13 +20,15 @@ export interface HttpApiOptions {
   bodyLimit?: number;
   /** With authentication on: every request but GET /health needs a bearer JWT this verifier accepts. */
   verifier?: Verifier;
+  /** Serve HTTPS with this certificate and key instead of HTTP; a `ca` requires a client certificate it signed (mutual TLS). */
+  tls?: TlsMaterial;
 }
 
 export interface HttpApi { readonly port: number; readonly url: string; close(): Promise<void> }
 
 export async function startHttpApi(hub: Hub, opts: HttpApiOptions): Promise<HttpApi> {
   const bodyLimit = opts.bodyLimit ?? 64 * 1024;
-  const server = http.createServer((req, res) => {
+  const server = createServer(opts.tls, (req, res) => {
     handle(hub, bodyLimit, opts.verifier, req, res).catch((err: Error) => {
       hub.log.error({ err: err.message }, 'HTTP request failed');
       if (!res.headersSent) sendError(res, new HttpError(500, 'EDGEFED_ERR_INTERNAL', 'internal error'));
@@ -42,12 +46,17 @@ export async function startHttpApi(hub: Hub, opts: HttpApiOptions): Promise<Http
   const host = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
   return {
     port,
-    url: `http://${host}:${port}`,
+    url: `${opts.tls ? 'https' : 'http'}://${host}:${port}`,
     close: () => new Promise<void>((resolve) => {
       server.close(() => resolve());
       server.closeAllConnections();
     }),
   };
+}
+
+/** One listener, HTTP or HTTPS: a plain request on the HTTPS port fails its handshake and is never served. */
+function createServer(tls: TlsMaterial | undefined, listener: http.RequestListener): http.Server {
+  return tls ? https.createServer(serverTlsOptions(tls), listener) : http.createServer(listener);
 }
 
 function refusalCode(e: HttpError): RefusalCode {
