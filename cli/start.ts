@@ -9,6 +9,7 @@ import { startFederation } from '../hub/federation.js';
 import type { Logger } from '../lib/log.js';
 import { DEFAULT_TOPIC_ROOT } from '../lib/topics.js';
 import { helpText, int, logLevel, parseFlags, str, type FlagSpecs } from './args.js';
+import { TLS_START_SPECS, tlsStartOptions } from './start-tls.js';
 
 const SPECS: FlagSpecs = {
   'mqtt-port': { type: 'string', value: 'PORT', help: 'MQTT port of the embedded broker (0 = any free port)', default: '1883' },
@@ -21,6 +22,7 @@ const SPECS: FlagSpecs = {
   'max-packet': { type: 'string', value: 'BYTES', help: 'Largest MQTT packet the embedded broker accepts', default: String(256 * 1024) },
   'max-payload': { type: 'string', value: 'BYTES', help: 'Largest node payload the hub accepts', default: String(DEFAULT_MAX_PAYLOAD_BYTES) },
   'log-level': { type: 'string', value: 'LEVEL', help: 'debug, info, warn, error or silent', default: 'info' },
+  ...TLS_START_SPECS,
 };
 
 export async function runStart(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
@@ -42,11 +44,12 @@ export async function runStart(argv: string[], env: NodeJS.ProcessEnv): Promise<
     maxPacketBytes: int(flags, 'max-packet', { min: 1024, max: 256 * 1024 * 1024 }) ?? 256 * 1024,
     maxPayloadBytes: int(flags, 'max-payload', { min: 256, max: 16 * 1024 * 1024 }) ?? DEFAULT_MAX_PAYLOAD_BYTES,
     logger: log,
+    ...tlsStartOptions(flags),
   });
   const dataDir = path.resolve(str(flags, 'data-dir') ?? './data');
-  log.info({ mqtt_url: fed.mqttUrl, http_url: fed.api.url, data_dir: dataDir }, 'edgefed ready');
+  log.info({ mqtt_url: fed.mqttUrl, mqtts_url: fed.mqttsUrl, http_url: fed.api.url, data_dir: dataDir }, 'edgefed ready');
   if (process.stderr.isTTY) {
-    process.stderr.write(`edgefed ready: MQTT ${fed.mqttUrl ?? '?'}  HTTP ${fed.api.url}  data ${dataDir}  (Ctrl-C to stop)\n`);
+    process.stderr.write(`edgefed ready: MQTT ${fed.mqttUrl ?? '-'}${fed.mqttsUrl ? `  MQTTS ${fed.mqttsUrl}` : ''}  HTTP ${fed.api.url}  data ${dataDir}  (Ctrl-C to stop)\n`);
   }
   const signal = await new Promise<string>((resolve) => {
     process.once('SIGINT', () => resolve('SIGINT'));

@@ -52,7 +52,7 @@ export function serverTlsOptions(material: TlsMaterial): TlsOptions {
     createSecureContext(options);
   } catch (err) {
     // Each part parsed alone, so what is left is that they do not belong together.
-    throw new TlsMaterialError('key', `does not match tls.cert (${(err as Error).message})`);
+    throw new TlsMaterialError('key', `does not match the certificate (${(err as Error).message})`);
   }
   return options;
 }
