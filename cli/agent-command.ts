@@ -8,7 +8,8 @@ import path from 'node:path';
 import { ActionModuleError, AGENT_DEFAULTS, AgentConfigError, loadActionModule, startAgent, type ActionMap, type Agent } from '../agent/index.js';
 import { parseDuration } from '../lib/duration.js';
 import { jsonLogger, type Logger } from '../lib/log.js';
-import { CliError, helpText, int, labels, list, logLevel, parseFlags, str, type FlagSpecs } from './args.js';
+import { CliError, helpText, int, labels, list, logLevel, parseFlags, str, type Flags, type FlagSpecs } from './args.js';
+import { readPem } from './tls-files.js';
 
 const FLAGS: FlagSpecs = {
   id: { type: 'string', value: 'NODE_ID', help: "This node's id, also its MQTT client id (required)" },
@@ -24,6 +25,9 @@ const FLAGS: FlagSpecs = {
   actions: { type: 'string', value: 'FILE', help: 'JavaScript module exporting actions { name: async (params, ctx) => result }, besides echo and sleep' },
   'spool-dir': { type: 'string', value: 'DIR', help: 'Where execution updates wait while the broker is unreachable (default ~/.edgefed/spool/NODE_ID)' },
   'spool-max': { type: 'string', value: 'N', help: 'Updates the spool keeps; beyond it the oldest are dropped', default: String(AGENT_DEFAULTS.spoolMax) },
+  ca: { type: 'string', value: 'FILE', help: 'PEM CA that signed the broker\'s certificate, for an mqtts:// --broker (e.g. ca.pem of "edgefed certs dev")' },
+  cert: { type: 'string', value: 'FILE', help: 'PEM client certificate, for a broker with mutual TLS (--tls-ca); needs --key' },
+  key: { type: 'string', value: 'FILE', help: 'PEM private key of --cert' },
   token: { type: 'string', value: 'JWT', help: 'This node\'s token for a broker with --auth jwt ("edgefed token issue"); sent as the MQTT password, the node id as username' },
 };
 
@@ -62,6 +66,7 @@ export async function runAgentCommand(argv: string[], env: NodeJS.ProcessEnv): P
       spoolDir: str(flags, 'spool-dir') ?? defaultSpoolDir(nodeId),
       spoolMax: int(flags, 'spool-max', { min: 1, max: 1_000_000 }),
       ...credentials(nodeId, str(flags, 'token')),
+      ...tlsFiles(flags, brokerUrl),
     };
     agent = await startAgent(options);
     log.info({ broker: redact(brokerUrl) }, 'connecting');
@@ -134,6 +139,28 @@ function defaultSpoolDir(nodeId: string): string {
 /** With a token, the username is the node id: the broker checks it against the token's subject. */
 function credentials(nodeId: string, token: string | undefined): { username?: string; password?: string } {
   return token === undefined || token === '' ? {} : { username: nodeId, password: token.trim() };
+}
+
+/**
+ * `--ca/--cert/--key` as mqtt.js TLS options. Refused with a plain mqtt://
+ * broker: the files would be ignored and the operator would believe the link encrypted.
+ */
+function tlsFiles(flags: Flags, brokerUrl: string): { mqtt?: { ca?: Buffer; cert?: Buffer; key?: Buffer } } {
+  const [ca, cert, key] = [str(flags, 'ca'), str(flags, 'cert'), str(flags, 'key')];
+  if (ca === undefined && cert === undefined && key === undefined) return {};
+  if ((cert === undefined) !== (key === undefined)) {
+    throw new CliError(`edgefed agent: --${cert === undefined ? 'cert' : 'key'} is missing: a client certificate needs both --cert and --key. ${HINT}`);
+  }
+  if (!/^(mqtts|ssl|wss):/i.test(brokerUrl)) {
+    throw new CliError(`edgefed agent: --ca/--cert/--key need a TLS broker URL (mqtts://host:8883), got --broker ${redact(brokerUrl)}. ${HINT}`);
+  }
+  return {
+    mqtt: {
+      ...(ca !== undefined ? { ca: readPem(ca, 'ca', 'agent') } : {}),
+      ...(cert !== undefined ? { cert: readPem(cert, 'cert', 'agent') } : {}),
+      ...(key !== undefined ? { key: readPem(key, 'key', 'agent') } : {}),
+    },
+  };
 }
 
 function required(value: string | undefined, flag: string): string {
