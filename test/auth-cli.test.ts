@@ -51,7 +51,7 @@ test('token issue prints one line, the token, which verifies with the data dir\'
   assert.is(op.stderr, '', 'the key exists now: nothing to say');
   const opIdentity = await (await createVerifier({ jwksFile: path.join(keysDir(dataDir), JWKS_FILE) })).verify(op.stdout.trim());
   assert.equal([opIdentity.role, opIdentity.subject, opIdentity.scopes], ['operator', 'operator', ['wpk:write']]);
-}), { timeoutMs: 20_000 });
+}, { timeoutMs: 20_000 }));
 
 test('an agent token without --capabilities exits 2 with what to add, and makes no key', bounded(async (scope) => {
   const dataDir = await tempDataDir(scope);
@@ -66,7 +66,7 @@ test('an agent token without --capabilities exits 2 with what to add, and makes 
   assert.is(badTtl.code, 2);
   assert.match(badTtl.stderr, /--ttl needs a unit/);
   assert.not.ok(existsSync(dataDir), 'refused before any key was made');
-}), { timeoutMs: 20_000 });
+}, { timeoutMs: 20_000 }));
 
 test('token rotate prints the new kid; tokens issued before still verify', bounded(async (scope) => {
   const dataDir = await tempDataDir(scope);
@@ -78,6 +78,6 @@ test('token rotate prints the new kid; tokens issued before still verify', bound
   const verifier = await createVerifier({ jwksFile: path.join(keysDir(dataDir), JWKS_FILE) });
   assert.is.not((await verifier.verify(before.stdout.trim())).kid, rotate.stdout.trim());
   assert.is((await verifier.verify(after.stdout.trim())).kid, rotate.stdout.trim());
-}), { timeoutMs: 20_000 });
+}, { timeoutMs: 20_000 }));
 
 test.run();
