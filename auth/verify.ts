@@ -110,7 +110,7 @@ function checkAlgorithms(algorithms: string[]): string[] {
 }
 
 async function keyResolver(options: VerifierOptions): Promise<KeyResolver> {
-  const given = [options.jwks, options.jwksFile, options.jwksUrl].filter((s) => s !== undefined).length;
+  const given = [options.jwks, options.jwksFile, options.jwksUrl].filter(Boolean).length; // "" counts as not given
   if (given !== 1) throw new Error('EDGEFED_ERR_AUTH_KEYS: give exactly one of jwks, jwksFile, jwksUrl');
   const cooldownMs = options.jwksCooldownMs ?? VERIFIER_DEFAULTS.jwksCooldownMs;
   if (options.jwks) return localKeys(options.jwks);
