@@ -5,6 +5,7 @@
  */
 import net from 'node:net';
 import tls from 'node:tls';
+import type { MqttClient } from 'mqtt';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createBroker, TlsMaterialError, type BrokerTlsOptions } from '../broker/index.js';
@@ -39,17 +40,18 @@ async function tlsFederation(scope: Scope, certs: DevCerts, opts: Partial<Federa
   return fed;
 }
 
-function connected(scope: Scope, attempt: Attempt, label: string): Attempt & { ok: true } {
-  if (!attempt.ok) assert.unreachable(`${label}: refused (${attempt.reason})`);
-  scope.defer(() => closeAll(attempt.client));
-  return attempt as Attempt & { ok: true };
+function connected(scope: Scope, attempt: Attempt, label: string): MqttClient {
+  if (!attempt.ok) throw new Error(`${label}: refused (${attempt.reason})`);
+  const { client } = attempt;
+  scope.defer(() => closeAll(client));
+  return client;
 }
 
 T('an mqtts client that trusts the CA registers a node the hub sees', async (certs, scope) => {
   const fed = await tlsFederation(scope, certs);
   assert.match(fed.mqttsUrl ?? '', /^mqtts:\/\/127\.0\.0\.1:\d+$/);
   assert.match(fed.mqttUrl ?? '', /^mqtt:\/\//, 'the plain listener stays on by default');
-  const { client } = connected(scope, await tryConnect(fed.mqttsUrl!, { clientId: 'edge-tls-1', ca: certs.ca }), 'client with CA');
+  const client = connected(scope, await tryConnect(fed.mqttsUrl!, { clientId: 'edge-tls-1', ca: certs.ca }), 'client with CA');
   await client.publishAsync(fed.hub.topics.registration('edge-tls-1'), JSON.stringify(registration('edge-tls-1')), { qos: 1, retain: true });
   const node = await waitFor(() => fed.hub.registry.get('edge-tls-1'), { label: 'node registered over mqtts' });
   assert.is(node.status, 'active');
@@ -80,7 +82,7 @@ T('mutual TLS: no client certificate or another CA\'s is refused, the CA-signed 
   const foreign = await tryConnect(fed.mqttsUrl!, { clientId: 'foreign-cert', ca: certs.ca, cert: stranger.client, key: stranger.clientKey });
   assert.not.ok(foreign.ok, 'connected with a certificate another CA signed');
   const withCert = await tryConnect(fed.mqttsUrl!, { clientId: 'with-cert', ca: certs.ca, cert: certs.client, key: certs.clientKey });
-  const { client } = connected(scope, withCert, 'client with certificate');
+  const client = connected(scope, withCert, 'client with certificate');
   await client.publishAsync(fed.hub.topics.registration('with-cert'), JSON.stringify(registration('with-cert')), { qos: 1, retain: true });
   await waitFor(() => fed.hub.registry.get('with-cert'), { label: 'node registered over mutual TLS' });
 });
