@@ -1,16 +1,30 @@
-/** A small client of the hub's HTTP API for CLI commands (`--hub URL`). */
-import { CliError } from './args.js';
+/** A small client of the hub's HTTP API for CLI commands (`--hub URL`, `--token JWT`). */
+import { CliError, str, type Flags, type FlagSpecs } from './args.js';
 
 export const DEFAULT_HUB_URL = 'http://127.0.0.1:8080';
 
+/** Where the hub's API is, and the bearer token for a hub started with `--auth jwt`. */
+export interface HubTarget { url: string; token?: string }
+
+/** The flags of every command that talks to the hub. */
+export const HUB_FLAGS: FlagSpecs = {
+  hub: { type: 'string', value: 'URL', help: 'HTTP address of the hub', default: DEFAULT_HUB_URL },
+  token: { type: 'string', value: 'JWT', help: 'Bearer token for a hub with --auth jwt ("edgefed token issue --role operator"); prefer EDGEFED_TOKEN' },
+};
+
+export function hubOf(flags: Flags): HubTarget {
+  const token = str(flags, 'token');
+  return { url: str(flags, 'hub') ?? DEFAULT_HUB_URL, ...(token ? { token: token.trim() } : {}) };
+}
+
 interface ErrorBody { error?: { message?: string; details?: string[] } }
 
-export function getJson<T>(hub: string, path: string): Promise<T> {
+export function getJson<T>(hub: HubTarget, path: string): Promise<T> {
   return requestJson<T>(hub, path, {});
 }
 
 /** POSTs `body` as JSON (no body at all when undefined) and reads the JSON answer. */
-export function postJson<T>(hub: string, path: string, body?: unknown): Promise<T> {
+export function postJson<T>(hub: HubTarget, path: string, body?: unknown): Promise<T> {
   const init: RequestInit = { method: 'POST' };
   if (body !== undefined) {
     init.headers = { 'content-type': 'application/json' };
@@ -23,11 +37,13 @@ export function postJson<T>(hub: string, path: string, body?: unknown): Promise<
  * Every failure is a CliError with exit code 1: the hub unreachable (with
  * what to check), or the hub's own error message and details when it refused.
  */
-async function requestJson<T>(hub: string, path: string, init: RequestInit): Promise<T> {
+async function requestJson<T>(target: HubTarget, path: string, init: RequestInit): Promise<T> {
   let res: Response;
+  const hub = target.url;
   const url = new URL(path, hub.endsWith('/') ? hub : `${hub}/`);
+  const headers = { ...(init.headers as Record<string, string> | undefined), ...(target.token ? { authorization: `Bearer ${target.token}` } : {}) };
   try {
-    res = await fetch(url, { ...init, signal: AbortSignal.timeout(10_000) });
+    res = await fetch(url, { ...init, headers, signal: AbortSignal.timeout(10_000) });
   } catch (err) {
     const c = (err as { cause?: { code?: string; errors?: Array<{ code?: string }> } }).cause;
     const cause = c?.code ?? c?.errors?.[0]?.code ?? (err as Error).message;
@@ -36,7 +52,8 @@ async function requestJson<T>(hub: string, path: string, init: RequestInit): Pro
   const body = (await res.json().catch(() => null)) as (ErrorBody & T) | null;
   if (!res.ok) {
     const why = body?.error ? `${body.error.message ?? ''}${body.error.details ? `: ${body.error.details.join('; ')}` : ''}` : res.statusText;
-    throw new CliError(`hub answered ${res.status}: ${why}`, 1);
+    const hint = res.status === 401 ? ' (give a token with --token or EDGEFED_TOKEN)' : '';
+    throw new CliError(`hub answered ${res.status}: ${why}${hint}`, 1);
   }
   if (body === null) throw new CliError(`hub at ${hub} did not answer JSON`, 1);
   return body;

@@ -1,11 +1,11 @@
 /** `edgefed nodes`: the registry as a table, or JSON, from the hub's HTTP API. */
 import { NODE_STATES, type NodeRecord } from '../hub/registry.js';
 import { CliError, helpText, list, parseFlags, str, type FlagSpecs } from './args.js';
-import { DEFAULT_HUB_URL, getJson } from './hub-client.js';
+import { getJson, HUB_FLAGS, hubOf } from './hub-client.js';
 import { ago, table } from './table.js';
 
 const SPECS: FlagSpecs = {
-  hub: { type: 'string', value: 'URL', help: 'HTTP address of the hub', default: DEFAULT_HUB_URL },
+  ...HUB_FLAGS,
   json: { type: 'boolean', help: 'Print the registry records as JSON' },
   capability: { type: 'string', value: 'C', help: 'Only nodes with this capability' },
   status: { type: 'string', value: 'S', help: `Only nodes in this status (${NODE_STATES.join(', ')})` },
@@ -43,7 +43,7 @@ export async function runNodes(argv: string[], env: NodeJS.ProcessEnv): Promise<
   if (capability !== undefined) query.set('capability', capability);
   for (const l of list(flags, 'label')) query.append('label', l);
   const qs = query.toString();
-  const body = await getJson<{ count: number; nodes: PublicNode[] }>(str(flags, 'hub') ?? DEFAULT_HUB_URL, `federation/nodes${qs ? `?${qs}` : ''}`);
+  const body = await getJson<{ count: number; nodes: PublicNode[] }>(hubOf(flags), `federation/nodes${qs ? `?${qs}` : ''}`);
   if (flags.json) {
     process.stdout.write(`${JSON.stringify(body.nodes, null, 2)}\n`);
     return 0;

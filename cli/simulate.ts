@@ -7,7 +7,8 @@ import { startAgent, type Agent } from '../agent/index.js';
 import { jsonLogger } from '../lib/log.js';
 import { parseDuration } from '../lib/duration.js';
 import { DEFAULT_TOPIC_ROOT } from '../lib/topics.js';
-import { CliError, helpText, int, labels, list, parseFlags, str, type FlagSpecs } from './args.js';
+import path from 'node:path';
+import { CliError, helpText, int, labels, list, parseFlags, str, type Flags, type FlagSpecs } from './args.js';
 
 const SPECS: FlagSpecs = {
   nodes: { type: 'string', value: 'N', help: 'How many simulated agents', default: '10' },
@@ -20,6 +21,8 @@ const SPECS: FlagSpecs = {
   keepalive: { type: 'string', value: 'SECONDS', help: 'MQTT keepalive in seconds', default: '30' },
   rate: { type: 'string', value: 'N', help: 'Connections opened per second', default: '500' },
   duration: { type: 'string', value: 'DUR', help: 'Stop after this long (default: run until Ctrl-C)' },
+  auth: { type: 'string', value: 'MODE', help: 'jwt: give each agent its own token, signed with the hub\'s key in --data-dir (for a hub with --auth jwt)', default: 'none' },
+  'data-dir': { type: 'string', value: 'DIR', help: 'With --auth jwt: the hub\'s data dir (its signing key)', default: './data' },
 };
 
 export interface Fleet { agents: Agent[]; connected(): number; stop(): Promise<void> }
@@ -34,6 +37,8 @@ export interface FleetOptions {
   keepaliveS: number;
   ratePerSecond: number;
   topicRoot?: string;
+  /** With a broker that checks JWTs: each agent's token (the node id is its username). */
+  tokenFor?: (nodeId: string) => Promise<string>;
   onProgress?: (connected: number, started: number) => void;
 }
 
@@ -45,8 +50,9 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
   const batch = Math.max(1, Math.ceil(o.ratePerSecond / 20)); // 20 batches a second
   for (let i = 0; i < o.count; i += batch) {
     const started = Date.now();
-    const group = await Promise.all(Array.from({ length: Math.min(batch, o.count - i) }, (_, k) => startAgent({
+    const group = await Promise.all(Array.from({ length: Math.min(batch, o.count - i) }, async (_, k) => startAgent({
       nodeId: `${o.prefix}-${i + k}`,
+      ...(o.tokenFor ? { username: `${o.prefix}-${i + k}`, password: await o.tokenFor(`${o.prefix}-${i + k}`) } : {}),
       capabilities: o.capabilities,
       brokerUrl: o.brokerUrl,
       labels: o.labels,
@@ -67,6 +73,23 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
     connected: () => connected,
     stop: async () => { await Promise.all(agents.map((a) => a.stop())); },
   };
+}
+
+/**
+ * `--auth jwt`: tokens for the simulated nodes, signed with the hub's own key
+ * (so this runs beside the hub, with access to its data dir). Loaded only
+ * then: jose stays out of a plain `simulate`.
+ */
+async function simulatedTokens(flags: Flags): Promise<Pick<FleetOptions, 'tokenFor'>> {
+  const mode = str(flags, 'auth') ?? 'none';
+  if (mode === 'none') return {};
+  if (mode !== 'jwt') throw new CliError(`edgefed simulate: --auth must be none or jwt, got "${mode}"`);
+  const { issueToken, loadOrCreateSigningKey } = await import('../auth/index.js');
+  const dataDir = path.resolve(str(flags, 'data-dir') ?? './data');
+  const key = await loadOrCreateSigningKey(dataDir);
+  if (key.created) process.stderr.write(`simulate: no signing key in ${dataDir} yet, made one: the hub accepts these tokens only if it runs with --data-dir ${dataDir}\n`);
+  const caps = list(flags, 'capabilities');
+  return { tokenFor: (nodeId) => issueToken({ role: 'agent', subject: nodeId, caps, ttlSeconds: 7 * 24 * 3600 }, key) };
 }
 
 export async function runSimulate(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
@@ -97,6 +120,7 @@ export async function runSimulate(argv: string[], env: NodeJS.ProcessEnv): Promi
       keepaliveS: int(flags, 'keepalive', { min: 0, max: 65535 }) ?? 30,
       ratePerSecond: int(flags, 'rate', { min: 1, max: 100_000 }) ?? 500,
       topicRoot: str(flags, 'topic-root') ?? DEFAULT_TOPIC_ROOT,
+      ...(await simulatedTokens(flags)),
       onProgress: progress,
     });
   } catch (err) {

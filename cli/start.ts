@@ -10,6 +10,7 @@ import type { Logger } from '../lib/log.js';
 import { DEFAULT_TOPIC_ROOT } from '../lib/topics.js';
 import { helpText, int, logLevel, parseFlags, str, type FlagSpecs } from './args.js';
 import { TLS_START_SPECS, tlsStartOptions } from './start-tls.js';
+import { AUTH_START_SPECS, authStartOptions } from './start-auth.js';
 
 const SPECS: FlagSpecs = {
   'mqtt-port': { type: 'string', value: 'PORT', help: 'MQTT port of the embedded broker (0 = any free port)', default: '1883' },
@@ -23,6 +24,7 @@ const SPECS: FlagSpecs = {
   'max-payload': { type: 'string', value: 'BYTES', help: 'Largest node payload the hub accepts', default: String(DEFAULT_MAX_PAYLOAD_BYTES) },
   'log-level': { type: 'string', value: 'LEVEL', help: 'debug, info, warn, error or silent', default: 'info' },
   ...TLS_START_SPECS,
+  ...AUTH_START_SPECS,
 };
 
 export async function runStart(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
@@ -45,9 +47,10 @@ export async function runStart(argv: string[], env: NodeJS.ProcessEnv): Promise<
     maxPayloadBytes: int(flags, 'max-payload', { min: 256, max: 16 * 1024 * 1024 }) ?? DEFAULT_MAX_PAYLOAD_BYTES,
     logger: log,
     ...tlsStartOptions(flags),
+    ...authStartOptions(flags),
   });
   const dataDir = path.resolve(str(flags, 'data-dir') ?? './data');
-  log.info({ mqtt_url: fed.mqttUrl, mqtts_url: fed.mqttsUrl, http_url: fed.api.url, data_dir: dataDir }, 'edgefed ready');
+  log.info({ mqtt_url: fed.mqttUrl, mqtts_url: fed.mqttsUrl, http_url: fed.api.url, data_dir: dataDir, auth: fed.authStats ? 'jwt' : 'none' }, 'edgefed ready');
   if (process.stderr.isTTY) {
     process.stderr.write(`edgefed ready: MQTT ${fed.mqttUrl ?? '-'}${fed.mqttsUrl ? `  MQTTS ${fed.mqttsUrl}` : ''}  HTTP ${fed.api.url}  data ${dataDir}  (Ctrl-C to stop)\n`);
   }

@@ -9,7 +9,7 @@ import { parseDuration } from '../lib/duration.js';
 import { isValidId } from '../lib/ids.js';
 import type { WpkRecord } from '../hub/wpk/types.js';
 import { CliError, envName, helpText, int, labels, list, parseFlags, str, type Flags, type FlagSpecs } from './args.js';
-import { DEFAULT_HUB_URL, getJson, postJson } from './hub-client.js';
+import { getJson, HUB_FLAGS, hubOf, postJson, type HubTarget } from './hub-client.js';
 import { finalReport, isFinal, progressLine, wpkPath } from './wpk.js';
 
 export const TRIGGER_FLAGS: FlagSpecs = {
@@ -24,7 +24,7 @@ export const TRIGGER_FLAGS: FlagSpecs = {
   'max-attempts': { type: 'string', value: 'N', help: 'Attempts before it fails (mode one), 1-100' },
   wait: { type: 'boolean', help: 'Follow it to its end: changes on stderr, final state and result on stdout' },
   json: { type: 'boolean', help: 'Print the hub\'s record as JSON (with --wait: only the final one)' },
-  hub: { type: 'string', value: 'URL', help: 'HTTP address of the hub', default: DEFAULT_HUB_URL },
+  ...HUB_FLAGS,
 };
 
 const USAGE = 'edgefed trigger --capability C --action A [--params JSON] [options]';
@@ -110,7 +110,7 @@ function sleep(ms: number): Promise<void> {
  * new progress line before that. Bounded: past its deadline plus one attempt's timeout
  * the hub must have ended it, so a WPK still open then means a hub problem.
  */
-export async function waitUntilFinal(hub: string, first: WpkRecord, onChange: (line: string) => void, intervalMs = POLL_INTERVAL_MS): Promise<WpkRecord> {
+export async function waitUntilFinal(hub: HubTarget, first: WpkRecord, onChange: (line: string) => void, intervalMs = POLL_INTERVAL_MS): Promise<WpkRecord> {
   const giveUpAt = first.deadline + first.timeout_ms + WAIT_GRACE_MS;
   let record = first;
   let shown = '';
@@ -135,7 +135,7 @@ export async function runTrigger(argv: string[], env: NodeJS.ProcessEnv): Promis
   }
   if (positionals.length > 0) throw usageError(`unexpected argument "${positionals[0]}"`);
   const request = buildRequest(flags);
-  const hub = str(flags, 'hub') ?? DEFAULT_HUB_URL;
+  const hub = hubOf(flags);
   const created = await postJson<WpkRecord>(hub, 'federation/wpk', request);
   if (!flags.wait) {
     process.stdout.write(flags.json ? `${JSON.stringify(created, null, 2)}\n` : `${created.wpk_id} ${created.state}\n`);

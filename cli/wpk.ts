@@ -5,19 +5,18 @@
  */
 import { FINAL_WPK_STATES, WPK_STATES, type ExecutionRecord, type WpkRecord } from '../hub/wpk/types.js';
 import { CliError, helpText, int, parseFlags, str, type Flags, type FlagSpecs } from './args.js';
-import { DEFAULT_HUB_URL, getJson, postJson } from './hub-client.js';
+import { getJson, HUB_FLAGS, hubOf, postJson } from './hub-client.js';
 import { ago, table } from './table.js';
 
-const HUB_FLAG: FlagSpecs = { hub: { type: 'string', value: 'URL', help: 'HTTP address of the hub', default: DEFAULT_HUB_URL } };
 
 const LIST_SPECS: FlagSpecs = {
-  ...HUB_FLAG,
+  ...HUB_FLAGS,
   json: { type: 'boolean', help: 'Print the hub\'s records as a JSON array' },
   state: { type: 'string', value: 'S', help: `Only work packages in this state (${WPK_STATES.join(', ')})` },
   capability: { type: 'string', value: 'C', help: 'Only work packages for this capability' },
   limit: { type: 'string', value: 'N', help: 'At most N work packages, newest first (1-1000; the hub answers 100 without it)' },
 };
-const ONE_SPECS: FlagSpecs = { ...HUB_FLAG, json: { type: 'boolean', help: 'Print the hub\'s record as JSON' } };
+const ONE_SPECS: FlagSpecs = { ...HUB_FLAGS, json: { type: 'boolean', help: 'Print the hub\'s record as JSON' } };
 
 // ---- rendering ----------------------------------------------------------
 
@@ -142,10 +141,6 @@ export function wpkPath(id: string, suffix = ''): string {
 
 type Subcommand = (argv: string[], env: NodeJS.ProcessEnv) => Promise<number>;
 
-function hubUrl(flags: Flags): string {
-  return str(flags, 'hub') ?? DEFAULT_HUB_URL;
-}
-
 function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
 }
@@ -180,7 +175,7 @@ const runList: Subcommand = async (argv, env) => {
   }
   if (positionals.length > 0) throw new CliError(`edgefed wpk list: unexpected argument "${positionals[0]}". Run "edgefed wpk list --help".`);
   const qs = listQuery(flags);
-  const body = await getJson<{ count: number; wpks: WpkRecord[] }>(hubUrl(flags), `federation/wpk${qs ? `?${qs}` : ''}`);
+  const body = await getJson<{ count: number; wpks: WpkRecord[] }>(hubOf(flags), `federation/wpk${qs ? `?${qs}` : ''}`);
   if (flags.json) printJson(body.wpks);
   else process.stdout.write(body.wpks.length === 0 ? 'No work packages match.\n' : `${wpkTable(body.wpks)}\n${body.count} work package(s)\n`);
   return 0;
@@ -192,7 +187,7 @@ const runShow: Subcommand = async (argv, env) => {
     process.stdout.write(helpText('edgefed wpk show <wpk_id> [options]', 'Shows one work package and every execution of it.', ONE_SPECS));
     return 0;
   }
-  const record = await getJson<WpkRecord>(hubUrl(flags), wpkPath(onlyId('show', positionals)));
+  const record = await getJson<WpkRecord>(hubOf(flags), wpkPath(onlyId('show', positionals)));
   if (flags.json) printJson(record);
   else process.stdout.write(`${wpkDetails(record)}\n`);
   return 0;
@@ -205,7 +200,7 @@ const runCancel: Subcommand = async (argv, env) => {
       'Cancels a work package that has not finished; nodes running it are told to stop.\nExit code 1 when it had already finished or does not exist.', ONE_SPECS));
     return 0;
   }
-  const record = await postJson<WpkRecord>(hubUrl(flags), wpkPath(onlyId('cancel', positionals), '/cancel'));
+  const record = await postJson<WpkRecord>(hubOf(flags), wpkPath(onlyId('cancel', positionals), '/cancel'));
   if (flags.json) printJson(record);
   else process.stdout.write(`${record.wpk_id} ${record.state}\n`);
   return 0;

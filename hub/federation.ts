@@ -14,6 +14,10 @@ import { DEFAULT_MAX_PAYLOAD_BYTES } from './admission.js';
 import { startHttpApi, type HttpApi } from './http/server.js';
 import { createHub, type Hub, type HubOptions } from './index.js';
 import { makeRetainGate } from './retain-gate.js';
+import { createAuthHooks, type AuthHooks } from '../broker/auth-hooks.js';
+import type { AuthorizePublishHook } from '../broker/options.js';
+import type { Verifier } from '../auth/types.js';
+import { prepareJwtAuth, type JwtAuth, type JwtAuthOptions } from './federation-auth.js';
 import type { RegistryFile } from './store.js';
 
 export interface FederationOptions {
@@ -48,6 +52,12 @@ export interface FederationOptions {
   tls?: BrokerTlsOptions;
   /** false = no plain MQTT listener, only mqtts (needs `tls`). */
   plain?: boolean;
+  /**
+   * JWT authentication (`--auth jwt`): every MQTT client presents a JWT as its
+   * password and the broker enforces each role's topics; every HTTP request but
+   * GET /health needs a bearer token. The signing key lives in `dataDir`.
+   */
+  auth?: JwtAuthOptions;
 }
 
 export interface Federation {
@@ -58,6 +68,8 @@ export interface Federation {
   readonly mqttUrl: string | undefined;
   /** `mqtts://...` of the embedded broker's TLS listener, with `tls`. */
   readonly mqttsUrl: string | undefined;
+  /** With `auth`: what the embedded broker refused, by reason. */
+  readonly authStats: AuthHooks['stats'] | undefined;
   stop(): Promise<void>;
 }
 
@@ -67,17 +79,19 @@ export async function startFederation(o: FederationOptions): Promise<Federation>
   const topicRoot = o.topicRoot ?? DEFAULT_TOPIC_ROOT;
   const maxPayloadBytes = o.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
   // The HTTP API answers on `bind` too, with or without the embedded broker.
-  assertBindAllowed({ host: bind, insecure: o.insecure ?? false, authConfigured: o.broker?.authenticate !== undefined });
+  const auth = o.auth ? await prepareJwtAuth(o.dataDir, o.auth, log) : undefined;
+  assertBindAllowed({ host: bind, insecure: o.insecure ?? false, authConfigured: o.broker?.authenticate !== undefined || auth !== undefined });
   // Before anything listens, and also with an external broker (then only the API uses TLS).
   if (o.tls) serverTlsOptions(o.tls);
-  const broker = o.brokerUrl ? undefined : await startEmbeddedBroker(o, bind, topicRoot, maxPayloadBytes, log).catch((err: NodeJS.ErrnoException) => {
+  const hooks = auth && !o.brokerUrl ? authHooks(o, auth.verifier, topicRoot, maxPayloadBytes, log) : undefined;
+  const broker = o.brokerUrl ? undefined : await startEmbeddedBroker(o, bind, topicRoot, maxPayloadBytes, log, hooks).catch((err: NodeJS.ErrnoException) => {
     // The mqtts listener names its own port (EDGEFED_ERR_MQTTS_LISTEN).
     if (err.code !== 'EADDRINUSE') throw err;
     throw new Error(`EDGEFED_ERR_MQTT_LISTEN: ${bind}:${o.mqttPort ?? 1883} is already in use (another edgefed start, or a mosquitto?). Stop it, choose another --mqtt-port, or use it with --broker-url.`);
   });
   let hub: Hub;
   try {
-    hub = createHub(hubOptions(o, broker, topicRoot, maxPayloadBytes, log));
+    hub = createHub(hubOptions(o, broker, topicRoot, maxPayloadBytes, log, auth));
     await hub.start();
   } catch (err) {
     await broker?.close();
@@ -85,7 +99,9 @@ export async function startFederation(o: FederationOptions): Promise<Federation>
   }
   let api: HttpApi;
   try {
-    api = await startHttpApi(hub, { host: bind, port: o.httpPort ?? 8080, bodyLimit: maxPayloadBytes, ...(o.tls ? { tls: o.tls } : {}) });
+    api = await startHttpApi(hub, {
+      host: bind, port: o.httpPort ?? 8080, bodyLimit: maxPayloadBytes, ...(o.tls ? { tls: o.tls } : {}), ...(auth ? { verifier: auth.verifier } : {}),
+    });
   } catch (err) {
     await hub.stop();
     await broker?.close();
@@ -97,17 +113,21 @@ export async function startFederation(o: FederationOptions): Promise<Federation>
     api,
     mqttUrl: broker ? broker.url : o.brokerUrl,
     mqttsUrl: broker?.tlsUrl,
+    authStats: hooks?.stats,
     async stop() {
       await api.close();
       await hub.stop();
       await broker?.close();
+      hooks?.close();
     },
   };
 }
 
-function hubOptions(o: FederationOptions, broker: EdgefedBroker | undefined, topicRoot: string, maxPayloadBytes: number, log: Logger): HubOptions {
+function hubOptions(o: FederationOptions, broker: EdgefedBroker | undefined, topicRoot: string, maxPayloadBytes: number, log: Logger, auth: JwtAuth | undefined): HubOptions {
   return {
     ...o.hub,
+    // The hub's session is the `hub` role: the only one that may publish triggers, commands and hub status.
+    ...(auth ? { username: 'hub', password: auth.hubToken } : {}),
     connect: broker ? (opts) => broker.connectInMemory(opts) : (opts) => mqtt.connect(o.brokerUrl!, opts),
     ...(o.dataDir !== undefined ? { dataDir: o.dataDir } : {}),
     ...(o.adapter !== undefined ? { adapter: o.adapter } : {}),
@@ -119,9 +139,22 @@ function hubOptions(o: FederationOptions, broker: EdgefedBroker | undefined, top
   };
 }
 
-function startEmbeddedBroker(o: FederationOptions, bind: string, root: string, maxPayloadBytes: number, log: Logger): Promise<EdgefedBroker> {
+/** The retain gate (and a user's hook), behind the ACL when auth is on: only allowed publishes reach it. */
+function afterAcl(o: FederationOptions, root: string, maxPayloadBytes: number): AuthorizePublishHook {
   const gate = makeRetainGate(topics(root), maxPayloadBytes);
   const userAuthorizePublish = o.broker?.authorizePublish;
+  return (client, packet, done) => {
+    gate(packet);
+    if (userAuthorizePublish) userAuthorizePublish(client, packet, done);
+    else done(null);
+  };
+}
+
+function authHooks(o: FederationOptions, verifier: Verifier, root: string, maxPayloadBytes: number, log: Logger): AuthHooks {
+  return createAuthHooks({ verifier, topicRoot: root, logger: log, next: afterAcl(o, root, maxPayloadBytes) });
+}
+
+function startEmbeddedBroker(o: FederationOptions, bind: string, root: string, maxPayloadBytes: number, log: Logger, hooks: AuthHooks | undefined): Promise<EdgefedBroker> {
   return createBroker({
     ...o.broker,
     host: bind,
@@ -132,10 +165,7 @@ function startEmbeddedBroker(o: FederationOptions, bind: string, root: string, m
     insecure: o.insecure ?? false,
     maxPacketBytes: o.maxPacketBytes ?? 256 * 1024,
     logger: log,
-    authorizePublish: (client, packet, done) => {
-      gate(packet);
-      if (userAuthorizePublish) userAuthorizePublish(client, packet, done);
-      else done(null);
-    },
+    authorizePublish: hooks?.authorizePublish ?? afterAcl(o, root, maxPayloadBytes),
+    ...(hooks ? { authenticate: hooks.authenticate, authorizeSubscribe: hooks.authorizeSubscribe } : {}),
   });
 }

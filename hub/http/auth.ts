@@ -23,7 +23,9 @@ export async function authorizeRequest(verifier: Verifier, req: IncomingMessage,
   const identity = await authenticate(verifier, req.headers.authorization);
   const method = req.method ?? 'GET';
   if (!allowed(identity, method, pathname)) {
-    throw new HttpError(403, 'EDGEFED_ERR_FORBIDDEN', `a ${identity.role} token for "${identity.subject}" may not ${method} ${pathname}`);
+    const article = identity.role === 'operator' ? 'an' : 'a';
+    const hint = identity.role === 'operator' && method === 'POST' ? ` (it needs the ${WPK_WRITE} scope: edgefed token issue --role operator --scope ${WPK_WRITE})` : '';
+    throw new HttpError(403, 'EDGEFED_ERR_FORBIDDEN', `${article} ${identity.role} token for "${identity.subject}" may not ${method} ${pathname}${hint}`);
   }
   return identity;
 }

@@ -1,0 +1,63 @@
+/**
+ * `--auth jwt` for a whole federation: the hub's signing key in its data dir
+ * (made on first start), the verifier every MQTT connection and HTTP request
+ * goes through, and the hub's own token for its session with the broker.
+ */
+import { createVerifier, issueToken, loadOrCreateSigningKey, TokenError, type Identity, type Verifier } from '../auth/index.js';
+import type { Logger } from '../lib/log.js';
+
+export interface JwtAuthOptions {
+  /** Extra verification keys: a JWKS file (tokens signed elsewhere). */
+  jwksFile?: string;
+  /** Extra verification keys: a JWKS URL, e.g. Vault's `/v1/identity/oidc/.well-known/keys`. */
+  jwksUrl?: string;
+  /** Checked when set: tokens must carry this `iss` (and the hub's own carry it). */
+  issuer?: string;
+  /** Checked when set: tokens must carry this `aud`. */
+  audience?: string;
+  /** Algorithms accepted from the extra keys (default EdDSA; Vault signs RS256). */
+  algorithms?: string[];
+}
+
+export interface JwtAuth {
+  verifier: Verifier;
+  /** The hub's own `hub` token, never written anywhere. */
+  hubToken: string;
+  /** Where the hub's public keys are (for agents' operators and `edgefed token issue`). */
+  jwksFile: string;
+}
+
+/** The hub's token lives as long as the process could; it is minted again on every start. */
+const HUB_TOKEN_TTL_S = 365 * 24 * 3600;
+
+export async function prepareJwtAuth(dataDir: string | undefined, o: JwtAuthOptions, log: Logger): Promise<JwtAuth> {
+  if (dataDir === undefined) throw new Error('EDGEFED_ERR_AUTH_CONFIG: --auth jwt needs a data dir for the hub\'s signing key (--data-dir)');
+  const key = await loadOrCreateSigningKey(dataDir);
+  if (key.created) log.info({ kid: key.kid, jwks: key.jwksFile }, 'made a new signing key (first start with --auth jwt)');
+  const checks = { ...(o.issuer ? { issuer: o.issuer } : {}), ...(o.audience ? { audience: o.audience } : {}) };
+  // The key file, not the keys in memory: a rotation by `edgefed token rotate` is picked up live.
+  const own = await createVerifier({ jwksFile: key.jwksFile, ...checks, logger: log });
+  const external = o.jwksFile || o.jwksUrl
+    ? await createVerifier({ ...(o.jwksFile ? { jwksFile: o.jwksFile } : { jwksUrl: o.jwksUrl! }), ...checks, ...(o.algorithms ? { algorithms: o.algorithms } : {}), logger: log })
+    : undefined;
+  const hubToken = await issueToken({ role: 'hub', subject: 'hub', ttlSeconds: HUB_TOKEN_TTL_S, ...checks }, key);
+  return { verifier: external ? firstOf(own, external) : own, hubToken, jwksFile: key.jwksFile };
+}
+
+/**
+ * Tries the hub's own keys, then the external ones: a token the first does
+ * not know the key of (`unknown_key`) may be the second's. Any other refusal
+ * is final: a bad signature under a known key is not retried elsewhere.
+ */
+function firstOf(primary: Verifier, fallback: Verifier): Verifier {
+  return {
+    async verify(token: string): Promise<Identity> {
+      try {
+        return await primary.verify(token);
+      } catch (err) {
+        if (err instanceof TokenError && err.code === 'unknown_key') return fallback.verify(token);
+        throw err;
+      }
+    },
+  };
+}

@@ -1,0 +1,93 @@
+/**
+ * `auth: jwt` for a whole federation: the hub mints its own token, agents
+ * connect with theirs, the broker enforces each role's topics and the HTTP
+ * API wants a bearer token with the right role and scope.
+ */
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { startAgent, type AgentOptions } from '../agent/index.js';
+import { issueToken, loadOrCreateSigningKey, type IssueOptions } from '../auth/index.js';
+import type { Federation } from '../hub/federation.js';
+import type { WpkRecord } from '../hub/wpk/types.js';
+import { silentLogger } from '../lib/log.js';
+import { federation } from './helpers/federation.js';
+import { bounded, type Scope } from './helpers/scope.js';
+import { sleep, waitFor, withTimeout } from './helpers/time.js';
+
+const test = suite('auth: jwt across broker, hub and HTTP API');
+
+interface Ctx { fed: Federation; dir: string; token(o: Omit<IssueOptions, 'ttlSeconds'>): Promise<string> }
+
+async function secured(scope: Scope): Promise<Ctx> {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'edgefed-auth-fed-'));
+  scope.defer(() => fs.rm(dir, { recursive: true, force: true }));
+  const fed = await federation({ dataDir: dir, auth: {} });
+  scope.defer(() => fed.stop());
+  const key = await loadOrCreateSigningKey(dir);
+  return { fed, dir, token: (o) => issueToken({ ttlSeconds: 600, ...o }, key) };
+}
+
+async function agent(scope: Scope, ctx: Ctx, nodeId: string, extra: Partial<AgentOptions> = {}) {
+  const a = await startAgent({
+    nodeId, capabilities: ['basic-actions'], connect: (o) => ctx.fed.broker!.connectInMemory(o), heartbeatIntervalMs: 200,
+    reconnectMinMs: 50, reconnectMaxMs: 100, logger: silentLogger, ...extra,
+  });
+  scope.defer(() => a.stop());
+  return a;
+}
+
+async function http<T>(ctx: Ctx, method: string, p: string, token?: string, body?: unknown): Promise<{ status: number; body: T; auth: string | null }> {
+  const headers: Record<string, string> = {};
+  if (token) headers.authorization = `Bearer ${token}`;
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  const res = await withTimeout(fetch(`${ctx.fed.api.url}${p}`, { method, headers, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) }), 3000, `${method} ${p}`);
+  return { status: res.status, body: (await res.json()) as T, auth: res.headers.get('www-authenticate') };
+}
+
+test('the hub connects with the token it mints; an agent with its token registers and runs a WPK an operator with wpk:write created', bounded(async (scope) => {
+  const ctx = await secured(scope);
+  await waitFor(() => ctx.fed.hub.connected, { label: 'hub connected with its own token' });
+  const token = await ctx.token({ role: 'agent', subject: 'edge-1', caps: ['basic-actions'] });
+  await agent(scope, ctx, 'edge-1', { username: 'edge-1', password: token });
+  await waitFor(() => ctx.fed.hub.registry.get('edge-1')?.status === 'active', { label: 'edge-1 active' });
+  const writer = await ctx.token({ role: 'operator', scopes: ['wpk:write'] });
+  const created = await http<WpkRecord>(ctx, 'POST', '/federation/wpk', writer, { capability: 'basic-actions', action: 'echo', params: { ok: 1 } });
+  assert.is(created.status, 201);
+  await waitFor(() => ctx.fed.hub.wpks.get(created.body.wpk_id)?.state === 'succeeded', { label: 'WPK succeeded' });
+}, { timeoutMs: 10_000 }));
+
+test('without a token, or with caps beyond it, an agent does not join', bounded(async (scope) => {
+  const ctx = await secured(scope);
+  await agent(scope, ctx, 'anon-1');
+  const narrow = await ctx.token({ role: 'agent', subject: 'edge-2', caps: ['monitoring'] });
+  await agent(scope, ctx, 'edge-2', { username: 'edge-2', password: narrow, capabilities: ['monitoring', 'basic-actions'] });
+  await sleep(300);
+  assert.is(ctx.fed.hub.registry.get('anon-1'), undefined, 'no token: refused at CONNECT');
+  assert.is(ctx.fed.hub.registry.get('edge-2'), undefined, 'a registration announcing caps beyond the token is dropped');
+  assert.ok((ctx.fed.authStats?.authFailures.no_credentials ?? 0) >= 1);
+  assert.ok((ctx.fed.authStats?.publishRefusals.caps_exceeded ?? 0) >= 1);
+}, { timeoutMs: 10_000 }));
+
+test('HTTP: 401 without a token (with WWW-Authenticate), /health open, operators read, only wpk:write writes, agents see only themselves', bounded(async (scope) => {
+  const ctx = await secured(scope);
+  const reader = await ctx.token({ role: 'operator' });
+  const agentToken = await ctx.token({ role: 'agent', subject: 'edge-3', caps: ['basic-actions'] });
+  assert.is((await http(ctx, 'GET', '/health')).status, 200);
+  const anon = await http<{ error: { code: string } }>(ctx, 'GET', '/federation/nodes');
+  assert.equal([anon.status, anon.body.error.code, anon.auth], [401, 'EDGEFED_ERR_UNAUTHENTICATED', 'Bearer']);
+  assert.is((await http(ctx, 'GET', '/federation/nodes', 'not.a.token')).status, 401);
+  assert.is((await http(ctx, 'GET', '/federation/nodes', reader)).status, 200);
+  const denied = await http<{ error: { message: string } }>(ctx, 'POST', '/federation/wpk', reader, { capability: 'basic-actions', action: 'echo' });
+  assert.is(denied.status, 403);
+  assert.match(denied.body.error.message, /wpk:write/);
+  assert.is((await http(ctx, 'POST', '/federation/nodes/edge-3/heartbeat', agentToken, {})).status, 404, 'allowed (the node is simply not registered)');
+  assert.is((await http(ctx, 'POST', '/federation/nodes/edge-4/heartbeat', agentToken, {})).status, 403);
+  assert.is((await http(ctx, 'GET', '/federation/wpk', agentToken)).status, 403);
+  assert.ok((ctx.fed.hub.counters.refusals.not_allowed ?? 0) >= 5, 'every refusal is counted');
+  assert.is(ctx.fed.hub.wpks.list().length, 0, 'nothing was created');
+}, { timeoutMs: 10_000 }));
+
+test.run();
