@@ -10,9 +10,11 @@ import { BROKER_OPTION_CODE } from './options.js';
  * object with a connect timer of its own (30 s by default) each.
  *
  * Call `admit(socket)` first thing in a listener's connection handler, and
- * hand the socket on only when it returns true. One gate is shared by every
- * listener of a broker (plain and TLS) so `maxConnections` is global.
- * In-memory connections (the hub's own client) never pass through it.
+ * hand the socket on only when it returns true. For TLS, call it on the raw
+ * TCP socket before the handshake, so a refused flood costs no crypto. One
+ * gate is shared by every listener of a broker (plain and TLS) so
+ * `maxConnections` is global. In-memory connections (the hub's own client)
+ * never pass through it.
  */
 
 export interface ConnectionGateOptions {
