@@ -11,8 +11,7 @@ import * as assert from 'uvu/assert';
 import { assertUntouched, hostileStage, keepServing, rawSocket, tcpClientFrom, type HostileStage } from './helpers/hostile.js';
 import { refusalLines } from './helpers/hostile-log.js';
 import { connectFrame } from './helpers/mqtt-bytes.js';
-import type { Scope } from './helpers/scope.js';
-import { bounded } from './helpers/scope.js';
+import { bounded, type Scope } from './helpers/scope.js';
 import { waitFor } from './helpers/time.js';
 
 const BURST = 500;
