@@ -25,7 +25,10 @@ export interface Identity {
 }
 
 /** Why a token was refused: logged (never the token itself) and counted by this code. */
-export type TokenRefusalCode = 'malformed' | 'bad_signature' | 'expired' | 'not_yet_valid' | 'wrong_issuer' | 'wrong_audience' | 'bad_algorithm' | 'bad_claims' | 'unknown_key';
+export type TokenRefusalCode =
+  | 'malformed' | 'bad_signature' | 'expired' | 'not_yet_valid' | 'wrong_issuer' | 'wrong_audience' | 'bad_algorithm' | 'bad_claims' | 'unknown_key'
+  /** The verification keys could not be fetched (a JWKS URL down): not the client's fault. */
+  | 'keys_unavailable';
 
 export class TokenError extends Error {
   constructor(readonly code: TokenRefusalCode, message: string) {

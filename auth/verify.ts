@@ -154,7 +154,7 @@ function checkHeader(token: string, algorithms: readonly string[]): ProtectedHea
 /** Every failure becomes a TokenError whose code says why; messages never hold the token. */
 export function toTokenError(err: unknown): TokenError {
   if (err instanceof TokenError) return err;
-  if (err instanceof KeysUnavailableError) return new TokenError('unknown_key', err.message);
+  if (err instanceof KeysUnavailableError) return new TokenError('keys_unavailable', err.message);
   if (err instanceof errors.JWTExpired) return new TokenError('expired', 'token expired');
   if (err instanceof errors.JWTClaimValidationFailed) return claimError(err);
   if (err instanceof errors.JWSSignatureVerificationFailed) return new TokenError('bad_signature', 'signature does not verify');

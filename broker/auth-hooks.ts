@@ -55,6 +55,8 @@ const CONNACK_OF: Record<AuthFailureCode, ConnackRefusal> = {
   takeover_refused: NOT_AUTHORIZED,
   invalid_identity: NOT_AUTHORIZED,
   verifier_unavailable: SERVER_UNAVAILABLE,
+  // The JWKS URL is down: CONNACK 3 tells the client to retry, not that its token is bad.
+  keys_unavailable: SERVER_UNAVAILABLE,
 };
 
 /**

@@ -90,4 +90,22 @@ test('HTTP: 401 without a token (with WWW-Authenticate), /health open, operators
   assert.is(ctx.fed.hub.wpks.list().length, 0, 'nothing was created');
 }, { timeoutMs: 10_000 }));
 
+test('a token from an extra key source that is down is answered CONNACK 3 (retry later), not 4', bounded(async (scope) => {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'edgefed-auth-down-'));
+  scope.defer(() => fs.rm(dir, { recursive: true, force: true }));
+  // Port 9 (discard) on loopback: nothing listens there, the fetch fails at once.
+  const fed = await federation({ dataDir: dir, auth: { jwksUrl: 'http://127.0.0.1:9/v1/identity/oidc/.well-known/keys' } });
+  scope.defer(() => fed.stop());
+  const otherDir = await fs.mkdtemp(path.join(os.tmpdir(), 'edgefed-auth-other-'));
+  scope.defer(() => fs.rm(otherDir, { recursive: true, force: true }));
+  const foreign = await issueToken({ role: 'operator', ttlSeconds: 600 }, await loadOrCreateSigningKey(otherDir));
+  const client = fed.broker!.connectInMemory({ clientId: 'op-1', username: 'operator', password: foreign, reconnectPeriod: 0 });
+  scope.defer(() => client.endAsync(true));
+  const code = await withTimeout(new Promise<number | undefined>((resolve) => {
+    client.once('error', (err) => resolve((err as { code?: number }).code));
+    client.once('connect', () => resolve(0));
+  }), 5000, 'CONNACK');
+  assert.is(code, 3);
+}, { timeoutMs: 10_000 }));
+
 test.run();
