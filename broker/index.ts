@@ -32,7 +32,10 @@ export { guardStream, PacketGuardError, type PacketGuardViolation } from './pack
 export interface BrokerStats {
   /** Connections cut by the packet guard (oversized or malformed packet header). */
   packetGuardDrops: number;
-  /** mqtts connections refused in the TLS handshake (no or untrusted client certificate, not TLS at all, timeout). */
+  /**
+   * mqtts connections that ended in or before the TLS handshake: no or an
+   * untrusted client certificate, not TLS at all, handshake timeout, peer gone.
+   */
   tlsHandshakeFailures: number;
 }
 

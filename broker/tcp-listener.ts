@@ -17,6 +17,11 @@ export interface TcpListenerOptions {
   host: string;
   port: number;
   accept(socket: Socket): void;
+  /**
+   * Runs first on every new socket (e.g. a connection gate's `admit`); false
+   * destroys the socket before anything reads from it.
+   */
+  admit?(socket: Socket): boolean;
   /** Server errors after listening (e.g. EMFILE on accept): reported, never thrown. */
   onError(error: Error): void;
 }
@@ -24,20 +29,30 @@ export interface TcpListenerOptions {
 export async function listenTcp(options: TcpListenerOptions): Promise<TcpListener> {
   // No Nagle: a trigger or an update is one small packet that must go now;
   // with Nagle and delayed ACKs, 1% of round trips stalled 40-50 ms (bench/RESULTS.md).
-  const server = createServer({ noDelay: true }, options.accept);
-  return serveOn(server, options);
+  const server = createServer({ noDelay: true });
+  return serveOn(server, options, options.accept);
 }
 
 /**
  * Binds `server` and tracks its raw sockets from the 'connection' event, so
  * that close() also cuts a TLS socket still in its handshake (which never
- * reached the accept callback).
+ * reached the accept callback). `admitted` gets each socket `admit` let in;
+ * a TLS server hands its sockets on after the handshake instead.
  */
-export async function serveOn(server: Server, options: Pick<TcpListenerOptions, 'host' | 'port' | 'onError'>): Promise<TcpListener> {
+export async function serveOn(
+  server: Server,
+  options: Pick<TcpListenerOptions, 'host' | 'port' | 'onError' | 'admit'>,
+  admitted?: (socket: Socket) => void,
+): Promise<TcpListener> {
   const sockets = new Set<Socket>();
   server.on('connection', (socket: Socket) => {
+    if (options.admit && !options.admit(socket)) {
+      socket.destroy();
+      return;
+    }
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
+    admitted?.(socket);
   });
   await bind(server, options.host, options.port);
   server.on('error', options.onError);

@@ -19,6 +19,13 @@ export interface TlsListenerOptions {
   handshakeTimeoutMs: number;
   /** Receives each socket once its handshake succeeded (and, with mutual TLS, its client certificate was accepted). */
   accept(socket: TLSSocket): void;
+  /**
+   * Runs on the raw TCP socket before the handshake (a refused flood costs no
+   * crypto); false destroys it. node:tls then reports that socket through
+   * `onHandshakeError` too ("socket hang up"): its TLS wrapper is a different
+   * object, so the refusal cannot be told apart there.
+   */
+  admit?(socket: Socket): boolean;
   /** A failed handshake (no client certificate, unknown CA, plain MQTT on the TLS port...): reported, never thrown. */
   onHandshakeError(error: Error, remoteAddress: string | undefined): void;
   /** Server errors after listening (e.g. EMFILE on accept): reported, never thrown. */
