@@ -7,6 +7,7 @@ import type { Logger } from '../lib/log.js';
 import { serverTlsOptions } from '../lib/tls-material.js';
 import { toAedesOptions } from './aedes-options.js';
 import { assertBindAllowed } from './bind-policy.js';
+import { createConnectionGate, type ConnectionGate, type ConnectionGateStats } from './conn-limits.js';
 import { connectInMemory } from './memory.js';
 import { DEFAULT_MQTTS_PORT, resolveBrokerOptions, type BrokerOptions, type ResolvedBrokerOptions } from './options.js';
 import { describeViolation, guardStream, PacketGuard, PacketGuardError, type PacketGuardViolation } from './packet-guard.js';
@@ -37,6 +38,8 @@ export interface BrokerStats {
    * untrusted client certificate, not TLS at all, handshake timeout, peer gone.
    */
   tlsHandshakeFailures: number;
+  /** The TCP/TLS accept gate: open connections, refusals by reason; undefined with `listen: false`. */
+  readonly connections: ConnectionGateStats | undefined;
 }
 
 export interface EdgefedBroker {
@@ -76,12 +79,20 @@ export async function createBroker(options: BrokerOptions = {}): Promise<Edgefed
   // Checked before aedes starts, so a wrong file leaves nothing to clean up.
   const tls = opts.listen && opts.tls ? serverTlsOptions(opts.tls) : undefined;
   const log = opts.logger.child({ component: 'broker' });
+  // Also checks its limits, before aedes starts: a bad one leaves nothing to clean up.
+  const gate = opts.listen ? createConnectionGate(gateOptions(opts), log) : undefined;
   const aedes = await Aedes.createBroker(toAedesOptions(opts));
   logAedesEvents(aedes, log);
   // Only a bounded bus queues messages, and only a queue can chain synchronous releases.
   if (opts.busConcurrency > 0) keepDeliveryAsync(aedes);
 
-  const stats: BrokerStats = { packetGuardDrops: 0, tlsHandshakeFailures: 0 };
+  const stats: BrokerStats = {
+    packetGuardDrops: 0,
+    tlsHandshakeFailures: 0,
+    get connections() {
+      return gate?.stats();
+    },
+  };
   const connections = new Set<Duplex>();
   let closing: Promise<void> | undefined;
 
@@ -103,14 +114,15 @@ export async function createBroker(options: BrokerOptions = {}): Promise<Edgefed
   }
 
   const listeners = opts.listen
-    ? await startListeners(opts, tls, handle, stats, log).catch(async (error: unknown) => {
+    ? await startListeners(opts, tls, handle, gate!, stats, log).catch(async (error: unknown) => {
+      gate?.close();
       await closeAedes(aedes);
       throw error;
     })
     : {};
 
   function close(): Promise<void> {
-    closing ??= shutdown(listeners, connections, aedes);
+    closing ??= shutdown(listeners, connections, aedes).finally(() => gate?.close());
     return closing;
   }
 
@@ -124,6 +136,16 @@ export async function createBroker(options: BrokerOptions = {}): Promise<Edgefed
     connectInMemory: (clientOptions?: IClientOptions) => connectInMemory(handle, clientOptions),
     handle,
     close,
+  };
+}
+
+/** The broker options of the gate; the gate applies its own defaults to those left undefined. */
+function gateOptions(opts: ResolvedBrokerOptions) {
+  return {
+    connectRatePerAddress: opts.connectRatePerAddress,
+    connectBurstPerAddress: opts.connectBurstPerAddress,
+    maxConnections: opts.maxConnections,
+    exemptLoopback: opts.exemptLoopback,
   };
 }
 
@@ -141,30 +163,40 @@ async function startListeners(
   opts: ResolvedBrokerOptions,
   tls: TlsOptions | undefined,
   handle: (conn: Duplex) => void,
+  gate: ConnectionGate,
   stats: BrokerStats,
   log: Logger,
 ): Promise<Listeners> {
-  const plain = opts.plain ? await startPlainListener(opts, handle, log) : undefined;
+  const plain = opts.plain ? await startPlainListener(opts, handle, gate, log) : undefined;
   if (tls === undefined) return { plain };
   try {
-    return { plain, tls: await startTlsListener(opts, tls, handle, stats, log) };
+    return { plain, tls: await startTlsListener(opts, tls, handle, gate, stats, log) };
   } catch (error) {
     await plain?.close();
     throw error;
   }
 }
 
-function startPlainListener(opts: ResolvedBrokerOptions, handle: (conn: Duplex) => void, log: Logger): Promise<TcpListener> {
+function startPlainListener(opts: ResolvedBrokerOptions, handle: (conn: Duplex) => void, gate: ConnectionGate, log: Logger): Promise<TcpListener> {
   return listenTcp({
     host: opts.host,
     port: opts.port,
+    admit: gate.admit,
     accept: handle,
     onError: (error) => log.error({ err: error.message }, 'tcp listener error'),
   });
 }
 
-function startTlsListener(opts: ResolvedBrokerOptions, tls: TlsOptions, handle: (conn: Duplex) => void, stats: BrokerStats, log: Logger): Promise<TcpListener> {
+function startTlsListener(
+  opts: ResolvedBrokerOptions,
+  tls: TlsOptions,
+  handle: (conn: Duplex) => void,
+  gate: ConnectionGate,
+  stats: BrokerStats,
+  log: Logger,
+): Promise<TcpListener> {
   return listenTls({
+    admit: gate.admit,
     host: opts.host,
     port: opts.tls?.port ?? DEFAULT_MQTTS_PORT,
     tls,

@@ -84,6 +84,18 @@ export interface BrokerOptions {
    * messages stay bounded by the number of connections.
    */
   busConcurrency?: number;
+  /**
+   * Connects per second one remote address may sustain on the TCP and TLS
+   * listeners (a token bucket); 0 = no per-address limit. Default 20.
+   * A connect over the limit is closed at accept, before any MQTT or TLS.
+   */
+  connectRatePerAddress?: number;
+  /** Connects one address may make in a burst before its rate applies. Default 50. */
+  connectBurstPerAddress?: number;
+  /** Open connections over all listeners; 0 = no limit. In-memory connections do not count. Default 10,000. */
+  maxConnections?: number;
+  /** Loopback peers skip the per-address limit (`edgefed simulate`, benchmarks). Default true. */
+  exemptLoopback?: boolean;
   /** Where connection events (debug) and guard violations (warn) go. */
   logger?: Logger;
 }
