@@ -23,6 +23,9 @@ const SPECS: FlagSpecs = {
   'max-packet': { type: 'string', value: 'BYTES', help: 'Largest MQTT packet the embedded broker accepts', default: String(256 * 1024) },
   'max-payload': { type: 'string', value: 'BYTES', help: 'Largest node payload the hub accepts', default: String(DEFAULT_MAX_PAYLOAD_BYTES) },
   'log-level': { type: 'string', value: 'LEVEL', help: 'debug, info, warn, error or silent', default: 'info' },
+  'max-connections': { type: 'string', value: 'N', help: 'Open MQTT connections the embedded broker allows (0 = no limit)', default: '10000' },
+  'connect-rate': { type: 'string', value: 'N', help: 'New connections per second one address may sustain (0 = no limit; loopback is exempt)', default: '20' },
+  'connect-burst': { type: 'string', value: 'N', help: 'New connections one address may open in a burst', default: '50' },
   ...TLS_START_SPECS,
   ...AUTH_START_SPECS,
 };
@@ -46,6 +49,11 @@ export async function runStart(argv: string[], env: NodeJS.ProcessEnv): Promise<
     maxPacketBytes: int(flags, 'max-packet', { min: 1024, max: 256 * 1024 * 1024 }) ?? 256 * 1024,
     maxPayloadBytes: int(flags, 'max-payload', { min: 256, max: 16 * 1024 * 1024 }) ?? DEFAULT_MAX_PAYLOAD_BYTES,
     logger: log,
+    broker: {
+      maxConnections: int(flags, 'max-connections', { min: 0, max: 10_000_000 }) ?? 10_000,
+      connectRatePerAddress: int(flags, 'connect-rate', { min: 0, max: 1_000_000 }) ?? 20,
+      connectBurstPerAddress: int(flags, 'connect-burst', { min: 1, max: 1_000_000 }) ?? 50,
+    },
     ...tlsStartOptions(flags),
     ...authStartOptions(flags),
   });
