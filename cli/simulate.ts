@@ -7,6 +7,7 @@ import { startAgent, type Agent } from '../agent/index.js';
 import { jsonLogger } from '../lib/log.js';
 import { parseDuration } from '../lib/duration.js';
 import { DEFAULT_TOPIC_ROOT } from '../lib/topics.js';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { CliError, helpText, int, labels, list, parseFlags, str, type Flags, type FlagSpecs } from './args.js';
 
@@ -21,7 +22,7 @@ const SPECS: FlagSpecs = {
   keepalive: { type: 'string', value: 'SECONDS', help: 'MQTT keepalive in seconds', default: '30' },
   rate: { type: 'string', value: 'N', help: 'Connections opened per second', default: '500' },
   duration: { type: 'string', value: 'DUR', help: 'Stop after this long (default: run until Ctrl-C)' },
-  auth: { type: 'string', value: 'MODE', help: 'jwt: give each agent its own token, signed with the hub\'s key in --data-dir (for a hub with --auth jwt)', default: 'none' },
+  auth: { type: 'string', value: 'MODE', help: 'jwt: give each agent its own token, signed with the hub\'s key in --data-dir (a hub with --auth jwt); auto: do so when that key exists; none', default: 'auto' },
   'data-dir': { type: 'string', value: 'DIR', help: 'With --auth jwt: the hub\'s data dir (its signing key)', default: './data' },
 };
 
@@ -81,11 +82,13 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
  * then: jose stays out of a plain `simulate`.
  */
 async function simulatedTokens(flags: Flags): Promise<Pick<FleetOptions, 'tokenFor'>> {
-  const mode = str(flags, 'auth') ?? 'none';
-  if (mode === 'none') return {};
-  if (mode !== 'jwt') throw new CliError(`edgefed simulate: --auth must be none or jwt, got "${mode}"`);
-  const { issueToken, loadOrCreateSigningKey } = await import('../auth/index.js');
+  const mode = str(flags, 'auth') ?? 'auto';
+  if (mode !== 'none' && mode !== 'jwt' && mode !== 'auto') throw new CliError(`edgefed simulate: --auth must be auto, jwt or none, got "${mode}"`);
   const dataDir = path.resolve(str(flags, 'data-dir') ?? './data');
+  // auto: a hub started here with --auth jwt has left its key in the data dir (auth/keys.ts: keys/signing-key.pem;
+  // named here so that a plain simulate does not load jose).
+  if (mode === 'none' || (mode === 'auto' && !existsSync(path.join(dataDir, 'keys', 'signing-key.pem')))) return {};
+  const { issueToken, loadOrCreateSigningKey } = await import('../auth/index.js');
   const key = await loadOrCreateSigningKey(dataDir);
   if (key.created) process.stderr.write(`simulate: no signing key in ${dataDir} yet, made one: the hub accepts these tokens only if it runs with --data-dir ${dataDir}\n`);
   const caps = list(flags, 'capabilities');
