@@ -101,3 +101,23 @@ export function labels(flags: Flags, name = 'label'): Record<string, string> {
   }
   return out;
 }
+
+export interface CommandHelp { usage: string; summary: string }
+
+/**
+ * A (sub)command's flags and positionals, or undefined once `--help` has
+ * printed its help. Positionals beyond `maxPositionals` are a usage error
+ * naming the first extra one.
+ */
+export function commandFlags(
+  command: string, argv: string[], specs: FlagSpecs, env: NodeJS.ProcessEnv, help: CommandHelp, maxPositionals = 0,
+): { flags: Flags; positionals: string[] } | undefined {
+  const parsed = parseFlags(command, argv, specs, env);
+  if (parsed.flags.help) {
+    process.stdout.write(helpText(help.usage, help.summary, specs));
+    return undefined;
+  }
+  const extra = parsed.positionals[maxPositionals];
+  if (extra !== undefined) throw new CliError(`edgefed ${command}: unexpected argument "${extra}". Run "edgefed ${command} --help".`);
+  return parsed;
+}

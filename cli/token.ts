@@ -9,7 +9,7 @@ import { checkIssueOptions, issueToken, type IssueOptions } from '../auth/tokens
 import { loadOrCreateSigningKey, rotateSigningKey, type SigningKey } from '../auth/keys.js';
 import { ROLES, type Role } from '../auth/types.js';
 import { parseDuration } from '../lib/duration.js';
-import { CliError, helpText, list, parseFlags, str, type Flags, type FlagSpecs } from './args.js';
+import { CliError, commandFlags, list, str, type Flags, type FlagSpecs } from './args.js';
 
 const DATA_DIR: FlagSpecs[string] = { type: 'string', value: 'DIR', help: 'Data dir of the hub; its signing key is in DIR/keys', default: './data' };
 
@@ -46,12 +46,12 @@ export async function runToken(argv: string[], env: NodeJS.ProcessEnv): Promise<
 }
 
 async function runIssue(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
-  const { flags, positionals } = parseFlags('token issue', argv, ISSUE_SPECS, env);
-  if (flags.help) {
-    process.stdout.write(helpText('edgefed token issue --node NODE_ID --capabilities LIST [options]', 'Prints a signed token (JWT) alone on one line: pass it to "edgefed agent --token" or as the MQTT password.', ISSUE_SPECS));
-    return 0;
-  }
-  if (positionals.length > 0) throw usageError(`unexpected argument "${positionals[0]}"`);
+  const parsed = commandFlags('token issue', argv, ISSUE_SPECS, env, {
+    usage: 'edgefed token issue --node NODE_ID --capabilities LIST [options]',
+    summary: 'Prints a signed token (JWT) alone on one line: pass it to "edgefed agent --token" or as the MQTT password.',
+  });
+  if (!parsed) return 0;
+  const { flags } = parsed;
   const options = issueOptions(flags);
   try {
     checkIssueOptions(options); // before a key is made in a data dir that may be mistyped
@@ -64,12 +64,12 @@ async function runIssue(argv: string[], env: NodeJS.ProcessEnv): Promise<number>
 }
 
 async function runRotate(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
-  const { flags, positionals } = parseFlags('token rotate', argv, ROTATE_SPECS, env);
-  if (flags.help) {
-    process.stdout.write(helpText('edgefed token rotate [options]', 'Makes a new signing key; the old public keys stay in jwks.json so tokens they signed verify until they expire.', ROTATE_SPECS));
-    return 0;
-  }
-  if (positionals.length > 0) throw new CliError(`edgefed token rotate: unexpected argument "${positionals[0]}". Run "edgefed token rotate --help".`);
+  const parsed = commandFlags('token rotate', argv, ROTATE_SPECS, env, {
+    usage: 'edgefed token rotate [options]',
+    summary: 'Makes a new signing key; the old public keys stay in jwks.json so tokens they signed verify until they expire.',
+  });
+  if (!parsed) return 0;
+  const { flags } = parsed;
   const dataDir = dataDirOf(flags);
   const key = await rotateSigningKey(dataDir);
   process.stderr.write(`edgefed token: new signing key ${key.kid} in ${path.dirname(key.jwksFile)}; ${key.jwks.keys.length} key(s) trusted in ${key.jwksFile}. Restart the hub so that it signs its own token with the new key.\n`);

@@ -4,7 +4,7 @@
  * `edgefed trigger --wait`.
  */
 import { FINAL_WPK_STATES, WPK_STATES, type ExecutionRecord, type WpkRecord } from '../hub/wpk/types.js';
-import { CliError, helpText, int, parseFlags, str, type Flags, type FlagSpecs } from './args.js';
+import { CliError, commandFlags, int, str, type Flags, type FlagSpecs } from './args.js';
 import { getJson, HUB_FLAGS, hubOf, postJson } from './hub-client.js';
 import { ago, table } from './table.js';
 
@@ -147,9 +147,8 @@ function printJson(value: unknown): void {
 
 /** The single `<id>` argument of show and cancel. */
 function onlyId(sub: string, positionals: string[]): string {
-  const [id, extra] = positionals;
+  const [id] = positionals; // commandFlags refused any further argument
   if (id === undefined) throw new CliError(`edgefed wpk ${sub}: the work package id is missing. Run "edgefed wpk ${sub} --help".`);
-  if (extra !== undefined) throw new CliError(`edgefed wpk ${sub}: unexpected argument "${extra}". Run "edgefed wpk ${sub} --help".`);
   return id;
 }
 
@@ -168,12 +167,9 @@ export function listQuery(flags: Flags): string {
 }
 
 const runList: Subcommand = async (argv, env) => {
-  const { flags, positionals } = parseFlags('wpk list', argv, LIST_SPECS, env);
-  if (flags.help) {
-    process.stdout.write(helpText('edgefed wpk list [options]', 'Lists work packages, newest first.', LIST_SPECS));
-    return 0;
-  }
-  if (positionals.length > 0) throw new CliError(`edgefed wpk list: unexpected argument "${positionals[0]}". Run "edgefed wpk list --help".`);
+  const parsed = commandFlags('wpk list', argv, LIST_SPECS, env, { usage: 'edgefed wpk list [options]', summary: 'Lists work packages, newest first.' });
+  if (!parsed) return 0;
+  const { flags } = parsed;
   const qs = listQuery(flags);
   const body = await getJson<{ count: number; wpks: WpkRecord[] }>(hubOf(flags), `federation/wpk${qs ? `?${qs}` : ''}`);
   if (flags.json) printJson(body.wpks);
@@ -182,11 +178,9 @@ const runList: Subcommand = async (argv, env) => {
 };
 
 const runShow: Subcommand = async (argv, env) => {
-  const { flags, positionals } = parseFlags('wpk show', argv, ONE_SPECS, env);
-  if (flags.help) {
-    process.stdout.write(helpText('edgefed wpk show <wpk_id> [options]', 'Shows one work package and every execution of it.', ONE_SPECS));
-    return 0;
-  }
+  const parsed = commandFlags('wpk show', argv, ONE_SPECS, env, { usage: 'edgefed wpk show <wpk_id> [options]', summary: 'Shows one work package and every execution of it.' }, 1);
+  if (!parsed) return 0;
+  const { flags, positionals } = parsed;
   const record = await getJson<WpkRecord>(hubOf(flags), wpkPath(onlyId('show', positionals)));
   if (flags.json) printJson(record);
   else process.stdout.write(`${wpkDetails(record)}\n`);
@@ -194,12 +188,12 @@ const runShow: Subcommand = async (argv, env) => {
 };
 
 const runCancel: Subcommand = async (argv, env) => {
-  const { flags, positionals } = parseFlags('wpk cancel', argv, ONE_SPECS, env);
-  if (flags.help) {
-    process.stdout.write(helpText('edgefed wpk cancel <wpk_id> [options]',
-      'Cancels a work package that has not finished; nodes running it are told to stop.\nExit code 1 when it had already finished or does not exist.', ONE_SPECS));
-    return 0;
-  }
+  const parsed = commandFlags('wpk cancel', argv, ONE_SPECS, env, {
+    usage: 'edgefed wpk cancel <wpk_id> [options]',
+    summary: 'Cancels a work package that has not finished; nodes running it are told to stop.\nExit code 1 when it had already finished or does not exist.',
+  }, 1);
+  if (!parsed) return 0;
+  const { flags, positionals } = parsed;
   const record = await postJson<WpkRecord>(hubOf(flags), wpkPath(onlyId('cancel', positionals), '/cancel'));
   if (flags.json) printJson(record);
   else process.stdout.write(`${record.wpk_id} ${record.state}\n`);
