@@ -72,14 +72,18 @@ function assertLoggedOncePerInterval(stage: HostileStage, reason: string, refuse
   assert.is(1 + summarised, refused, 'every refusal is in a line or a summary count');
 }
 
-test('500 connects from one address: the per-address limit admits the burst, refuses the rest at accept', bounded(async (scope) => {
-  const logIntervalMs = 500;
-  const stage = await hostileStage(scope, { gate: { exemptLoopback: false, connectRatePerAddress: 20, connectBurstPerAddress: 50, logIntervalMs } });
+/** What must not change, taken once only the good node is connected; and the good node kept busy. */
+async function before(stage: HostileStage) {
   const registryBefore = stage.registrySnapshot();
   const retainedBefore = await stage.retainedRegistration();
   await waitFor(() => stage.gate.stats().open === 1, { label: 'only the good node open' });
-  const clientsBefore = stage.broker.aedes.connectedClients;
-  const service = keepServing(stage.good);
+  return { registryBefore, retainedBefore, clientsBefore: stage.broker.aedes.connectedClients, service: keepServing(stage.good) };
+}
+
+test('500 connects from one address: the per-address limit admits the burst, refuses the rest at accept', bounded(async (scope) => {
+  const logIntervalMs = 500;
+  const stage = await hostileStage(scope, { gate: { exemptLoopback: false, connectRatePerAddress: 20, connectBurstPerAddress: 50, logIntervalMs } });
+  const { registryBefore, retainedBefore, clientsBefore, service } = await before(stage);
 
   const b = await burst(scope, stage.port, BURST);
   const stats = stage.gate.stats();
@@ -105,11 +109,7 @@ test('500 connects from one address: the per-address limit admits the burst, ref
 
 test('500 connects against a global limit of 100: 99 served beside the good node, 401 refused, slots come back', bounded(async (scope) => {
   const stage = await hostileStage(scope, { gate: { maxConnections: 100, logIntervalMs: 300 } });
-  const registryBefore = stage.registrySnapshot();
-  const retainedBefore = await stage.retainedRegistration();
-  await waitFor(() => stage.gate.stats().open === 1, { label: 'only the good node open' });
-  const clientsBefore = stage.broker.aedes.connectedClients;
-  const service = keepServing(stage.good);
+  const { registryBefore, retainedBefore, clientsBefore, service } = await before(stage);
 
   const b = await burst(scope, stage.port, BURST);
   assert.ok((await service.stop()) > 0, 'round trips went on meanwhile');
@@ -128,11 +128,7 @@ test('500 connects against a global limit of 100: 99 served beside the good node
 
 test('500 connects from loopback with the defaults are all served (simulate and benchmarks)', bounded(async (scope) => {
   const stage = await hostileStage(scope);
-  const registryBefore = stage.registrySnapshot();
-  const retainedBefore = await stage.retainedRegistration();
-  await waitFor(() => stage.gate.stats().open === 1, { label: 'only the good node open' });
-  const clientsBefore = stage.broker.aedes.connectedClients;
-  const service = keepServing(stage.good);
+  const { registryBefore, retainedBefore, clientsBefore, service } = await before(stage);
 
   const b = await burst(scope, stage.port, BURST);
   assert.ok((await service.stop()) > 0, 'round trips went on meanwhile');
