@@ -97,6 +97,15 @@ export async function startFederation(o: FederationOptions): Promise<Federation>
     await broker?.close();
     throw err;
   }
+  if (broker) {
+    const stats = broker.stats;
+    hub.brokerStats = () => ({
+      connections: stats.connections ?? null,
+      packet_guard_drops: stats.packetGuardDrops,
+      tls_handshake_failures: stats.tlsHandshakeFailures,
+      auth: hooks ? hooks.stats : null,
+    });
+  }
   let api: HttpApi;
   try {
     api = await startHttpApi(hub, {

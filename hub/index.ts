@@ -174,6 +174,8 @@ export class Hub {
   }
 
   get connected(): boolean { return this.#link.connected; }
+  /** What the embedded broker counted (connections, refusals), for /health; set by startFederation. */
+  brokerStats: (() => Record<string, unknown>) | undefined;
   /** Work packages: create, list, cancel (the HTTP API and the CLI use this). */
   get wpks(): WorkPackages { return this.#wpks; }
   get context(): HubContext { return this.#ctx; }

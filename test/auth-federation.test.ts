@@ -69,6 +69,8 @@ test('without a token, or with caps beyond it, an agent does not join', bounded(
   assert.is(ctx.fed.hub.registry.get('edge-2'), undefined, 'a registration announcing caps beyond the token is dropped');
   assert.ok((ctx.fed.authStats?.authFailures.no_credentials ?? 0) >= 1);
   assert.ok((ctx.fed.authStats?.publishRefusals.caps_exceeded ?? 0) >= 1);
+  const health = (await (await fetch(`${ctx.fed.api.url}/health`)).json()) as { broker: { auth: { authFailures: Record<string, number> } } };
+  assert.ok((health.broker.auth.authFailures.no_credentials ?? 0) >= 1, '/health shows the broker\'s refusals');
 }, { timeoutMs: 10_000 }));
 
 test('HTTP: 401 without a token (with WWW-Authenticate), /health open, operators read, only wpk:write writes, agents see only themselves', bounded(async (scope) => {

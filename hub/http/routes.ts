@@ -54,6 +54,7 @@ const health: RouteHandler = ({ hub, res }) => {
     refusals_total: totalRefusals(hub.counters),
     wpks: hub.wpks.countByState(),
     counters: hub.counters,
+    ...(hub.brokerStats ? { broker: hub.brokerStats() } : {}),
   });
 };
 
