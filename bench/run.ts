@@ -6,6 +6,7 @@
  *   dispatch-latency --nodes 1000 --rate 200/s --duration 20s [--floor 10s] [--nagle] [--own-capability]
  *   dispatch-throughput --nodes 1000 [--steps 8,32,128,512,2048] [--warmup 2s] [--window 5s] [--nagle] [--own-capability]
  *   failover --nodes 100 [--victims 50] [--keepalive 5] [--heartbeat-interval 5s] [--runs 3]
+ *   auth-storm --nodes 2000 [--runs 5] [--warmup 1] [--concurrency 200] [--client mqtt|raw] [--verifier product|node-sync|node-pool|product-rs256|node-sync-rs256|node-pool-rs256]
  * With no scenario, runs the issue's set. Prints one JSON line per result.
  * The fleet's connections behave like the product's (since 967cc92):
  * TCP_NODELAY on both ends. `--nagle` is an ablation that turns it off on
@@ -22,6 +23,8 @@ import { failover } from './failover.js';
 import { heartbeat } from './heartbeat.js';
 import { registrationStorm } from './registration-storm.js';
 import { arg, machine } from './stats.js';
+import { authStorm, type VerifierKind } from './auth-storm.js';
+import type { ClientKind } from './auth-storm-fleet.js';
 
 const argv = process.argv.slice(2);
 const scenario = argv[0] && !argv[0].startsWith('--') ? argv[0] : 'all';
@@ -72,12 +75,34 @@ async function fail(defaults = false): Promise<void> {
   }));
 }
 
+function clientKind(text: string): ClientKind {
+  if (text !== 'mqtt' && text !== 'raw') throw new Error(`--client "${text}": mqtt (mqtt.js clients) or raw (hand-encoded CONNECT on a socket)`);
+  return text;
+}
+
+function verifierKind(text: string): VerifierKind {
+  const kinds: readonly VerifierKind[] = ['product', 'node-sync', 'node-pool', 'product-rs256', 'node-sync-rs256', 'node-pool-rs256'];
+  const kind = kinds.find((k) => k === text);
+  if (kind === undefined) throw new Error(`--verifier "${text}": ${kinds.join(', ')}`);
+  return kind;
+}
+
+async function auth(defaults = false): Promise<void> {
+  const a = (name: string, fallback: string) => (defaults ? fallback : arg(argv, name, fallback));
+  print('auth-storm', await authStorm({
+    nodes: Number(a('nodes', '2000')), runs: Number(a('runs', '5')), warmup: Number(a('warmup', '1')), concurrency: Number(a('concurrency', '200')),
+    client: clientKind(a('client', 'mqtt')),
+    verifier: verifierKind(a('verifier', 'product')),
+  }));
+}
+
 if (scenario === 'registration-storm') await storm(Number(arg(argv, 'nodes', '1000')));
 else if (scenario === 'heartbeat') await beats();
 else if (scenario === 'agent-rss') await import('./agent-rss.js');
 else if (scenario === 'dispatch-latency') await latency();
 else if (scenario === 'dispatch-throughput') await throughput();
 else if (scenario === 'failover') await fail();
+else if (scenario === 'auth-storm') await auth();
 else if (scenario === 'all') {
   await storm(1000);
   await storm(5000);
@@ -86,7 +111,8 @@ else if (scenario === 'all') {
   await latency(true);
   await throughput(true);
   await fail(true);
+  await auth(true);
 } else {
-  process.stderr.write(`unknown scenario "${scenario}": registration-storm, heartbeat, agent-rss, dispatch-latency, dispatch-throughput, failover\n`);
+  process.stderr.write(`unknown scenario "${scenario}": registration-storm, heartbeat, agent-rss, dispatch-latency, dispatch-throughput, failover, auth-storm\n`);
   process.exitCode = 2;
 }

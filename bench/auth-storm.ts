@@ -1,0 +1,480 @@
+/**
+ * auth-storm: connections per second into the embedded broker with JWT
+ * verification off and on (`startFederation({ auth: {} })`), in the same run.
+ *
+ * The hub and its broker run in this process; N clients (plain mqtt.js, or
+ * with `--client raw` a hand-encoded CONNECT on a socket) connect from a
+ * child process (auth-storm-fleet.ts) over loopback TCP to the broker's own
+ * listener (ephemeral port), at most `concurrency` CONNECTs in flight. Every client uses its node id as client id and username and its own
+ * agent token as password, in both modes: the CONNECT packets are the same,
+ * only the broker's checks differ. Tokens are minted here from the run's data
+ * dir key (the one the federation loads), before anything is timed.
+ *
+ * One run of a mode, on a fresh federation:
+ *  1. first-connect storm: N connects, every token new to the verifier's
+ *     identity cache (a fresh federation has an empty one);
+ *  2. one heartbeat per client (QoS 0, its own `nodes/{id}/heartbeat`, which
+ *     the ACL allows): timed until the hub has counted N, and checked that
+ *     the ACL refused none;
+ *  3. all clients disconnect; once the broker holds no session of theirs,
+ *  4. reconnect storm: the same N tokens again (cached identities with auth).
+ * A storm's time runs from the first CONNECT the fleet sent until its N-th
+ * CONNACK (the fleet's clock, the same epoch clock as here); the moment the
+ * broker registered its N-th client (aedes `client` event) is reported too,
+ * and so are the CPU of both processes, this one's event loop utilisation and
+ * its main thread's own CPU per connect (Linux /proc).
+ *
+ * Modes alternate off / on / off / on ... (`warmup` discarded pairs first),
+ * and each pair's on/off ratio is a same-run ratio. `BENCH_PROFILE=x.cpuprofile`
+ * adds one pair after the measured ones (not counted) and profiles this
+ * process over each of its storms: x-off-first.cpuprofile, x-on-first..., etc.
+ *
+ * A micro-measure beside it: the verifier alone (createVerifier on the same
+ * key file, as the federation builds it), N tokens verified one after the
+ * other, first unseen then cached, in µs per token; and first passes of the
+ * node-sync prototype and of the product's verifier over an RS256 key set
+ * (see VerifierKind).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import crypto, { type KeyObject } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import { performance as perfHooks } from 'node:perf_hooks';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { SignJWT } from 'jose';
+import mqtt from 'mqtt';
+import { createVerifier, identityFromClaims, issueToken, loadOrCreateSigningKey, TokenError, type Identity, type SigningKey, type Verifier } from '../auth/index.js';
+import { IdentityCache } from '../auth/identity-cache.js';
+import { createAuthHooks, type AuthHooks } from '../broker/auth-hooks.js';
+import { startFederation, type Federation } from '../hub/federation.js';
+import { silentLogger } from '../lib/log.js';
+import type { AuthFleetCommand, AuthFleetReport, ClientKind } from './auth-storm-fleet.js';
+import { startProfile } from './profile.js';
+import { median, round } from './stats.js';
+
+const FLEET = fileURLToPath(new URL('./auth-storm-fleet.ts', import.meta.url));
+const PREFIX = 'as';
+const epochNow = (): number => performance.timeOrigin + performance.now();
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+async function waitUntil(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`benchmark condition not met in ${timeoutMs} ms: ${what}`);
+    await sleep(2);
+  }
+}
+
+export interface AuthStormOptions {
+  nodes: number;
+  /** Measured off/on pairs. */
+  runs: number;
+  /** Discarded off/on pairs before them (JIT, caches, page cache). */
+  warmup: number;
+  /** CONNECTs in flight at most. */
+  concurrency: number;
+  /** The fleet's clients: mqtt.js, or a raw socket client (see auth-storm-fleet.ts). */
+  client: ClientKind;
+  /** Which verifier the "on" runs use: the product's, or a bench-only prototype (see protoVerifier). */
+  verifier: VerifierKind;
+}
+
+/**
+ * `product`: `startFederation({ auth: {} })`, jose's jwtVerify over WebCrypto.
+ * `node-sync` / `node-pool` (ablations, bench-only prototypes): the same
+ * broker hooks (createAuthHooks: ACL, identity table, takeover rule) and the
+ * same IdentityCache, wired through the federation's public `broker` hook
+ * options, around a minimal EdDSA verifier on node:crypto: `crypto.verify`
+ * on the main thread, or with a callback (libuv's pool). They check alg, kid,
+ * signature, exp/nbf (30 s leeway) and edgefed's claims, nothing else
+ * (no iss/aud, no JWKS reload): enough to measure, not a replacement.
+ * `product-rs256` (ablation): the product's verifier (createVerifier, jose)
+ * over an RS256 key set, as for Vault's keys, in the same hooks; both modes
+ * then present RS256 tokens. Wired like the prototypes because
+ * `startFederation({ auth: { jwksFile, algorithms: ['RS256'] } })` refuses
+ * RS256 tokens today (the hub's own EdDSA verifier answers `bad_algorithm`,
+ * and only `unknown_key` falls through to the external keys).
+ * `node-sync-rs256` / `node-pool-rs256` (ablations): the prototypes over that RS256 key set.
+ */
+export type VerifierKind = 'product' | 'node-sync' | 'node-pool' | 'product-rs256' | 'node-sync-rs256' | 'node-pool-rs256';
+const RS256_KINDS: ReadonlySet<VerifierKind> = new Set(['product-rs256', 'node-sync-rs256', 'node-pool-rs256']);
+
+type Mode = 'off' | 'on';
+type StormName = 'first' | 'reconnect';
+
+interface StormResult {
+  /** First CONNECT sent -> N-th CONNACK received (fleet side). */
+  ms: number;
+  cps: number;
+  /** First CONNECT sent -> broker registered its N-th client (aedes `client` event, here). */
+  brokerMs: number;
+  /** CPU of this process (broker + hub) and of the fleet process over the storm, % of one core. */
+  brokerCpuPct: number;
+  fleetCpuPct: number;
+  /** This process's event loop utilisation over the storm (its main thread; crypto jobs run on libuv's pool). */
+  elu: number;
+  /**
+   * CPU of this process's main thread alone per connect, µs (Linux /proc, 10 ms ticks; NaN elsewhere):
+   * what limits the broker where clients are remote and spare cores take libuv's and V8's helper threads.
+   */
+  mainCpuUsPerConnect: number;
+}
+
+interface RunResult {
+  mode: Mode;
+  first: StormResult;
+  reconnect: StormResult;
+  /** Heartbeats: first sent -> hub counted all N. */
+  heartbeatMs: number;
+  heartbeatsAtHub: number;
+  publishRefusals: number;
+  connectsAccepted: number | undefined;
+  authFailures: number;
+  /** A CONNECT with a forged signature was refused (must be true with auth on, false off). */
+  forgedRefused: boolean;
+  mintMs: number;
+}
+
+class Fleet {
+  #stderr = '';
+  #waiters: Array<{ type: AuthFleetReport['type']; resolve: (m: AuthFleetReport) => void }> = [];
+  #exited: Promise<void>;
+
+  private constructor(readonly child: ChildProcess) {
+    child.stderr?.on('data', (d: Buffer) => { this.#stderr = (this.#stderr + d.toString()).slice(-4000); });
+    child.on('message', (m: AuthFleetReport) => {
+      const i = this.#waiters.findIndex((w) => w.type === m.type);
+      if (i >= 0) this.#waiters.splice(i, 1)[0]!.resolve(m);
+    });
+    this.#exited = new Promise((r) => child.once('exit', () => r()));
+  }
+
+  static async spawn(): Promise<Fleet> {
+    const child = spawn(process.execPath, ['--import', 'tsx', FLEET], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
+    const fleet = new Fleet(child);
+    try {
+      await fleet.next('ready', 60_000);
+    } catch (err) {
+      child.kill('SIGKILL');
+      throw err;
+    }
+    return fleet;
+  }
+
+  next<T extends AuthFleetReport['type']>(type: T, timeoutMs: number): Promise<Extract<AuthFleetReport, { type: T }>> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`auth fleet: no "${type}" within ${timeoutMs} ms; stderr: ${this.#stderr}`)), timeoutMs);
+      this.#waiters.push({ type, resolve: (m) => { clearTimeout(timer); resolve(m as Extract<AuthFleetReport, { type: T }>); } });
+      void this.#exited.then(() => {
+        clearTimeout(timer);
+        reject(new Error(`auth fleet exited (code ${this.child.exitCode}) before "${type}"; stderr: ${this.#stderr}`));
+      });
+    });
+  }
+
+  ask<T extends AuthFleetReport['type']>(cmd: AuthFleetCommand, type: T, timeoutMs: number): Promise<Extract<AuthFleetReport, { type: T }>> {
+    const reply = this.next(type, timeoutMs);
+    this.child.send(cmd);
+    return reply;
+  }
+
+  async stop(): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    if (this.child.connected) this.child.send({ cmd: 'stop' } satisfies AuthFleetCommand);
+    const killer = setTimeout(() => this.child.kill('SIGKILL'), 10_000);
+    await this.#exited;
+    clearTimeout(killer);
+  }
+}
+
+async function mint(key: SigningKey, ids: string[]): Promise<string[]> {
+  return Promise.all(ids.map((id) => issueToken({ role: 'agent', subject: id, caps: ['monitoring'], ttlSeconds: 3600 }, key)));
+}
+
+/** Sessions of the fleet's clients the broker holds now (the hub's own in-memory client excluded). */
+function fleetSessions(fed: Federation): number {
+  const clients = (fed.broker!.aedes as unknown as { clients: Record<string, unknown> }).clients;
+  let n = 0;
+  for (const id in clients) if (id.startsWith(`${PREFIX}-`)) n += 1;
+  return n;
+}
+
+/** CPU time of this process's main thread so far, ms (Linux: /proc/self/task/<pid>/stat utime + stime). */
+function mainThreadCpuMs(): number {
+  try {
+    const stat = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * 10; // USER_HZ is 100 on Linux
+  } catch {
+    return NaN;
+  }
+}
+
+async function stormOnce(
+  fed: Federation, fleet: Fleet, ids: string[], tokens: string[], o: AuthStormOptions, profileFile: string | undefined,
+): Promise<StormResult> {
+  const n = ids.length;
+  let registered = 0;
+  let lastRegisteredAt = 0;
+  const onClient = (client: { id: string }) => {
+    if (!client.id.startsWith(`${PREFIX}-`)) return;
+    registered += 1;
+    lastRegisteredAt = epochNow();
+  };
+  const aedes = fed.broker!.aedes;
+  aedes.on('client', onClient);
+  const profile = await startProfile(profileFile);
+  const cpu0 = process.cpuUsage();
+  const main0 = mainThreadCpuMs();
+  const elu0 = perfHooks.eventLoopUtilization();
+  const wall0 = performance.now();
+  const r = await fleet.ask({
+    cmd: 'storm', host: '127.0.0.1', port: fed.broker!.port!, ids, tokens, concurrency: o.concurrency, client: o.client, timeoutMs: 120_000,
+  }, 'storm', 150_000);
+  const cpu = process.cpuUsage(cpu0);
+  const elu = perfHooks.eventLoopUtilization(elu0).utilization;
+  const mainMs = mainThreadCpuMs() - main0;
+  const wall = performance.now() - wall0;
+  await profile.stop();
+  aedes.removeListener('client', onClient);
+  if (r.failed > 0) throw new Error(`auth-storm: ${r.failed}/${n} clients not connected: ${r.failures.join('; ')}`);
+  if (registered < n) throw new Error(`auth-storm: the broker registered ${registered}/${n} clients`);
+  const ms = r.lastConnackAt - r.firstConnectAt;
+  return {
+    ms, cps: (n / ms) * 1000, brokerMs: lastRegisteredAt - r.firstConnectAt,
+    // Over the whole exchange with the fleet (a little more than the storm): a ceiling, not the storm's own share.
+    brokerCpuPct: ((cpu.user + cpu.system) / 1000 / wall) * 100,
+    fleetCpuPct: (r.cpuMs / ms) * 100,
+    elu,
+    mainCpuUsPerConnect: (mainMs * 1000) / n,
+  };
+}
+
+async function closeAll(fed: Federation, fleet: Fleet): Promise<void> {
+  await fleet.ask({ cmd: 'close' }, 'closed', 60_000);
+  await waitUntil(() => fleetSessions(fed) === 0, 30_000, 'the broker dropped every fleet session');
+}
+
+async function oneRun(mode: Mode, fleet: Fleet, o: AuthStormOptions, profileBase?: string): Promise<RunResult> {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'edgefed-bench-auth-'));
+  let fed: Federation | undefined;
+  let hooks: AuthHooks | undefined;
+  try {
+    const ids = Array.from({ length: o.nodes }, (_, i) => `${PREFIX}-${i}`);
+    // The key the federation will load from the same data dir (made here first). Not timed as part of a storm.
+    const key = await loadOrCreateSigningKey(dir);
+    // product-rs256: an RSA key set of the bench's own, as a Vault would publish it; both modes use its tokens.
+    const rsa = RS256_KINDS.has(o.verifier) ? await rsaKeySet(dir) : undefined;
+    const m0 = performance.now();
+    const tokens = rsa ? await Promise.all(ids.map((id) => rsa.mint(id, 'agent'))) : await mint(key, ids);
+    const mintMs = performance.now() - m0;
+    if (mode === 'on' && o.verifier !== 'product') {
+      const verifier = o.verifier === 'product-rs256'
+        ? await createVerifier({ jwksFile: rsa!.jwksFile, algorithms: ['RS256'], logger: silentLogger })
+        : await protoVerifier(rsa ? rsa.jwksFile : key.jwksFile, o.verifier === 'node-pool' || o.verifier === 'node-pool-rs256', rsa ? 'RS256' : 'EdDSA');
+      hooks = createAuthHooks({ verifier, logger: silentLogger });
+      const hubToken = rsa ? await rsa.mint('hub', 'hub') : await issueToken({ role: 'hub', subject: 'hub', ttlSeconds: 3600 }, key);
+      fed = await startFederation({
+        mqttPort: 0, httpPort: 0, dataDir: dir, logger: silentLogger,
+        broker: { authenticate: hooks.authenticate, authorizePublish: hooks.authorizePublish, authorizeSubscribe: hooks.authorizeSubscribe },
+        hub: { username: 'hub', password: hubToken },
+      });
+    } else {
+      fed = await startFederation({ mqttPort: 0, httpPort: 0, dataDir: dir, logger: silentLogger, ...(mode === 'on' ? { auth: {} } : {}) });
+    }
+    const f = fed;
+    const prof = (storm: StormName) => (profileBase ? `${profileBase}-${mode}-${storm}.cpuprofile` : undefined);
+    await sleep(200);
+
+    const first = await stormOnce(f, fleet, ids, tokens, o, prof('first'));
+
+    // One allowed publish each: the node's own heartbeat.
+    const hb0 = f.hub.counters.messages.heartbeat;
+    const pub = await fleet.ask({ cmd: 'publish' }, 'published', 30_000);
+    await waitUntil(() => f.hub.counters.messages.heartbeat - hb0 >= pub.sent, 30_000, `${pub.sent} heartbeats at the hub`);
+    const heartbeatMs = epochNow() - pub.firstAt;
+    const heartbeatsAtHub = f.hub.counters.messages.heartbeat - hb0;
+
+    await closeAll(f, fleet);
+    await sleep(200);
+    const reconnect = await stormOnce(f, fleet, ids, tokens, o, prof('reconnect'));
+    await closeAll(f, fleet);
+    // With auth on, a CONNECT with a forged token must be refused (proof the checks ran); off, it is let in.
+    const sigAt = tokens[0]!.lastIndexOf('.') + 1;
+    const forged = `${tokens[0]!.slice(0, sigAt)}${'A'.repeat(tokens[0]!.length - sigAt)}`;
+    const forgedRefused = await mqtt.connectAsync(f.mqttUrl!, { clientId: ids[0], username: ids[0], password: forged, reconnectPeriod: 0, connectTimeout: 5000 })
+      .then(async (c) => { await c.endAsync(true); return false; }, () => true);
+
+    const stats = hooks?.stats ?? f.authStats;
+    const count = (rec: Record<string, number | undefined> | undefined) => Object.values(rec ?? {}).reduce<number>((s, v) => s + (v ?? 0), 0);
+    if (mode === 'on' && stats === undefined) throw new Error('auth-storm: auth on but the federation has no auth stats');
+    return {
+      mode, first, reconnect, heartbeatMs, heartbeatsAtHub, forgedRefused,
+      publishRefusals: count(stats?.publishRefusals), connectsAccepted: stats?.connectsAccepted, authFailures: count(stats?.authFailures), mintMs,
+    };
+  } finally {
+    await fed?.stop();
+    hooks?.close();
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** An RS256 key (2048 bits) in `dir`/rs256-jwks.json and a minter of edgefed claims signed with it. */
+async function rsaKeySet(dir: string): Promise<{ jwksFile: string; mint(subject: string, role: 'agent' | 'hub'): Promise<string> }> {
+  // PEM out of the key generation and fresh KeyObjects from it: Node 20.20 self-deadlocked here once
+  // when the generated KeyObject itself was exported as JWK (KeyObjectHandle::ExportJWK holds the key's
+  // mutex while it allocates; a GC then ran ~KeyGenJob, which takes the same mutex).
+  const pems = crypto.generateKeyPairSync('rsa', {
+    modulusLength: 2048, publicKeyEncoding: { type: 'spki', format: 'pem' }, privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+  });
+  const publicKey = crypto.createPublicKey(pems.publicKey);
+  const privateKey = crypto.createPrivateKey(pems.privateKey);
+  const jwksFile = path.join(dir, 'rs256-jwks.json');
+  await fs.writeFile(jwksFile, JSON.stringify({ keys: [{ ...publicKey.export({ format: 'jwk' }), kid: 'bench-rs256', alg: 'RS256', use: 'sig' }] }));
+  return {
+    jwksFile,
+    mint(subject, role) {
+      const now = Math.floor(Date.now() / 1000);
+      return new SignJWT(role === 'agent' ? { role, caps: ['monitoring'] } : { role })
+        .setProtectedHeader({ alg: 'RS256', kid: 'bench-rs256', typ: 'JWT' }).setSubject(subject).setIssuedAt(now).setExpirationTime(now + 3600)
+        .sign(privateKey);
+    },
+  };
+}
+
+/** See VerifierKind. Keys by kid from the JWKS file, imported once. */
+async function protoVerifier(jwksFile: string, pool: boolean, alg: 'EdDSA' | 'RS256' = 'EdDSA'): Promise<Verifier> {
+  const digest = alg === 'RS256' ? 'sha256' : null;
+  const jwks = JSON.parse(await fs.readFile(jwksFile, 'utf8')) as { keys: Array<{ kid: string } & crypto.JsonWebKey> };
+  const keys = new Map<string, KeyObject>(jwks.keys.map((k) => [k.kid, crypto.createPublicKey({ key: k, format: 'jwk' })]));
+  const cache = new IdentityCache(10_000, 10 * 60_000);
+  const json = (part: string): Record<string, unknown> => {
+    try {
+      return JSON.parse(Buffer.from(part, 'base64url').toString('utf8')) as Record<string, unknown>;
+    } catch {
+      throw new TokenError('malformed', 'not base64url JSON');
+    }
+  };
+  const check = (data: Buffer, key: KeyObject, sig: Buffer): Promise<boolean> | boolean => (pool
+    ? new Promise((resolve, reject) => crypto.verify(digest, data, key, sig, (err, ok) => (err ? reject(err) : resolve(ok))))
+    : crypto.verify(digest, data, key, sig));
+  return {
+    async verify(token: string): Promise<Identity> {
+      const now = Date.now();
+      const cached = cache.get(token, now);
+      if (cached) return cached;
+      const dot1 = token.indexOf('.');
+      const dot2 = token.indexOf('.', dot1 + 1);
+      if (token.length > 8192 || dot1 < 0 || dot2 < 0 || token.indexOf('.', dot2 + 1) >= 0) throw new TokenError('malformed', 'not a compact JWS');
+      const header = json(token.slice(0, dot1));
+      if (header['alg'] !== alg) throw new TokenError('bad_algorithm', `only ${alg}`);
+      const kid = typeof header['kid'] === 'string' ? header['kid'] : undefined;
+      const key = kid === undefined ? undefined : keys.get(kid);
+      if (!key) throw new TokenError('unknown_key', 'no key for this kid');
+      const ok = await check(Buffer.from(token.slice(0, dot2)), key, Buffer.from(token.slice(dot2 + 1), 'base64url'));
+      if (!ok) throw new TokenError('bad_signature', 'signature does not verify');
+      const payload = json(token.slice(dot1 + 1, dot2));
+      const s = now / 1000;
+      if (typeof payload['exp'] !== 'number' || payload['exp'] <= s - 30) throw new TokenError('expired', 'token expired');
+      if (typeof payload['nbf'] === 'number' && payload['nbf'] > s + 30) throw new TokenError('not_yet_valid', 'not yet valid');
+      const identity = identityFromClaims(payload, kid);
+      cache.set(token, identity, now);
+      return identity;
+    },
+  };
+}
+
+/** The verifier alone, as prepareJwtAuth builds it (the key file), µs per token: unseen, then cached. */
+async function verifierAlone(n: number): Promise<{ firstUs: number; cachedUs: number; nodeSyncUs: number; rs256Us: number }> {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'edgefed-bench-verify-'));
+  try {
+    const key = await loadOrCreateSigningKey(dir);
+    const tokens = await mint(key, Array.from({ length: n }, (_, i) => `${PREFIX}-${i}`));
+    const verifier = await createVerifier({ jwksFile: key.jwksFile, logger: silentLogger });
+    const pass = async (v: Verifier = verifier) => {
+      const t0 = performance.now();
+      for (const token of tokens) await v.verify(token);
+      return ((performance.now() - t0) * 1000) / n;
+    };
+    const firstUs = await pass();
+    const cachedUs = await pass();
+    const nodeSyncUs = await pass(await protoVerifier(key.jwksFile, false));
+    const rsa = await rsaKeySet(dir);
+    const rsaTokens = await Promise.all(Array.from({ length: n }, (_, i) => rsa.mint(`${PREFIX}-${i}`, 'agent')));
+    const rsaVerifier = await createVerifier({ jwksFile: rsa.jwksFile, algorithms: ['RS256'], logger: silentLogger });
+    const r0 = performance.now();
+    for (const token of rsaTokens) await rsaVerifier.verify(token);
+    const rs256Us = ((performance.now() - r0) * 1000) / n;
+    return { firstUs, cachedUs, nodeSyncUs, rs256Us };
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+}
+
+export async function authStorm(o: AuthStormOptions): Promise<Record<string, unknown>> {
+  if (!Number.isInteger(o.nodes) || o.nodes < 1) throw new Error(`--nodes ${o.nodes}: give a positive integer`);
+  const fleet = await Fleet.spawn();
+  const runs: RunResult[] = [];
+  const verify: Array<{ firstUs: number; cachedUs: number; nodeSyncUs: number; rs256Us: number }> = [];
+  try {
+    for (let i = 0; i < o.warmup; i += 1) {
+      await oneRun('off', fleet, o);
+      await oneRun('on', fleet, o);
+    }
+    for (let i = 0; i < o.runs; i += 1) {
+      runs.push(await oneRun('off', fleet, o));
+      runs.push(await oneRun('on', fleet, o));
+    }
+    for (let i = 0; i < 3; i += 1) verify.push(await verifierAlone(o.nodes));
+    const profileBase = process.env.BENCH_PROFILE?.replace(/\.cpuprofile$/, '');
+    if (profileBase) {
+      await oneRun('off', fleet, o, profileBase);
+      await oneRun('on', fleet, o, profileBase);
+    }
+  } finally {
+    await fleet.stop();
+  }
+  const off = runs.filter((r) => r.mode === 'off');
+  const on = runs.filter((r) => r.mode === 'on');
+  const storm = (name: StormName) => {
+    const offCps = off.map((r) => r[name].cps);
+    const onCps = on.map((r) => r[name].cps);
+    // Same-run ratio: each on run against the off run just before it.
+    const ratios = onCps.map((v, i) => v / offCps[i]!);
+    const ratio = median(ratios);
+    return {
+      off_median_cps: Math.round(median(offCps)), on_median_cps: Math.round(median(onCps)),
+      ratio_median: round(ratio, 3), jwt_cost_pct: round((1 - ratio) * 100, 1), target_met: 1 - ratio < 0.25,
+      off_runs_cps: offCps.map(Math.round), on_runs_cps: onCps.map(Math.round), ratio_runs: ratios.map((v) => round(v, 3)),
+      off_runs_ms: off.map((r) => round(r[name].ms)), on_runs_ms: on.map((r) => round(r[name].ms)),
+      off_broker_ms: off.map((r) => round(r[name].brokerMs)), on_broker_ms: on.map((r) => round(r[name].brokerMs)),
+      off_broker_cpu_pct: off.map((r) => Math.round(r[name].brokerCpuPct)), on_broker_cpu_pct: on.map((r) => Math.round(r[name].brokerCpuPct)),
+      off_fleet_cpu_pct: off.map((r) => Math.round(r[name].fleetCpuPct)), on_fleet_cpu_pct: on.map((r) => Math.round(r[name].fleetCpuPct)),
+      off_broker_elu: off.map((r) => round(r[name].elu, 2)), on_broker_elu: on.map((r) => round(r[name].elu, 2)),
+      off_main_cpu_us_per_connect: off.map((r) => Math.round(r[name].mainCpuUsPerConnect)),
+      on_main_cpu_us_per_connect: on.map((r) => Math.round(r[name].mainCpuUsPerConnect)),
+      main_cpu_extra_us_per_connect_median: Math.round(median(on.map((r, i) => r[name].mainCpuUsPerConnect - off[i]![name].mainCpuUsPerConnect))),
+    };
+  };
+  return {
+    nodes: o.nodes, runs: o.runs, warmup_pairs: o.warmup, concurrency: o.concurrency, client: o.client, verifier: o.verifier,
+    first_connect: storm('first'),
+    reconnect: storm('reconnect'),
+    heartbeat: {
+      off_runs_ms: off.map((r) => round(r.heartbeatMs)), on_runs_ms: on.map((r) => round(r.heartbeatMs)),
+      off_median_ms: round(median(off.map((r) => r.heartbeatMs))), on_median_ms: round(median(on.map((r) => r.heartbeatMs))),
+      at_hub_per_run: runs.map((r) => r.heartbeatsAtHub), on_publish_refusals: on.map((r) => r.publishRefusals),
+    },
+    on_connects_accepted: on.map((r) => r.connectsAccepted), on_auth_failures: on.map((r) => r.authFailures),
+    forged_token_refused: { off: off.map((r) => r.forgedRefused), on: on.map((r) => r.forgedRefused) },
+    mint_ms_median: round(median(runs.map((r) => r.mintMs))),
+    verifier_alone_us: {
+      first_median: round(median(verify.map((v) => v.firstUs))), cached_median: round(median(verify.map((v) => v.cachedUs)), 2),
+      first_runs: verify.map((v) => round(v.firstUs)), cached_runs: verify.map((v) => round(v.cachedUs, 2)),
+      node_sync_prototype_first_median: round(median(verify.map((v) => v.nodeSyncUs))),
+      product_rs256_first_median: round(median(verify.map((v) => v.rs256Us))),
+    },
+  };
+}
