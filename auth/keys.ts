@@ -109,9 +109,14 @@ async function refuseLooseMode(file: string): Promise<void> {
  * unused public key, never a signing key whose tokens nobody accepts.
  */
 async function installNewKey(dir: string): Promise<SigningKey> {
-  const { privateKey } = await generateEd25519('ed25519');
-  const pem = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
-  const jwk = await publicJwkOf(privateKey);
+  // PEM straight from the generator, and key objects made afresh from it: on
+  // Node 20.20 exporting a just-generated key object as JWK was seen to
+  // deadlock against the garbage collector (bench/RESULTS.md, auth-storm).
+  const { privateKey: pem } = await generateEd25519('ed25519', {
+    privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+    publicKeyEncoding: { type: 'spki', format: 'pem' },
+  });
+  const jwk = await publicJwkOf(createPublicKey(pem));
   const trusted = await readJwks(dir);
   await writeJwks(dir, [jwk, ...trusted.filter((k) => k.kid !== jwk.kid)]);
   await writeAtomically(path.join(dir, PRIVATE_KEY_FILE), pem, 0o600);

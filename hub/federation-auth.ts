@@ -45,9 +45,11 @@ export async function prepareJwtAuth(dataDir: string | undefined, o: JwtAuthOpti
 }
 
 /**
- * Tries the hub's own keys, then the external ones: a token the first does
- * not know the key of (`unknown_key`) may be the second's. Any other refusal
- * is final: a bad signature under a known key is not retried elsewhere.
+ * Tries the hub's own keys, then the external ones: a token whose key the
+ * first does not know (`unknown_key`), or signed with an algorithm it does not
+ * take (`bad_algorithm`: Vault signs RS256, the hub EdDSA), may be the
+ * second's. Any other refusal is final: a bad signature under a known key is
+ * not retried elsewhere.
  */
 function firstOf(primary: Verifier, fallback: Verifier): Verifier {
   return {
@@ -55,7 +57,7 @@ function firstOf(primary: Verifier, fallback: Verifier): Verifier {
       try {
         return await primary.verify(token);
       } catch (err) {
-        if (err instanceof TokenError && err.code === 'unknown_key') return fallback.verify(token);
+        if (err instanceof TokenError && (err.code === 'unknown_key' || err.code === 'bad_algorithm')) return fallback.verify(token);
         throw err;
       }
     },

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { startAgent, type AgentOptions } from '../agent/index.js';
+import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { issueToken, loadOrCreateSigningKey, type IssueOptions } from '../auth/index.js';
 import type { Federation } from '../hub/federation.js';
 import type { WpkRecord } from '../hub/wpk/types.js';
@@ -90,6 +91,25 @@ test('HTTP: 401 without a token (with WWW-Authenticate), /health open, operators
   assert.is((await http(ctx, 'GET', '/federation/wpk', agentToken)).status, 403);
   assert.ok((ctx.fed.hub.counters.refusals.not_allowed ?? 0) >= 5, 'every refusal is counted');
   assert.is(ctx.fed.hub.wpks.list().length, 0, 'nothing was created');
+}, { timeoutMs: 10_000 }));
+
+test('tokens signed elsewhere with RS256 (the Vault setup: --jwks-file --jwks-alg RS256) are accepted beside the hub\'s EdDSA ones', bounded(async (scope) => {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'edgefed-auth-rs-'));
+  scope.defer(() => fs.rm(dir, { recursive: true, force: true }));
+  const { privateKey, publicKey } = await generateKeyPair('RS256', { extractable: true });
+  const jwksFile = path.join(dir, 'vault-keys.json');
+  await fs.writeFile(jwksFile, JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), kid: 'vault-1', alg: 'RS256', use: 'sig' }] }));
+  const fed = await federation({ dataDir: path.join(dir, 'data'), auth: { jwksFile, algorithms: ['RS256'] } });
+  scope.defer(() => fed.stop());
+  const now = Math.floor(Date.now() / 1000);
+  const vaultToken = await new SignJWT({ role: 'operator' }).setProtectedHeader({ alg: 'RS256', kid: 'vault-1' })
+    .setSubject('alice').setIssuedAt(now).setExpirationTime(now + 600).sign(privateKey);
+  const res = await fetch(`${fed.api.url}/federation/nodes`, { headers: { authorization: `Bearer ${vaultToken}` } });
+  assert.is(res.status, 200);
+  const own = await issueToken({ role: 'operator', ttlSeconds: 600 }, await loadOrCreateSigningKey(path.join(dir, 'data')));
+  assert.is((await fetch(`${fed.api.url}/federation/nodes`, { headers: { authorization: `Bearer ${own}` } })).status, 200);
+  const forged = `${vaultToken.slice(0, vaultToken.lastIndexOf('.'))}.AAAA`;
+  assert.is((await fetch(`${fed.api.url}/federation/nodes`, { headers: { authorization: `Bearer ${forged}` } })).status, 401);
 }, { timeoutMs: 10_000 }));
 
 test('a token from an extra key source that is down is answered CONNACK 3 (retry later), not 4', bounded(async (scope) => {
