@@ -4,6 +4,7 @@
  * every check returns a reason instead of throwing.
  */
 import { isValidId } from '../lib/ids.js';
+import { parseObject } from '../lib/json.js';
 import type { Logger } from '../lib/log.js';
 import type { Command, HubStatus } from '../lib/wire.js';
 
@@ -18,14 +19,8 @@ export type CommandHandler<K extends CommandName = CommandName> = (command: Comm
 
 export function parseJsonObject(payload: Buffer): Parsed<Record<string, unknown>> {
   if (payload.length > MAX_INBOUND_BYTES) return { ok: false, reason: `payload of ${payload.length} bytes exceeds ${MAX_INBOUND_BYTES}` };
-  let value: unknown;
-  try {
-    value = JSON.parse(payload.toString('utf8'));
-  } catch {
-    return { ok: false, reason: 'not JSON' };
-  }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return { ok: false, reason: 'not a JSON object' };
-  return { ok: true, value: value as Record<string, unknown> };
+  const parsed = parseObject(payload);
+  return parsed.ok ? parsed : { ok: false, reason: parsed.reason };
 }
 
 const isEpochMs = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;

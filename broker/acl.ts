@@ -8,6 +8,7 @@
  */
 import type { Identity } from '../auth/types.js';
 import { isValidId } from '../lib/ids.js';
+import { parseObject } from '../lib/json.js';
 import { DEFAULT_TOPIC_ROOT, topics, type Topics } from '../lib/topics.js';
 
 /** Why a PUBLISH was refused; counted and logged by this code. */
@@ -149,14 +150,9 @@ function registrationWithinCaps(caps: readonly string[], payload: Buffer): Verdi
 }
 
 function readCapabilities(payload: Buffer): string[] | undefined {
-  let value: unknown;
-  try {
-    value = JSON.parse(payload.toString('utf8'));
-  } catch {
-    return undefined;
-  }
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) return undefined;
-  const capabilities: unknown = (value as Record<string, unknown>).capabilities;
+  const parsed = parseObject(payload);
+  if (!parsed.ok) return undefined;
+  const capabilities: unknown = parsed.value.capabilities;
   if (!Array.isArray(capabilities) || !capabilities.every((cap) => typeof cap === 'string')) return undefined;
   return capabilities as string[];
 }

@@ -11,7 +11,7 @@ import { ID_PATTERN } from '../lib/ids.js';
 import { silentLogger, type Logger } from '../lib/log.js';
 import { createAcl, type Acl, type PublishRefusal, type SubscribeRefusal, type Verdict } from './acl.js';
 import type { AuthenticateHook, AuthorizePublishHook, AuthorizeSubscribeHook } from './options.js';
-import { PacketGuard } from './packet-guard.js';
+import { remoteOf } from './packet-guard.js';
 
 /** Why a CONNECT was refused: the verifier's codes plus the broker's own checks. */
 export type AuthFailureCode =
@@ -346,6 +346,3 @@ function scrub(reason: string, password: Buffer | undefined): string {
   return bounded(clean, 512);
 }
 
-function remoteOf(client: Client): string {
-  return client.conn instanceof PacketGuard ? (client.conn.remoteAddress ?? 'in-memory') : 'unknown';
-}

@@ -10,7 +10,7 @@ import { assertBindAllowed } from './bind-policy.js';
 import { createConnectionGate, type ConnectionGate, type ConnectionGateStats } from './conn-limits.js';
 import { connectInMemory } from './memory.js';
 import { DEFAULT_MQTTS_PORT, resolveBrokerOptions, type BrokerOptions, type ResolvedBrokerOptions } from './options.js';
-import { describeViolation, guardStream, PacketGuard, PacketGuardError, type PacketGuardViolation } from './packet-guard.js';
+import { describeViolation, guardStream, PacketGuardError, remoteOf, type PacketGuardViolation } from './packet-guard.js';
 import { listenTcp, type TcpListener } from './tcp-listener.js';
 import { listenTls } from './tls-listener.js';
 
@@ -235,9 +235,6 @@ function closeAedes(aedes: Aedes): Promise<void> {
   return new Promise((resolve) => aedes.close(() => resolve()));
 }
 
-function remoteOf(client: Client): string {
-  return client.conn instanceof PacketGuard ? (client.conn.remoteAddress ?? 'in-memory') : 'unknown';
-}
 
 function logAedesEvents(aedes: Aedes, log: Logger): void {
   aedes.on('client', (client) => log.debug({ clientId: client.id, remote: remoteOf(client) }, 'client connected'));

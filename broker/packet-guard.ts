@@ -135,3 +135,8 @@ function describeRemote(conn: Duplex): string | undefined {
   if (remoteAddress === undefined) return undefined;
   return remoteAddress.includes(':') ? `[${remoteAddress}]:${remotePort}` : `${remoteAddress}:${remotePort}`;
 }
+
+/** The peer of an aedes client for logs: the guard knows the socket's address; in-memory connections have none. */
+export function remoteOf(client: { conn: unknown }): string {
+  return client.conn instanceof PacketGuard ? (client.conn.remoteAddress ?? 'in-memory') : 'unknown';
+}

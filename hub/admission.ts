@@ -5,6 +5,9 @@
  * retain gate, so "valid" means the same thing in both places.
  */
 import { isValidId } from '../lib/ids.js';
+import { parseObject } from '../lib/json.js';
+
+export { parseObject } from '../lib/json.js';
 import type { NodeFamily } from '../lib/topics.js';
 import type { ExecutionUpdate, Heartbeat, NodeStatus, RefusalCode, Registration } from '../lib/wire.js';
 import { validators, type Validator } from '../schemas/index.js';
@@ -34,21 +37,6 @@ const validatorOf: Record<Admitted['family'], Validator<unknown>> = {
 
 function refuse(code: RefusalCode, reason: string): Admission {
   return { ok: false, code, reason };
-}
-
-/** Parses JSON and insists on an object: every payload of the contract is one. */
-export function parseObject(payload: Buffer | string): { ok: true; value: Record<string, unknown> } | ({ ok: false } & Refusal) {
-  let value: unknown;
-  try {
-    value = JSON.parse(typeof payload === 'string' ? payload : payload.toString('utf8'));
-  } catch (err) {
-    return { ok: false, code: 'not_json', reason: `payload is not JSON (${(err as Error).message})` };
-  }
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    const kind = Array.isArray(value) ? 'an array' : value === null ? 'null' : `a ${typeof value}`;
-    return { ok: false, code: 'not_object', reason: `payload must be a JSON object, got ${kind}` };
-  }
-  return { ok: true, value: value as Record<string, unknown> };
 }
 
 /**
