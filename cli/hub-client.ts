@@ -47,6 +47,9 @@ async function requestJson<T>(target: HubTarget, path: string, init: RequestInit
   } catch (err) {
     const c = (err as { cause?: { code?: string; errors?: Array<{ code?: string }> } }).cause;
     const cause = c?.code ?? c?.errors?.[0]?.code ?? (err as Error).message;
+    if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS/.test(cause)) {
+      throw new CliError(`the hub at ${hub} answered, but its TLS certificate is not trusted (${cause}). For a private CA (edgefed certs dev), run with NODE_EXTRA_CA_CERTS=ca.pem.`, 1);
+    }
     throw new CliError(`cannot reach the hub at ${hub} (${cause}). Is "edgefed start" running? Use --hub URL or EDGEFED_HUB.`, 1);
   }
   const body = (await res.json().catch(() => null)) as (ErrorBody & T) | null;

@@ -153,6 +153,20 @@ start('agent --ca/--cert/--key joins a hub started with --tls-ca --no-plain', bo
   assert.is(node.status, 'active');
 }, { timeoutMs: 40_000, label: 'agent over mutual TLS' }));
 
+start('edgefed nodes against an HTTPS hub: an untrusted certificate is named as such; NODE_EXTRA_CA_CERTS makes it work', bounded(async (scope) => {
+  const file = await certDir(scope);
+  const data = await tempDir(scope, 'edgefed-tls-data-');
+  const hub: HubProcess = await spawnHub(['--data-dir', data, '--tls-cert', file('server.pem'), '--tls-key', file('server-key.pem'), '--mqtts-port', '0']);
+  scope.defer(() => stopGracefully(hub).catch(() => hub.child.kill('SIGKILL')));
+  const url = readyLine(hub).http_url.replace('127.0.0.1', 'localhost');
+  const untrusted = await cli(['nodes', '--hub', url]);
+  assert.is(untrusted.code, 1);
+  assert.match(untrusted.stderr, /TLS certificate is not trusted .*NODE_EXTRA_CA_CERTS/);
+  const trusted = await cli(['nodes', '--hub', url], { ...process.env, NODE_EXTRA_CA_CERTS: file('ca.pem') });
+  assert.is(trusted.code, 0, trusted.stderr);
+  assert.match(trusted.stdout, /No nodes match/);
+}, { timeoutMs: 40_000, label: 'CLI against HTTPS' }));
+
 start.run();
 
 // ---------------------------------------------------------------------------
