@@ -97,17 +97,12 @@ export class Placement {
 
   /** Whether a node may run this WPK at all: active, capable, and matching the selectors. */
   eligible(w: WpkRecord, node: NodeRecord): boolean {
-    if (node.status !== 'active' || !node.capabilities.includes(w.capability)) return false;
-    if (w.nodes !== null && !w.nodes.includes(node.node_id)) return false;
-    if (w.labels !== null) {
-      for (const [k, v] of Object.entries(w.labels)) if (node.labels[k] !== v) return false;
-    }
-    return true;
+    return node.status === 'active' && selects(w, node);
   }
 
   /** Whether a registered node (in any state but deregistered) matches the WPK's capability and selectors. */
   matches(w: WpkRecord, node: NodeRecord): boolean {
-    return node.status !== 'deregistered' && this.eligible(w, { ...node, status: 'active' });
+    return node.status !== 'deregistered' && selects(w, node);
   }
 
   /**
@@ -147,6 +142,16 @@ export class Placement {
     return false;
   }
 
+}
+
+/** The WPK's capability and selectors (`nodes`, `labels`), whatever the node's status. */
+function selects(w: WpkRecord, node: NodeRecord): boolean {
+  if (!node.capabilities.includes(w.capability)) return false;
+  if (w.nodes !== null && !w.nodes.includes(node.node_id)) return false;
+  if (w.labels !== null) {
+    for (const [k, v] of Object.entries(w.labels)) if (node.labels[k] !== v) return false;
+  }
+  return true;
 }
 
 /** A rejection whose error starts with `busy` is passing: the node may be asked again later. */
