@@ -218,7 +218,10 @@ export class WpkEngine {
    */
   check(now: number, onlyNode?: string): boolean {
     let changed = false;
-    for (const w of [...this.open.values()]) {
+    // For one node, only the WPKs it holds slots for: a fleet re-announcing
+    // after a hub restart must not cost (nodes x open WPKs).
+    const candidates = onlyNode === undefined ? [...this.open.values()] : this.#heldBy(onlyNode);
+    for (const w of candidates) {
       for (const e of w.executions) {
         if (!isInFlight(e) || (onlyNode !== undefined && e.node_id !== onlyNode)) continue;
         const why = this.#whyGiveUp(w, e, now);
@@ -233,6 +236,15 @@ export class WpkEngine {
       }
     }
     return changed;
+  }
+
+  #heldBy(nodeId: string): WpkRecord[] {
+    const out = new Set<WpkRecord>();
+    for (const k of this.placement.keysOf(nodeId)) {
+      const w = this.open.get(k.slice(0, k.indexOf('#'))); // ids cannot hold '#': the key's first field is the wpk_id
+      if (w) out.add(w);
+    }
+    return [...out];
   }
 
   #whyGiveUp(w: WpkRecord, e: ExecutionRecord, now: number): { state: 'lost' | 'timed_out'; reason: string } | undefined {

@@ -82,6 +82,11 @@ export class Placement {
     return until !== undefined && until > Date.now();
   }
 
+  /** Keys of the executions holding a slot on this node. */
+  keysOf(nodeId: string): Iterable<string> {
+    return this.#inFlight.get(nodeId) ?? [];
+  }
+
   hold(nodeId: string, key: string): void {
     let keys = this.#inFlight.get(nodeId);
     if (!keys) this.#inFlight.set(nodeId, (keys = new Set()));
