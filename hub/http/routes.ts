@@ -11,6 +11,7 @@ import type { NodeFilter } from '../index.js';
 import { NODE_STATES } from '../registry.js';
 import { HttpError, sendJson } from './respond.js';
 import { body, type Route, type RouteHandler } from './route.js';
+import { dashboardRoutes } from './dashboard-routes.js';
 import { wpkRoutes } from './wpk-routes.js';
 
 export type { RouteContext } from './route.js';
@@ -90,4 +91,5 @@ export const routes: Route[] = [
   { method: 'POST', pattern: /^\/federation\/register$/, handler: register },
   { method: 'POST', pattern: /^\/federation\/nodes\/([^/]+)\/heartbeat$/, handler: heartbeat },
   ...wpkRoutes,
+  ...dashboardRoutes,
 ];
