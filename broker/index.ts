@@ -13,6 +13,7 @@ import { DEFAULT_MQTTS_PORT, resolveBrokerOptions, type BrokerOptions, type Reso
 import { describeViolation, guardStream, PacketGuardError, remoteOf, type PacketGuardViolation } from './packet-guard.js';
 import { listenTcp, type TcpListener } from './tcp-listener.js';
 import { listenTls } from './tls-listener.js';
+import { countingForward, countPublishes, newTraffic, type BrokerTraffic } from './traffic.js';
 
 export { defaultBrokerOptions, BROKER_OPTION_CODE, DEFAULT_MQTTS_PORT } from './options.js';
 export type {
@@ -24,6 +25,7 @@ export type {
   BrokerTlsOptions,
 } from './options.js';
 export { MQTTS_LISTEN_CODE } from './tls-listener.js';
+export type { BrokerTraffic } from './traffic.js';
 export { TLS_ERROR_CODE, TlsMaterialError, type TlsField, type TlsMaterial } from '../lib/tls-material.js';
 export { INSECURE_BIND_CODE, isLoopbackHost } from './bind-policy.js';
 export { duplexPair } from './memory.js';
@@ -40,6 +42,10 @@ export interface BrokerStats {
   tlsHandshakeFailures: number;
   /** The TCP/TLS accept gate: open connections, refusals by reason; undefined with `listen: false`. */
   readonly connections: ConnectionGateStats | undefined;
+  /** Bytes and PUBLISH packets in and out, over every connection. */
+  readonly traffic: Readonly<BrokerTraffic>;
+  /** MQTT clients connected now (CONNACKed sessions, in-memory ones included). */
+  readonly clients: number;
 }
 
 export interface EdgefedBroker {
@@ -81,8 +87,10 @@ export async function createBroker(options: BrokerOptions = {}): Promise<Edgefed
   const log = opts.logger.child({ component: 'broker' });
   // Also checks its limits, before aedes starts: a bad one leaves nothing to clean up.
   const gate = opts.listen ? createConnectionGate(gateOptions(opts), log) : undefined;
-  const aedes = await Aedes.createBroker(toAedesOptions(opts));
+  const traffic = newTraffic();
+  const aedes = await Aedes.createBroker(toAedesOptions({ ...opts, authorizeForward: countingForward(traffic, opts.authorizeForward) }));
   logAedesEvents(aedes, log);
+  countPublishes(aedes, traffic);
   // Only a bounded bus queues messages, and only a queue can chain synchronous releases.
   if (opts.busConcurrency > 0) keepDeliveryAsync(aedes);
 
@@ -91,6 +99,10 @@ export async function createBroker(options: BrokerOptions = {}): Promise<Edgefed
     tlsHandshakeFailures: 0,
     get connections() {
       return gate?.stats();
+    },
+    traffic,
+    get clients() {
+      return aedes.connectedClients;
     },
   };
   const connections = new Set<Duplex>();
@@ -105,7 +117,7 @@ export async function createBroker(options: BrokerOptions = {}): Promise<Edgefed
     const guarded = guardStream(conn, opts.maxPacketBytes, (violation) => {
       stats.packetGuardDrops += 1;
       logViolation(log, violation);
-    });
+    }, traffic);
     // Tracked until closed: aedes only knows clients that sent CONNECT, and a
     // silent connection's connect timer would keep the process alive.
     connections.add(guarded);

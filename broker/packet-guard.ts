@@ -1,5 +1,6 @@
 import { Duplex } from 'node:stream';
 import { FrameScanner, type FrameViolation } from './frame-scanner.js';
+import type { ByteMeter } from './traffic.js';
 
 /**
  * A transparent Duplex between a connection and `aedes.handle()` that cuts
@@ -37,8 +38,8 @@ export function describeViolation(v: PacketGuardViolation): string {
 }
 
 /** Wraps `conn`; hand the result to `aedes.handle()` instead of `conn`. */
-export function guardStream(conn: Duplex, maxPacketBytes: number, onViolation?: PacketGuardListener): PacketGuard {
-  return new PacketGuard(conn, maxPacketBytes, onViolation);
+export function guardStream(conn: Duplex, maxPacketBytes: number, onViolation?: PacketGuardListener, meter?: ByteMeter): PacketGuard {
+  return new PacketGuard(conn, maxPacketBytes, onViolation, meter);
 }
 
 export class PacketGuard extends Duplex {
@@ -50,6 +51,8 @@ export class PacketGuard extends Duplex {
     private readonly conn: Duplex,
     maxPacketBytes: number,
     private readonly onViolation?: PacketGuardListener,
+    /** Counts the bytes this connection carries both ways (the broker's traffic metrics). */
+    private readonly meter?: ByteMeter,
   ) {
     super();
     this.scanner = new FrameScanner(maxPacketBytes);
@@ -76,6 +79,7 @@ export class PacketGuard extends Duplex {
     // Bytes still queued in the socket after we cut it must not be scanned or reported again.
     if (this.destroyed) return;
     const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+    if (this.meter) this.meter.bytesIn += bytes.length;
     const violation = this.scanner.scan(bytes);
     if (violation !== undefined) {
       this.refuse(violation);
@@ -102,6 +106,7 @@ export class PacketGuard extends Duplex {
   override _write(chunk: Buffer, encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
     // The connection is going away and its 'close' will destroy us; nothing to deliver to.
     if (this.conn.destroyed) return callback();
+    if (this.meter) this.meter.bytesOut += chunk.length;
     if (this.conn.write(chunk, encoding)) callback();
     else this.conn.once('drain', () => callback());
   }
@@ -112,7 +117,10 @@ export class PacketGuard extends Duplex {
     if (this.conn.destroyed) return callback();
     this.conn.cork();
     let flowing = true;
-    for (const { chunk, encoding } of chunks) flowing = this.conn.write(chunk, encoding);
+    for (const { chunk, encoding } of chunks) {
+      if (this.meter) this.meter.bytesOut += chunk.length;
+      flowing = this.conn.write(chunk, encoding);
+    }
     this.conn.uncork();
     if (flowing) callback();
     else this.conn.once('drain', () => callback());
