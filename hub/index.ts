@@ -11,10 +11,13 @@ import { topics as makeTopics, DEFAULT_TOPIC_ROOT, type Topics } from '../lib/to
 import type { HttpHeartbeat, HttpRegistration, Registration } from '../lib/wire.js';
 import { DEFAULT_MAX_PAYLOAD_BYTES } from './admission.js';
 import type { HubContext } from './context.js';
+import type { BrokerView } from './metrics/broker.js';
 import { newCounters, type HubCounters } from './counters.js';
 import { defaultFlusherOptions, Flusher, type FlusherOptions } from './flusher.js';
 import { HubLink } from './link.js';
 import { lockDataDir, type DataDirLock } from './lock.js';
+import { ActivitySeries } from './activity.js';
+import { HubObservers } from './observe.js';
 import { Refusals, type RefusalReport } from './refusals.js';
 import { Registry, registrationOf, type NodeRecord } from './registry.js';
 import { deregisterMissing, expectEcho, republishMissing, requestRebirthAll, waitForReplay } from './republish.js';
@@ -27,6 +30,7 @@ import type { WorkPackages } from './wpk/types.js';
 
 export type { NodeRecord, NodeState } from './registry.js';
 export type { HubCounters } from './counters.js';
+export type { BrokerView } from './metrics/broker.js';
 export type { WorkPackages, WpkRecord, WpkState, ExecutionRecord, WpkListFilter } from './wpk/types.js';
 export { WpkRequestError } from './wpk/types.js';
 export type { WpkOptions } from './wpk/service.js';
@@ -90,6 +94,10 @@ export class Hub {
   readonly topics: Topics;
   readonly registry = new Registry();
   readonly counters: HubCounters = newCounters();
+  /** Events for metrics and the dashboard (dispatch latency, finished WPKs, registry writes). */
+  readonly observers = new HubObservers();
+  /** Dispatches, finished WPKs and latency per second over the last five minutes (the dashboard's chart). */
+  readonly activity = new ActivitySeries(this.observers);
   readonly log: Logger;
   readonly startedAt = Date.now();
   #o: HubOptions & HubDefaults;
@@ -115,7 +123,7 @@ export class Hub {
       ...defaultFlusherOptions,
       ...this.#o.flush,
       onError: (err) => { this.counters.flush_errors += 1; this.log.error({ err: err.message }, 'registry flush failed; will retry'); },
-      onFlushed: (ms) => { this.counters.flushes += 1; this.counters.last_flush_ms = ms; },
+      onFlushed: (ms) => { this.counters.flushes += 1; this.counters.last_flush_ms = ms; this.observers.registryFlushed.emit(ms); },
     });
     this.#link = new HubLink({
       connect: this.#o.connect,
@@ -164,6 +172,7 @@ export class Hub {
       adapter: this.#o.wpkAdapter ?? (dataDir ? wpkFileAdapter(dataDir) : wpkMemoryAdapter()),
       where: dataDir ? wpkPath(dataDir) : 'wpks',
       startedAt: this.startedAt,
+      observe: this.observers,
     }, this.#o.wpk);
     const route = createRouter(this.#ctx, {
       maxPayloadBytes: this.#o.maxPayloadBytes,
@@ -174,8 +183,10 @@ export class Hub {
   }
 
   get connected(): boolean { return this.#link.connected; }
-  /** What the embedded broker counted (connections, refusals), for /health; set by startFederation. */
-  brokerStats: (() => Record<string, unknown>) | undefined;
+  /** What the embedded broker counts (connections, traffic, refusals), for /health and /metrics; set by startFederation. */
+  broker: BrokerView | undefined;
+  /** Where the registry is written, or undefined with a storage adapter of the embedder's. */
+  get registryFile(): string | undefined { return this.#o.adapter || !this.#o.dataDir ? undefined : registryPath(this.#o.dataDir); }
   /** Work packages: create, list, cancel (the HTTP API and the CLI use this). */
   get wpks(): WorkPackages { return this.#wpks; }
   get context(): HubContext { return this.#ctx; }

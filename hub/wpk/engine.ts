@@ -6,6 +6,7 @@
  */
 import type { Logger } from '../../lib/log.js';
 import type { ExecutionUpdate } from '../../lib/wire.js';
+import type { HubObservers } from '../observe.js';
 import { MAX_TARGETS } from '../../schemas/definitions.js';
 import type { HubCounters } from '../counters.js';
 import type { NodeRecord, Registry } from '../registry.js';
@@ -39,6 +40,8 @@ export interface EngineDeps {
   log: Logger;
   /** When this hub process started: timers of work restored from disk count from here. */
   startedAt: number;
+  /** Reports dispatch latency and finished WPKs (metrics, the dashboard). */
+  observe?: Pick<HubObservers, 'dispatchAnswered' | 'wpkFinished'>;
 }
 
 /** What a change means for persistence (as for the registry). */
@@ -167,7 +170,9 @@ export class WpkEngine {
     }
     const progressOnly = u.state === 'running' && e.state === 'running';
     const wasInFlight = isInFlight(e);
+    const firstAnswer = e.state === 'dispatched';
     applyUpdate(e, u, now);
+    if (firstAnswer) this.deps.observe?.dispatchAnswered.emit(now - e.dispatched_at);
     if (e.state === 'rejected' && isBusy(e.error)) this.placement.rest(nodeId, now + this.opts.busyRestMs);
     w.updated_at = now;
     if (wasInFlight && !isInFlight(e)) this.#release(w, e);
@@ -310,6 +315,7 @@ export class WpkEngine {
     this.open.delete(w.wpk_id);
     this.#unwait(w);
     this.deps.counters.wpks.finished[state] = (this.deps.counters.wpks.finished[state] ?? 0) + 1;
+    this.deps.observe?.wpkFinished.emit(state, now - w.created_at);
     this.deps.log.info({ wpk_id: w.wpk_id, state, attempts: w.attempt, error }, 'work package finished');
   }
 

@@ -9,6 +9,7 @@ import type { Topics } from '../../lib/topics.js';
 import type { CancelCommand, ExecutionUpdate, HttpWpkRequest, WpkTrigger } from '../../lib/wire.js';
 import { validators } from '../../schemas/index.js';
 import type { Publisher } from '../context.js';
+import type { HubObservers } from '../observe.js';
 import type { HubCounters } from '../counters.js';
 import { defaultFlusherOptions, Flusher, type FlusherOptions } from '../flusher.js';
 import type { Refusals } from '../refusals.js';
@@ -51,6 +52,7 @@ export interface WpkDeps {
   adapter: Adapter<WpkFile>;
   where: string;
   startedAt: number;
+  observe?: HubObservers;
 }
 
 /** Own triggers not yet seen back from the broker; bounded so a lost echo cannot grow it. */
@@ -76,7 +78,9 @@ export class WpkService implements WorkPackages {
       onError: (err) => { deps.counters.flush_errors += 1; deps.log.error({ err: err.message }, 'work package flush failed; will retry'); },
     });
     const signals: Signals = { trigger: (w, attempt, who) => this.#trigger(w, attempt, who), cancel: (n, w, a) => this.#cancelCommand(n, w, a) };
-    this.#engine = new WpkEngine({ registry: deps.registry, signals, counters: deps.counters, log: deps.log, startedAt: deps.startedAt }, this.#o);
+    this.#engine = new WpkEngine({
+      registry: deps.registry, signals, counters: deps.counters, log: deps.log, startedAt: deps.startedAt, ...(deps.observe ? { observe: deps.observe } : {}),
+    }, this.#o);
   }
 
   async load(): Promise<void> {
@@ -131,6 +135,11 @@ export class WpkService implements WorkPackages {
     this.#engine.cancel(w, Date.now(), 'canceled by an operator');
     await this.#flusher.whenWritten();
     return w;
+  }
+
+  /** Executions the hub has in flight on a node (what placement counts against its max_concurrency). */
+  inFlightOn(nodeId: string): number {
+    return this.#engine.placement.load(nodeId);
   }
 
   countByState(): Record<WpkState, number> {
@@ -213,6 +222,7 @@ export class WpkService implements WorkPackages {
     const topic = this.deps.topics.trigger(w.capability, one);
     if (this.#ownTriggers.size < MAX_PENDING_ECHOES) this.#ownTriggers.set(topic, (this.#ownTriggers.get(topic) ?? 0) + 1);
     this.deps.counters.wpks.triggers += 1;
+    this.deps.observe?.triggered.emit();
     this.deps.out.publish(topic, JSON.stringify(t), { qos: 1, retain: false });
   }
 

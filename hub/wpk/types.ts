@@ -95,4 +95,6 @@ export interface WorkPackages {
   cancel(wpkId: string): Promise<WpkRecord>;
   /** Counts per WPK state, for /health and metrics. */
   countByState(): Record<WpkState, number>;
+  /** Executions the hub has in flight on a node (counted against its max_concurrency). */
+  inFlightOn(nodeId: string): number;
 }
