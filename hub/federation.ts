@@ -97,15 +97,7 @@ export async function startFederation(o: FederationOptions): Promise<Federation>
     await broker?.close();
     throw err;
   }
-  if (broker) {
-    const stats = broker.stats;
-    hub.brokerStats = () => ({
-      connections: stats.connections ?? null,
-      packet_guard_drops: stats.packetGuardDrops,
-      tls_handshake_failures: stats.tlsHandshakeFailures,
-      auth: hooks ? hooks.stats : null,
-    });
-  }
+  if (broker) hub.broker = { stats: broker.stats, auth: hooks?.stats };
   let api: HttpApi;
   try {
     api = await startHttpApi(hub, {

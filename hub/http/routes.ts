@@ -7,11 +7,12 @@ import { isValidId } from '../../lib/ids.js';
 import { VERSION } from '../../lib/version.js';
 import { validators } from '../../schemas/index.js';
 import { totalRefusals } from '../counters.js';
-import type { NodeFilter } from '../index.js';
+import type { BrokerView, NodeFilter } from '../index.js';
 import { NODE_STATES } from '../registry.js';
 import { HttpError, sendJson } from './respond.js';
 import { body, type Route, type RouteHandler } from './route.js';
 import { dashboardRoutes } from './dashboard-routes.js';
+import { liveRoutes } from './live-routes.js';
 import { wpkRoutes } from './wpk-routes.js';
 
 export type { RouteContext } from './route.js';
@@ -44,10 +45,11 @@ export function parseFilter(url: URL): NodeFilter {
   return filter;
 }
 
-const health: RouteHandler = ({ hub, res }) => {
+const health: RouteHandler = ({ hub, live, res }) => {
   sendJson(res, 200, {
     status: hub.connected ? 'ok' : 'degraded',
     version: VERSION,
+    auth: live.auth,
     boot_id: hub.bootId,
     uptime_s: Math.round((Date.now() - hub.startedAt) / 1000),
     broker_connected: hub.connected,
@@ -55,9 +57,20 @@ const health: RouteHandler = ({ hub, res }) => {
     refusals_total: totalRefusals(hub.counters),
     wpks: hub.wpks.countByState(),
     counters: hub.counters,
-    ...(hub.brokerStats ? { broker: hub.brokerStats() } : {}),
+    ...(hub.broker ? { broker: brokerHealth(hub.broker) } : {}),
   });
 };
+
+function brokerHealth({ stats, auth }: BrokerView): Record<string, unknown> {
+  return {
+    connections: stats.connections ?? null,
+    clients: stats.clients,
+    traffic: stats.traffic,
+    packet_guard_drops: stats.packetGuardDrops,
+    tls_handshake_failures: stats.tlsHandshakeFailures,
+    auth: auth ?? null,
+  };
+}
 
 const listNodes: RouteHandler = ({ hub, url, res }) => {
   const nodes = hub.nodes(parseFilter(url));
@@ -91,5 +104,6 @@ export const routes: Route[] = [
   { method: 'POST', pattern: /^\/federation\/register$/, handler: register },
   { method: 'POST', pattern: /^\/federation\/nodes\/([^/]+)\/heartbeat$/, handler: heartbeat },
   ...wpkRoutes,
+  ...liveRoutes,
   ...dashboardRoutes,
 ];

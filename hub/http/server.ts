@@ -12,6 +12,9 @@ import { serverTlsOptions, type TlsMaterial } from '../../lib/tls-material.js';
 import type { RefusalCode } from '../../lib/wire.js';
 import { authorizeRequest, isPublic } from './auth.js';
 import { HttpError, sendError } from './respond.js';
+import { FleetFeed } from '../feed/index.js';
+import { createHubMetrics } from '../metrics/index.js';
+import type { LiveServices } from './route.js';
 import { routes, type RouteContext } from './routes.js';
 
 export interface HttpApiOptions {
@@ -28,18 +31,21 @@ export interface HttpApi { readonly port: number; readonly url: string; close():
 
 export async function startHttpApi(hub: Hub, opts: HttpApiOptions): Promise<HttpApi> {
   const bodyLimit = opts.bodyLimit ?? 64 * 1024;
+  const auth = opts.verifier ? 'jwt' : 'none';
+  const live: LiveServices = { metrics: createHubMetrics(hub), feed: new FleetFeed(hub, { auth }), auth };
   const server = createServer(opts.tls, (req, res) => {
-    handle(hub, bodyLimit, opts.verifier, req, res).catch((err: Error) => {
+    handle({ hub, live, bodyLimit, verifier: opts.verifier }, req, res).catch((err: Error) => {
       hub.log.error({ err: err.message }, 'HTTP request failed');
       if (!res.headersSent) sendError(res, new HttpError(500, 'EDGEFED_ERR_INTERNAL', 'internal error'));
       else res.destroy();
     });
   });
   server.keepAliveTimeout = 5000;
+  const stopLive = () => { live.feed.close(); live.metrics.close(); };
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(opts.port, opts.host, () => { server.off('error', reject); resolve(); });
-  });
+  }).catch((err: unknown) => { stopLive(); throw err; });
   // Accept errors (EMFILE...) after start must not crash the hub and its broker.
   server.on('error', (err) => hub.log.error({ err: err.message }, 'HTTP server error'));
   const port = (server.address() as AddressInfo).port;
@@ -48,7 +54,9 @@ export async function startHttpApi(hub: Hub, opts: HttpApiOptions): Promise<Http
     port,
     url: `${opts.tls ? 'https' : 'http'}://${host}:${port}`,
     close: () => new Promise<void>((resolve) => {
+      stopLive();
       server.close(() => resolve());
+      // Also ends open dashboard streams, which would otherwise hold close() for ever.
       server.closeAllConnections();
     }),
   };
@@ -81,13 +89,15 @@ function decodePathPart(part: string): string {
   }
 }
 
-async function handle(hub: Hub, bodyLimit: number, verifier: Verifier | undefined, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+interface Served { hub: Hub; live: LiveServices; bodyLimit: number; verifier: Verifier | undefined }
+
+async function handle({ hub, live, bodyLimit, verifier }: Served, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
   let url = new URL('http://hub/');
   try {
     url = parseUrl(req.url);
     // Before routing, so that an unauthenticated caller learns nothing of the API but /health.
     if (verifier && !isPublic(req.method ?? '', url.pathname)) await authorizeRequest(verifier, req, url.pathname);
-    const ctx: RouteContext = { hub, bodyLimit, url, req, res };
+    const ctx: RouteContext = { hub, live, bodyLimit, url, req, res };
     const matching = routes.filter((r) => r.pattern.test(url.pathname));
     if (matching.length === 0) throw new HttpError(404, 'EDGEFED_ERR_NOT_FOUND', `no route ${url.pathname}; see docs/api.md`);
     const route = matching.find((r) => r.method === req.method);

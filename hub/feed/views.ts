@@ -1,0 +1,75 @@
+/**
+ * What the dashboard shows of nodes and work packages: slim views of the
+ * records (no params, results or executions), and the counts of its header.
+ * A 5,000-node snapshot stays around a megabyte.
+ */
+import type { Hub } from '../index.js';
+import type { NodeRecord, NodeState } from '../registry.js';
+import type { WpkRecord, WpkState } from '../wpk/types.js';
+
+export interface NodeView {
+  node_id: string;
+  status: NodeState;
+  status_reason: string | null;
+  capabilities: string[];
+  labels: Record<string, string>;
+  last_seen: number | null;
+  load: number | null;
+  /** Executions the hub has in flight on the node. */
+  running: number;
+}
+
+export interface WpkView {
+  wpk_id: string;
+  state: WpkState;
+  capability: string;
+  action: string;
+  mode: 'one' | 'all';
+  attempt: number;
+  assignee: string | null;
+  created_at: number;
+  updated_at: number;
+  finished_at: number | null;
+  error: string | null;
+  summary: WpkRecord['summary'];
+}
+
+export interface FleetCounts {
+  nodes: Record<NodeState, number>;
+  capabilities: Record<string, Record<NodeState, number>>;
+  wpks: Record<WpkState, number>;
+}
+
+export function nodeView(r: NodeRecord, running: number): NodeView {
+  return {
+    node_id: r.node_id, status: r.status, status_reason: r.status_reason, capabilities: r.capabilities, labels: r.labels,
+    last_seen: r.last_seen, load: r.load, running,
+  };
+}
+
+/** What tells a changed node from an unchanged one between two ticks (a registration always moves updated_at). */
+export function nodeSignature(r: NodeRecord, running: number): string {
+  return `${r.status}|${r.status_reason ?? ''}|${r.last_seen ?? ''}|${r.load ?? ''}|${running}|${r.updated_at}`;
+}
+
+export function wpkView(w: WpkRecord): WpkView {
+  return {
+    wpk_id: w.wpk_id, state: w.state, capability: w.capability, action: w.action, mode: w.mode, attempt: w.attempt,
+    assignee: w.assignee, created_at: w.created_at, updated_at: w.updated_at, finished_at: w.finished_at, error: w.error, summary: w.summary,
+  };
+}
+
+export function fleetCounts(hub: Hub): FleetCounts {
+  const nodes: Record<NodeState, number> = { active: 0, stale: 0, offline: 0, deregistered: 0 };
+  // A Map, not an object: capability names are the devices' words (a "__proto__" must stay a plain key).
+  const capabilities = new Map<string, Record<NodeState, number>>();
+  for (const r of hub.registry.all()) {
+    nodes[r.status] += 1;
+    for (const c of r.capabilities) {
+      let row = capabilities.get(c);
+      if (!row) capabilities.set(c, (row = { active: 0, stale: 0, offline: 0, deregistered: 0 }));
+      row[r.status] += 1;
+    }
+  }
+  return { nodes, capabilities: Object.fromEntries(capabilities), wpks: hub.wpks.countByState() };
+}

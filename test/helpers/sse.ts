@@ -1,0 +1,55 @@
+/**
+ * A Server-Sent Events reader for tests: what a dashboard page would get
+ * from GET /federation/events, as a list of named events that grows.
+ */
+import { withTimeout, waitFor } from './time.js';
+
+export interface SseEvent { event: string; data: unknown }
+
+export interface SseStream {
+  readonly events: SseEvent[];
+  /** Waits for an event of this name (after index `from`) whose data passes `match`. */
+  next<T>(event: string, match?: (data: T) => boolean, opts?: { from?: number; timeoutMs?: number }): Promise<T>;
+  close(): void;
+}
+
+export async function openSse(url: string, token?: string): Promise<SseStream> {
+  const abort = new AbortController();
+  const res = await withTimeout(fetch(url, { signal: abort.signal, headers: token ? { authorization: `Bearer ${token}` } : {} }), 3000, `GET ${url}`);
+  if (res.status !== 200 || !res.body) {
+    abort.abort();
+    throw new Error(`GET ${url}: HTTP ${res.status} ${await res.text().catch(() => '')}`);
+  }
+  const events: SseEvent[] = [];
+  void pump(res.body, events).catch(() => undefined);
+  return {
+    events,
+    next<T>(event: string, match: (data: T) => boolean = () => true, opts: { from?: number; timeoutMs?: number } = {}) {
+      const from = opts.from ?? 0;
+      return waitFor(() => events.slice(from).find((e) => e.event === event && match(e.data as T))?.data as T | undefined, {
+        timeoutMs: opts.timeoutMs ?? 3000, label: `SSE event ${event}`,
+      });
+    },
+    close: () => abort.abort(),
+  };
+}
+
+async function pump(body: ReadableStream<Uint8Array>, events: SseEvent[]): Promise<void> {
+  const decoder = new TextDecoder();
+  let buffer = '';
+  for await (const chunk of body) {
+    buffer += decoder.decode(chunk, { stream: true });
+    let end: number;
+    while ((end = buffer.indexOf('\n\n')) >= 0) {
+      const block = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      let event = 'message';
+      const data: string[] = [];
+      for (const line of block.split('\n')) {
+        if (line.startsWith('event: ')) event = line.slice(7);
+        else if (line.startsWith('data: ')) data.push(line.slice(6));
+      }
+      if (data.length > 0) events.push({ event, data: JSON.parse(data.join('\n')) as unknown });
+    }
+  }
+}

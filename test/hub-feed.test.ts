@@ -1,0 +1,103 @@
+/**
+ * GET /federation/events, the dashboard's live feed, read as a page would:
+ * a snapshot first, then batched changes (a node joins, dies, a WPK runs),
+ * stats points every second, the same auth rules as the rest of the API,
+ * and no timers left once the last page is gone.
+ */
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { issueToken, loadOrCreateSigningKey } from '../auth/index.js';
+import type { FleetCounts, NodeView, WpkView } from '../hub/feed/index.js';
+import { federation } from './helpers/federation.js';
+import { scriptedNode } from './helpers/nodes.js';
+import { bounded } from './helpers/scope.js';
+import { openSse } from './helpers/sse.js';
+import { withTimeout } from './helpers/time.js';
+
+const test = suite('hub: live feed (Server-Sent Events)');
+
+interface Snapshot { now: number; hub: { boot_id: string; auth: string; connected: boolean }; nodes: NodeView[]; wpks: WpkView[]; series: unknown[]; counts: FleetCounts }
+interface NodesEvent { upsert: NodeView[]; remove: string[] }
+interface Stats { now: number; point: { t: number; dispatched: number; finished: number; latency_p50_ms: number | null } | null; counts: FleetCounts }
+
+test('a snapshot of the fleet first, then a node that joins, runs a WPK and dies, batched; stats every second', bounded(async (scope) => {
+  const fed = await federation();
+  scope.defer(() => fed.stop());
+  await scriptedNode(scope, fed, 'edge-f0');
+  const res = await withTimeout(fetch(`${fed.api.url}/federation/events`, { method: 'HEAD' }), 3000, 'HEAD');
+  assert.is(res.status, 405, 'only GET streams');
+  const sse = await openSse(`${fed.api.url}/federation/events`);
+  scope.defer(() => sse.close());
+  const snap = await sse.next<Snapshot>('snapshot');
+  assert.is(snap.hub.boot_id, fed.hub.bootId);
+  assert.is(snap.hub.auth, 'none');
+  assert.equal(snap.nodes.map((n) => [n.node_id, n.status]), [['edge-f0', 'active']]);
+  assert.is(snap.counts.nodes.active, 1);
+  assert.equal(snap.counts.capabilities.monitoring, { active: 1, stale: 0, offline: 0, deregistered: 0 });
+
+  const node = await scriptedNode(scope, fed, 'edge-f1', { capabilities: ['gpu'] });
+  const joined = await sse.next<NodesEvent>('nodes', (d) => d.upsert.some((n) => n.node_id === 'edge-f1'));
+  assert.is(joined.upsert.find((n) => n.node_id === 'edge-f1')!.status, 'active');
+  assert.not.ok(joined.upsert.some((n) => n.node_id === 'edge-f0'), 'an unchanged node is not resent');
+
+  const wpk = await fed.hub.wpks.create({ capability: 'gpu', action: 'echo' });
+  const busy = await sse.next<NodesEvent>('nodes', (d) => d.upsert.some((n) => n.node_id === 'edge-f1' && n.running === 1));
+  assert.ok(busy, 'the hub\'s in-flight count shows on the node');
+  await node.complete(await node.triggerOf(wpk.wpk_id));
+  const done = await sse.next<{ upsert: WpkView[] }>('wpks', (d) => d.upsert.some((w) => w.wpk_id === wpk.wpk_id && w.state === 'succeeded'));
+  const view = done.upsert.find((w) => w.wpk_id === wpk.wpk_id)!;
+  assert.equal([view.capability, view.action, view.assignee], ['gpu', 'echo', 'edge-f1']);
+  assert.not.ok('params' in view || 'executions' in view, 'the feed carries slim views');
+
+  // The trigger and its answer may fall in different seconds: look at every point seen.
+  const answered = await sse.next<Stats>('stats', (d) => d.point !== null && d.point.latency_p50_ms !== null, { timeoutMs: 4000 });
+  assert.ok(answered.point!.latency_p50_ms! >= 0);
+  await sse.next<Stats>('stats', (d) => d.counts.wpks.succeeded === 1);
+  const points = sse.events.filter((e) => e.event === 'stats').map((e) => (e.data as Stats).point).filter((p) => p !== null);
+  const seconds = new Map(points.map((p) => [p.t, p.dispatched]));
+  assert.is([...seconds.values()].reduce((a, b) => a + b, 0), 1, 'one trigger in all the seconds seen');
+
+  node.kill();
+  const died = await sse.next<NodesEvent>('nodes', (d) => d.upsert.some((n) => n.node_id === 'edge-f1' && n.status === 'offline'));
+  assert.is(died.upsert.find((n) => n.node_id === 'edge-f1')!.status_reason, 'lost');
+}, { timeoutMs: 12_000 }));
+
+test('with auth on, the stream needs a bearer token (401 without); an operator token gets the snapshot', bounded(async (scope) => {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'edgefed-feed-'));
+  scope.defer(() => fs.rm(dir, { recursive: true, force: true }));
+  const fed = await federation({ dataDir: dir, auth: {} });
+  scope.defer(() => fed.stop());
+  const anon = await withTimeout(fetch(`${fed.api.url}/federation/events`), 3000, 'anonymous');
+  assert.is(anon.status, 401);
+  assert.is(anon.headers.get('www-authenticate'), 'Bearer');
+  await anon.text();
+  const token = await issueToken({ role: 'operator', ttlSeconds: 600 }, await loadOrCreateSigningKey(dir));
+  const sse = await openSse(`${fed.api.url}/federation/events`, token);
+  scope.defer(() => sse.close());
+  assert.is((await sse.next<Snapshot>('snapshot')).hub.auth, 'jwt');
+}));
+
+test('every page gets the same changes; the feed stops its timers when the last page leaves, and closing the API ends open streams', bounded(async (scope) => {
+  const fed = await federation();
+  let stopped = false;
+  scope.defer(() => (stopped ? undefined : fed.stop()));
+  const a = await openSse(`${fed.api.url}/federation/events`);
+  const b = await openSse(`${fed.api.url}/federation/events`);
+  scope.defer(() => { a.close(); b.close(); });
+  await Promise.all([a.next('snapshot'), b.next('snapshot')]);
+  await scriptedNode(scope, fed, 'edge-f2');
+  await Promise.all([a, b].map((s) => s.next<NodesEvent>('nodes', (d) => d.upsert.some((n) => n.node_id === 'edge-f2'))));
+  a.close();
+  b.close();
+  // The API must still close promptly with streams open (a fresh one here).
+  const c = await openSse(`${fed.api.url}/federation/events`);
+  scope.defer(() => c.close());
+  await c.next('snapshot');
+  await withTimeout(fed.stop(), 3000, 'stop with an open stream');
+  stopped = true;
+}));
+
+test.run();
