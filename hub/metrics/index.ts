@@ -77,7 +77,10 @@ function registerMessages(registry: Registry, hub: Hub): void {
   const c = hub.counters;
   mirrorCounter(registry, {
     name: 'edgefed_messages_received_total', help: 'Node messages the hub admitted, by kind (heartbeat, registration, status, execution)', labelNames: ['kind'],
-    read: () => byLabel('kind', c.messages),
+    read: () => [
+      [{ kind: 'registration' }, c.messages.registration], [{ kind: 'status' }, c.messages.status],
+      [{ kind: 'heartbeat' }, c.messages.heartbeat], [{ kind: 'execution' }, c.messages.executions],
+    ],
   });
   mirrorCounter(registry, {
     name: 'edgefed_refusals_total', help: 'Messages and requests refused (logged once, reported on hub/errors), by reason', labelNames: ['reason'],
