@@ -1,9 +1,10 @@
 /**
  * Who may call the HTTP API when authentication is on: a `Bearer` JWT on
- * every request but `GET /health`, verified by the same Verifier as MQTT
- * connections. Operators and the hub read; only the hub and operators with
- * the `wpk:write` scope create or cancel work packages and register nodes;
- * an agent may only send its own HTTP heartbeat and read its own record.
+ * every request but `GET /health` and the dashboard's static assets,
+ * verified by the same Verifier as MQTT connections. Operators and the hub
+ * read; only the hub and operators with the `wpk:write` scope create or
+ * cancel work packages and register nodes; an agent may only send its own
+ * HTTP heartbeat and read its own record.
  */
 import type { IncomingMessage } from 'node:http';
 import { TokenError, WPK_WRITE, type Identity, type Verifier } from '../../auth/types.js';
@@ -14,8 +15,10 @@ const WRITES = [/^\/federation\/wpk$/, /^\/federation\/wpk\/[^/]+\/cancel$/, /^\
 const OWN_HEARTBEAT = /^\/federation\/nodes\/([^/]+)\/heartbeat$/;
 const OWN_RECORD = /^\/federation\/nodes\/([^/]+)$/;
 
+/** GET /health, and the dashboard's static assets: they hold no data, and the page needs them to ask for a token. */
 export function isPublic(method: string, pathname: string): boolean {
-  return method === 'GET' && pathname === '/health';
+  if (method !== 'GET') return false;
+  return pathname === '/health' || pathname === '/' || pathname.startsWith('/dashboard/');
 }
 
 /** The caller's identity, or a 401 (no or bad token) / 403 (not allowed) HttpError. */
