@@ -1,0 +1,164 @@
+/**
+ * The node table, virtualised: every row has the same height, so the rows in
+ * view follow from scrollTop alone. Only those (plus a small overscan) exist
+ * in the DOM, in a pool of row elements reused as the view scrolls; an update
+ * rewrites the cells of visible rows whose node changed, nothing else.
+ * Filtering is a linear pass over a list kept sorted by node id; the sort
+ * runs again only when nodes join or leave.
+ */
+import { ago, count, known, loadText, make, setText } from './format.js';
+import { NODE_STATUSES } from './store.js';
+
+export const ROW_HEIGHT = 34;
+const OVERSCAN = 6;
+const COLUMNS = ['node', 'status', 'caps', 'labels', 'seen', 'load', 'running'];
+const collator = new Intl.Collator('en', { numeric: true });
+
+/**
+ * @typedef {import('./store.js').NodeView} NodeView
+ * @typedef {import('./store.js').Store} Store
+ * @typedef {HTMLElement & { cells: Record<string, HTMLElement>, bar: HTMLElement, reason: HTMLElement, badge: HTMLElement, node: NodeView|null }} Row
+ * @param {Store} store @param {{ now: () => number, onChange: () => void }} opts
+ */
+export function createNodesTable(store, opts) {
+  const viewport = /** @type {HTMLElement} */ (document.getElementById('nodes-viewport'));
+  const spacer = /** @type {HTMLElement} */ (document.getElementById('nodes-spacer'));
+  const rowsEl = /** @type {HTMLElement} */ (document.getElementById('nodes-rows'));
+  const empty = /** @type {HTMLElement} */ (document.getElementById('nodes-empty'));
+  const shown = /** @type {HTMLElement} */ (document.getElementById('nodes-shown'));
+  const statusFilter = /** @type {HTMLSelectElement} */ (document.getElementById('node-status-filter'));
+  const search = /** @type {HTMLInputElement} */ (document.getElementById('node-search'));
+  const sortButton = /** @type {HTMLButtonElement} */ (document.getElementById('sort-node-id'));
+
+  /** Every node id, sorted; rebuilt only when membership changes. @type {string[]} */
+  let sortedIds = [];
+  /** The ids that pass the filter, in display order. @type {string[]} */
+  let view = [];
+  let descending = false;
+  let needsFilter = true;
+  /** @type {Row[]} */
+  const pool = [];
+
+  const filterChanged = () => { needsFilter = true; viewport.scrollTop = 0; opts.onChange(); };
+  statusFilter.addEventListener('change', filterChanged);
+  search.addEventListener('input', filterChanged);
+  sortButton.addEventListener('click', () => {
+    descending = !descending;
+    sortButton.dataset.dir = descending ? 'desc' : 'asc';
+    sortButton.setAttribute('aria-sort', descending ? 'descending' : 'ascending');
+    needsFilter = true;
+    opts.onChange();
+  });
+  viewport.addEventListener('scroll', () => opts.onChange(), { passive: true });
+  new ResizeObserver(() => opts.onChange()).observe(viewport);
+
+  /** @param {NodeView} n @param {string} status @param {string} q */
+  function matches(n, status, q) {
+    if (status && n.status !== status) return false;
+    if (!q) return true;
+    if (n.node_id.toLowerCase().includes(q)) return true;
+    if (n.capabilities.some((c) => c.toLowerCase().includes(q))) return true;
+    for (const [k, v] of Object.entries(n.labels ?? {})) {
+      if (`${k}=${v}`.toLowerCase().includes(q)) return true;
+    }
+    return false;
+  }
+
+  function refilter() {
+    const status = statusFilter.value;
+    const q = search.value.trim().toLowerCase();
+    const out = [];
+    for (const id of sortedIds) {
+      const n = store.nodes.get(id);
+      if (n && matches(n, status, q)) out.push(id);
+    }
+    if (descending) out.reverse();
+    view = out;
+  }
+
+  /** The frame's work: what changed in the store, then the rows in view. @param {import('./store.js').Dirty} dirty @param {boolean} tick */
+  function update(dirty, tick) {
+    if (dirty.membership) {
+      sortedIds = [...store.nodes.keys()].sort(collator.compare);
+      needsFilter = true;
+    }
+    // A status, label or capability change can move a node in or out of the filter.
+    if (dirty.nodes.size > 0 && (statusFilter.value || search.value.trim())) needsFilter = true;
+    if (needsFilter) {
+      refilter();
+      needsFilter = false;
+    }
+    render(dirty.snapshot || tick);
+  }
+
+  /** @param {boolean} all rewrite every visible row, not only changed ones */
+  function render(all) {
+    spacer.style.height = `${view.length * ROW_HEIGHT}px`;
+    const height = viewport.clientHeight || 600;
+    const first = Math.max(0, Math.floor(viewport.scrollTop / ROW_HEIGHT) - OVERSCAN);
+    const last = Math.min(view.length, Math.ceil((viewport.scrollTop + height) / ROW_HEIGHT) + OVERSCAN);
+    const needed = Math.max(0, last - first);
+    while (pool.length < needed) pool.push(rowsEl.appendChild(makeRow()));
+    rowsEl.style.transform = `translateY(${first * ROW_HEIGHT}px)`;
+    const now = opts.now();
+    for (let i = 0; i < pool.length; i += 1) {
+      const row = pool[i];
+      const id = i < needed ? view[first + i] : undefined;
+      const node = id === undefined ? undefined : store.nodes.get(id);
+      row.hidden = node === undefined;
+      if (node === undefined) continue;
+      if (all || row.node !== node) fill(row, node, now);
+      row.classList.toggle('odd', (first + i) % 2 === 1);
+    }
+    empty.hidden = view.length > 0;
+    setText(shown, view.length === store.nodes.size ? `${count(view.length)} nodes` : `${count(view.length)} of ${count(store.nodes.size)} nodes`);
+  }
+
+  return { update };
+}
+
+/** @returns {Row} */
+function makeRow() {
+  const row = /** @type {Row} */ (make('div', 'row'));
+  row.setAttribute('role', 'row');
+  row.cells = {};
+  for (const col of COLUMNS) {
+    const cell = make('span', `cell c-${col}`);
+    cell.setAttribute('role', 'cell');
+    cell.dataset.col = col;
+    row.cells[col] = cell;
+    row.appendChild(cell);
+  }
+  row.badge = row.cells.status.appendChild(make('span', 'badge'));
+  row.reason = row.cells.status.appendChild(make('span', 'reason'));
+  const meter = row.cells.load.appendChild(make('span', 'meter'));
+  row.bar = meter.appendChild(make('span', 'meter-bar'));
+  row.cells.loadText = row.cells.load.appendChild(make('span', 'meter-text'));
+  row.node = null;
+  return row;
+}
+
+/** @param {Row} row @param {NodeView} n @param {number} now */
+function fill(row, n, now) {
+  row.node = n;
+  row.dataset.nodeId = n.node_id;
+  row.dataset.status = n.status;
+  setText(row.cells.node, n.node_id);
+  row.cells.node.title = n.node_id;
+  setText(row.badge, n.status);
+  row.badge.className = `badge status-${known(n.status, NODE_STATUSES)}`;
+  setText(row.reason, n.status_reason ?? '');
+  const caps = n.capabilities.join(', ');
+  setText(row.cells.caps, caps);
+  row.cells.caps.title = caps;
+  const labels = Object.entries(n.labels ?? {}).map(([k, v]) => `${k}=${v}`).join(' ');
+  setText(row.cells.labels, labels);
+  row.cells.labels.title = labels;
+  setText(row.cells.seen, ago(n.last_seen, now));
+  row.cells.seen.title = n.last_seen ? new Date(n.last_seen).toISOString() : '';
+  setText(row.cells.loadText, loadText(n.load));
+  const fraction = typeof n.load === 'number' && Number.isFinite(n.load) ? Math.min(1, Math.max(0, n.load)) : 0;
+  row.bar.style.width = `${Math.round(fraction * 100)}%`;
+  row.bar.classList.toggle('hot', fraction >= 0.85);
+  setText(row.cells.running, String(n.running ?? 0));
+}

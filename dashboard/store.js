@@ -1,0 +1,133 @@
+/**
+ * The page's copy of the fleet, fed by the events of GET /federation/events
+ * (docs: the feed contract). Pure data, no DOM: every apply* records what
+ * changed in `store.dirty`, and the views redraw only that, once per frame.
+ */
+
+export const NODE_STATUSES = ['active', 'stale', 'offline', 'deregistered'];
+export const WPK_STATES = ['pending', 'dispatched', 'running', 'succeeded', 'failed', 'timed_out', 'canceled', 'expired'];
+export const FINAL_WPK_STATES = new Set(['succeeded', 'failed', 'timed_out', 'canceled', 'expired']);
+/** The feed sends at most 200 WPKs; the page keeps as many. */
+export const MAX_WPKS = 200;
+/** The chart's window. */
+export const SERIES_WINDOW_MS = 5 * 60 * 1000;
+
+/**
+ * @typedef {{ node_id: string, status: string, status_reason: string|null, capabilities: string[],
+ *   labels: Record<string,string>, last_seen: number|null, load: number|null, running: number }} NodeView
+ * @typedef {{ wpk_id: string, state: string, capability: string, action: string, mode: string, attempt: number,
+ *   assignee: string|null, created_at: number, updated_at: number, finished_at: number|null,
+ *   error: string|null, summary: Record<string, number> }} WpkView
+ * @typedef {{ t: number, dispatched: number, finished: number, latency_p50_ms: number|null, latency_p95_ms: number|null }} Point
+ * @typedef {{ nodes: Record<string, number>, capabilities: Record<string, Record<string, number>>, wpks: Record<string, number> }} Counts
+ * @typedef {{ boot_id: string, version: string, auth: string, connected: boolean }} HubInfo
+ * @typedef {{ snapshot: boolean, nodes: Set<string>, membership: boolean, wpks: boolean, series: boolean, counts: boolean, hub: boolean }} Dirty
+ */
+
+export function cleanDirty() {
+  /** @type {Dirty} */
+  return { snapshot: false, nodes: new Set(), membership: false, wpks: false, series: false, counts: false, hub: false };
+}
+
+export function createStore() {
+  return {
+    /** @type {HubInfo|null} */ hub: null,
+    /** @type {Map<string, NodeView>} */ nodes: new Map(),
+    /** Newest first (by created_at), at most MAX_WPKS. @type {WpkView[]} */ wpks: [],
+    /** @type {Point[]} */ series: [],
+    /** @type {Counts|null} */ counts: null,
+    /** Hub clock minus page clock, from the last `now` the hub sent: durations use the hub's clock. */
+    clockOffsetMs: 0,
+    dirty: cleanDirty(),
+  };
+}
+
+/** @typedef {ReturnType<typeof createStore>} Store */
+
+/** The hub's clock as best the page knows it. @param {Store} store */
+export function hubNow(store) {
+  return Date.now() + store.clockOffsetMs;
+}
+
+/**
+ * Applies one feed event; unknown event types are ignored (a newer hub may send more).
+ * Throws on a malformed payload, so the caller can drop the connection and resync.
+ * @param {Store} store @param {string} type @param {unknown} data
+ */
+export function applyEvent(store, type, data) {
+  if (type === 'snapshot') applySnapshot(store, /** @type {any} */ (data));
+  else if (type === 'nodes') applyNodes(store, /** @type {any} */ (data));
+  else if (type === 'wpks') applyWpks(store, /** @type {any} */ (data));
+  else if (type === 'stats') applyStats(store, /** @type {any} */ (data));
+}
+
+/** A snapshot replaces everything the page knew. */
+function applySnapshot(store, snap) {
+  if (!snap || !Array.isArray(snap.nodes) || !Array.isArray(snap.wpks)) throw new Error('malformed snapshot');
+  store.hub = snap.hub ?? null;
+  store.nodes = new Map(snap.nodes.map((n) => [n.node_id, n]));
+  store.wpks = sortWpks(snap.wpks).slice(0, MAX_WPKS);
+  store.series = Array.isArray(snap.series) ? trimSeries(snap.series.slice()) : [];
+  store.counts = snap.counts ?? null;
+  if (typeof snap.now === 'number') store.clockOffsetMs = snap.now - Date.now();
+  Object.assign(store.dirty, { snapshot: true, membership: true, wpks: true, series: true, counts: true, hub: true });
+}
+
+function applyNodes(store, msg) {
+  for (const node of msg.upsert ?? []) {
+    if (!store.nodes.has(node.node_id)) store.dirty.membership = true;
+    store.nodes.set(node.node_id, node);
+    store.dirty.nodes.add(node.node_id);
+  }
+  for (const id of msg.remove ?? []) {
+    if (store.nodes.delete(id)) store.dirty.membership = true;
+  }
+}
+
+/** A WPK the page does not know yet is new: it goes to the top; the oldest beyond MAX_WPKS go. */
+function applyWpks(store, msg) {
+  const upserts = msg.upsert ?? [];
+  if (upserts.length === 0) return;
+  const byId = new Map(store.wpks.map((w) => [w.wpk_id, w]));
+  for (const w of upserts) byId.set(w.wpk_id, w);
+  store.wpks = sortWpks([...byId.values()]).slice(0, MAX_WPKS);
+  store.dirty.wpks = true;
+}
+
+function applyStats(store, msg) {
+  if (typeof msg.now === 'number') store.clockOffsetMs = msg.now - Date.now();
+  if (msg.counts) {
+    store.counts = msg.counts;
+    store.dirty.counts = true;
+  }
+  const p = msg.point;
+  if (p && typeof p.t === 'number') {
+    const last = store.series[store.series.length - 1];
+    if (last && last.t === p.t) store.series[store.series.length - 1] = p;
+    else if (!last || p.t > last.t) store.series.push(p);
+    store.series = trimSeries(store.series);
+    store.dirty.series = true;
+  }
+}
+
+/** @param {WpkView[]} list */
+function sortWpks(list) {
+  return list.sort((a, b) => b.created_at - a.created_at || (a.wpk_id < b.wpk_id ? 1 : -1));
+}
+
+/** @param {Point[]} series */
+function trimSeries(series) {
+  const last = series[series.length - 1];
+  if (!last) return series;
+  const from = last.t - SERIES_WINDOW_MS;
+  let i = 0;
+  while (i < series.length && series[i].t <= from) i += 1;
+  return i === 0 ? series : series.slice(i);
+}
+
+/** Takes the changes recorded since the last frame. @param {Store} store */
+export function takeDirty(store) {
+  const dirty = store.dirty;
+  store.dirty = cleanDirty();
+  return dirty;
+}

@@ -1,0 +1,114 @@
+/**
+ * The live work-package list (newest first, at most 200, as the feed keeps
+ * it) and the details of the one the operator clicks. Rows are keyed by
+ * WPK id and rewritten only when that WPK changed; running durations tick.
+ */
+import { duration, known, make, setText } from './format.js';
+import { WPK_STATES } from './store.js';
+
+/**
+ * @typedef {import('./store.js').WpkView} WpkView
+ * @typedef {HTMLTableRowElement & { cells_: Record<string, HTMLElement>, badge: HTMLElement, wpk: WpkView|null }} WpkRow
+ * @param {import('./store.js').Store} store
+ * @param {{ now: () => number, api: ReturnType<typeof import('./api.js').createApi> }} opts
+ */
+export function createWpkList(store, opts) {
+  const tbody = /** @type {HTMLElement} */ (document.getElementById('wpk-rows'));
+  const empty = /** @type {HTMLElement} */ (document.getElementById('wpk-empty'));
+  const details = /** @type {HTMLElement} */ (document.getElementById('wpk-details'));
+  const detailsTitle = /** @type {HTMLElement} */ (document.getElementById('wpk-details-title'));
+  const detailsBody = /** @type {HTMLElement} */ (document.getElementById('wpk-details-body'));
+  const detailsClose = /** @type {HTMLButtonElement} */ (document.getElementById('wpk-details-close'));
+  /** @type {Map<string, WpkRow>} */
+  const rows = new Map();
+  let selected = '';
+  let shownUpdatedAt = 0;
+
+  detailsClose.addEventListener('click', () => { details.hidden = true; selected = ''; });
+  tbody.addEventListener('click', (ev) => open(ev.target));
+  tbody.addEventListener('keydown', (ev) => { if (ev.key === 'Enter') open(ev.target); });
+
+  /** @param {EventTarget|null} target */
+  function open(target) {
+    const row = target instanceof Element ? target.closest('tr[data-wpk-id]') : null;
+    if (row instanceof HTMLElement && row.dataset.wpkId) show(row.dataset.wpkId).catch(() => undefined);
+  }
+
+  /** GET /federation/wpk/:id: params, executions and result, as JSON text. @param {string} id */
+  async function show(id) {
+    selected = id;
+    shownUpdatedAt = store.wpks.find((w) => w.wpk_id === id)?.updated_at ?? 0;
+    details.hidden = false;
+    detailsTitle.textContent = id;
+    detailsBody.textContent = 'loading…';
+    const res = await opts.api.get(`/federation/wpk/${encodeURIComponent(id)}`);
+    if (selected !== id) return;
+    detailsBody.textContent = res.ok ? JSON.stringify(res.body, null, 2) : `${res.message}`;
+  }
+
+  /** @param {boolean} changed the store's list changed @param {boolean} tick */
+  function update(changed, tick) {
+    const now = opts.now();
+    if (changed) {
+      const keep = new Set(store.wpks.map((w) => w.wpk_id));
+      for (const [id, row] of rows) if (!keep.has(id)) { row.remove(); rows.delete(id); }
+      let cursor = /** @type {ChildNode|null} */ (tbody.firstChild);
+      for (const w of store.wpks) {
+        let row = rows.get(w.wpk_id);
+        if (!row) { row = makeRow(); rows.set(w.wpk_id, row); }
+        if (row.wpk !== w) fill(row, w, now);
+        // Moves a row only when it is out of place: a new WPK on top moves nothing else.
+        if (row !== cursor) tbody.insertBefore(row, cursor);
+        else cursor = cursor.nextSibling;
+      }
+      empty.hidden = store.wpks.length > 0;
+      // The open details follow the WPK they show (once per change, not per frame).
+      const shownWpk = selected && !details.hidden ? store.wpks.find((w) => w.wpk_id === selected) : undefined;
+      if (shownWpk && shownWpk.updated_at !== shownUpdatedAt) show(selected).catch(() => undefined);
+    }
+    if (tick || changed) for (const row of rows.values()) if (row.wpk && row.wpk.finished_at === null) setText(row.cells_.duration, duration(now - row.wpk.created_at));
+  }
+
+  return { update };
+}
+
+const COLUMNS = ['state', 'capability', 'action', 'assignee', 'attempt', 'duration', 'id'];
+
+/** @returns {WpkRow} */
+function makeRow() {
+  const row = /** @type {WpkRow} */ (document.createElement('tr'));
+  row.tabIndex = 0;
+  row.cells_ = {};
+  for (const col of COLUMNS) {
+    const td = make('td', `w-${col}`);
+    td.dataset.col = col;
+    row.cells_[col] = td;
+    row.appendChild(td);
+  }
+  row.badge = row.cells_.state.appendChild(make('span', 'badge'));
+  row.wpk = null;
+  return row;
+}
+
+/** @param {WpkRow} row @param {WpkView} w @param {number} now */
+function fill(row, w, now) {
+  row.wpk = w;
+  row.dataset.wpkId = w.wpk_id;
+  row.dataset.state = w.state;
+  setText(row.badge, w.state.replace('_', ' '));
+  row.badge.className = `badge wpk-${known(w.state, WPK_STATES)}`;
+  row.badge.title = w.error ?? '';
+  setText(row.cells_.capability, w.capability);
+  setText(row.cells_.action, w.action);
+  setText(row.cells_.assignee, w.mode === 'all' ? summary(w) : (w.assignee ?? '–'));
+  setText(row.cells_.attempt, w.mode === 'all' ? 'all' : String(w.attempt));
+  setText(row.cells_.duration, duration((w.finished_at ?? now) - w.created_at));
+  setText(row.cells_.id, w.wpk_id);
+  row.title = w.error ? `${w.wpk_id}: ${w.error}` : w.wpk_id;
+}
+
+/** Mode all: "3 succeeded, 1 running". @param {WpkView} w */
+function summary(w) {
+  const parts = Object.entries(w.summary ?? {}).filter(([, n]) => n > 0).map(([s, n]) => `${n} ${s.replace('_', ' ')}`);
+  return parts.length > 0 ? parts.join(', ') : 'all nodes';
+}
