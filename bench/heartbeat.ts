@@ -4,14 +4,14 @@
  * Reports this process's CPU (hub + broker) as % of one core and the event
  * loop delay p99 over the measuring window, after all N are active.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import type { Aedes } from 'aedes';
-import { startFederation } from '../hub/federation.js';
+import { startFederation, type Federation } from '../hub/federation.js';
 import { silentLogger } from '../lib/log.js';
 import { startProfile } from './profile.js';
 import { round } from './stats.js';
@@ -21,6 +21,8 @@ const LOOP_RESOLUTION_MS = 1;
 const lateness = (ns: number): number => round(Math.max(0, ns / 1e6 - LOOP_RESOLUTION_MS), 2);
 
 /** Counts (re)connections and disconnections seen by the broker. */
+type Churn = ReturnType<typeof watchChurn>;
+
 function watchChurn(aedes: Aedes) {
   let connects = 0;
   let disconnects = 0;
@@ -37,12 +39,58 @@ function watchChurn(aedes: Aedes) {
   };
 }
 
-export async function heartbeat(n: number, intervalMs: number, windowMs: number): Promise<Record<string, number>> {
+export interface WindowFigures {
+  window_s: number;
+  heartbeats_per_s: number;
+  cpu_percent_of_one_core: number;
+  event_loop_delay_p50_ms: number;
+  event_loop_delay_p99_ms: number;
+  event_loop_delay_max_ms: number;
+  still_active: number;
+  registry_flushes: number;
+}
+
+/** This process's CPU (hub + broker) and event-loop delay over one window of a steady fleet. */
+export async function measureWindow(fed: Federation, windowMs: number): Promise<WindowFigures> {
+  const beatsBefore = fed.hub.counters.messages.heartbeat;
+  const flushesBefore = fed.hub.counters.flushes;
+  // The histogram records the time between its 1 ms timer ticks, so the
+  // delay (lateness) of the loop is each value minus that resolution.
+  const loop = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
+  loop.enable();
+  const profile = await startProfile(process.env.BENCH_PROFILE);
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  await new Promise((r) => setTimeout(r, windowMs));
+  const cpu = process.cpuUsage(cpu0);
+  const elapsed = performance.now() - t0;
+  loop.disable();
+  await profile.stop();
+  const beats = fed.hub.counters.messages.heartbeat - beatsBefore;
+  return {
+    window_s: round(elapsed / 1000),
+    heartbeats_per_s: round(beats / (elapsed / 1000)),
+    cpu_percent_of_one_core: round(((cpu.user + cpu.system) / 1000 / elapsed) * 100),
+    event_loop_delay_p50_ms: lateness(loop.percentile(50)),
+    event_loop_delay_p99_ms: lateness(loop.percentile(99)),
+    event_loop_delay_max_ms: lateness(loop.max),
+    still_active: fed.hub.registry.countByStatus().active,
+    registry_flushes: fed.hub.counters.flushes - flushesBefore,
+  };
+}
+
+/** A federation with N simulated agents beating every interval, once all are registered and none reconnects. */
+export async function steadyFleet(n: number, intervalMs: number): Promise<{ fed: Federation; sim: ChildProcess; churn: Churn; dir: string; close(): Promise<void> }> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'edgefed-bench-hb-'));
   const fed = await startFederation({ mqttPort: 0, httpPort: 0, dataDir: dir, logger: silentLogger });
   const sim = spawn(process.execPath, ['--import', 'tsx', CLI, 'simulate', '--nodes', String(n), '--broker', fed.mqttUrl!,
     '--heartbeat-interval', `${intervalMs}ms`, '--rate', '1000', '--keepalive', '60'], { stdio: ['ignore', 'ignore', 'ignore'] });
   const churn = watchChurn(fed.broker!.aedes);
+  const close = async () => {
+    sim.kill('SIGKILL');
+    await fed.stop();
+    await fs.rm(dir, { recursive: true, force: true });
+  };
   try {
     const deadline = Date.now() + 180_000;
     // Steady state: every node registered, and no (re)connection for 3 intervals.
@@ -50,34 +98,23 @@ export async function heartbeat(n: number, intervalMs: number, windowMs: number)
       if (Date.now() > deadline) throw new Error(`no steady state: ${fed.hub.registry.size}/${n} registered, ${JSON.stringify(churn.snapshot())}`);
       await new Promise((r) => setTimeout(r, 100));
     }
+  } catch (err) {
+    await close();
+    throw err;
+  }
+  return { fed, sim, churn, dir, close };
+}
+
+export async function heartbeat(n: number, intervalMs: number, windowMs: number): Promise<Record<string, number>> {
+  const { fed, churn, close } = await steadyFleet(n, intervalMs);
+  try {
     const rampChurn = churn.snapshot();
     churn.reset();
-    const beatsBefore = fed.hub.counters.messages.heartbeat;
-    const flushesBefore = fed.hub.counters.flushes;
-    // The histogram records the time between its 1 ms timer ticks, so the
-    // delay (lateness) of the loop is each value minus that resolution.
-    const loop = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
-    loop.enable();
-    const profile = await startProfile(process.env.BENCH_PROFILE);
-    const cpu0 = process.cpuUsage();
-    const t0 = performance.now();
-    await new Promise((r) => setTimeout(r, windowMs));
-    const cpu = process.cpuUsage(cpu0);
-    const elapsed = performance.now() - t0;
-    loop.disable();
-    await profile.stop();
-    const beats = fed.hub.counters.messages.heartbeat - beatsBefore;
+    const w = await measureWindow(fed, windowMs);
     return {
       nodes: n,
       interval_ms: intervalMs,
-      window_s: round(elapsed / 1000),
-      heartbeats_per_s: round(beats / (elapsed / 1000)),
-      cpu_percent_of_one_core: round(((cpu.user + cpu.system) / 1000 / elapsed) * 100),
-      event_loop_delay_p50_ms: lateness(loop.percentile(50)),
-      event_loop_delay_p99_ms: lateness(loop.percentile(99)),
-      event_loop_delay_max_ms: lateness(loop.max),
-      still_active: fed.hub.registry.countByStatus().active,
-      registry_flushes: fed.hub.counters.flushes - flushesBefore,
+      ...w,
       ramp_connects: rampChurn.connects,
       ramp_disconnects: rampChurn.disconnects,
       window_connects: churn.snapshot().connects,
@@ -85,8 +122,6 @@ export async function heartbeat(n: number, intervalMs: number, windowMs: number)
       last_flush_ms: fed.hub.counters.last_flush_ms,
     };
   } finally {
-    sim.kill('SIGKILL');
-    await fed.stop();
-    await fs.rm(dir, { recursive: true, force: true });
+    await close();
   }
 }

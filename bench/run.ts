@@ -6,6 +6,7 @@
  *   dispatch-latency --nodes 1000 --rate 200/s --duration 20s [--floor 10s] [--nagle] [--own-capability]
  *   dispatch-throughput --nodes 1000 [--steps 8,32,128,512,2048] [--warmup 2s] [--window 5s] [--nagle] [--own-capability]
  *   failover --nodes 100 [--victims 50] [--keepalive 5] [--heartbeat-interval 5s] [--runs 3]
+ *   dashboard-feed --nodes 5000 --interval 1s [--window 10s] [--pages 3] [--pairs 3]
  *   auth-storm --nodes 2000 [--runs 5] [--warmup 1] [--concurrency 200] [--client mqtt|raw] [--verifier product|node-sync|node-pool|product-rs256|node-sync-rs256|node-pool-rs256]
  * With no scenario, runs the issue's set. Prints one JSON line per result.
  * The fleet's connections behave like the product's (since 967cc92):
@@ -21,6 +22,7 @@ import { dispatchLatency } from './dispatch-latency.js';
 import { dispatchThroughput } from './dispatch-throughput.js';
 import { failover } from './failover.js';
 import { heartbeat } from './heartbeat.js';
+import { dashboardFeed } from './dashboard-feed.js';
 import { registrationStorm } from './registration-storm.js';
 import { arg, machine } from './stats.js';
 import { authStorm, type VerifierKind } from './auth-storm.js';
@@ -42,6 +44,13 @@ async function storm(nodes: number): Promise<void> {
 async function beats(): Promise<void> {
   const nodes = Number(arg(argv, 'nodes', '5000'));
   print('heartbeat', await heartbeat(nodes, parseDuration(arg(argv, 'interval', '1s')), parseDuration(arg(argv, 'window', '20s'))));
+}
+
+async function feed(): Promise<void> {
+  print('dashboard-feed', await dashboardFeed(
+    Number(arg(argv, 'nodes', '5000')), parseDuration(arg(argv, 'interval', '1s')), parseDuration(arg(argv, 'window', '10s')),
+    Number(arg(argv, 'pages', '3')), Number(arg(argv, 'pairs', '3')),
+  ));
 }
 
 /** `200/s` or `200`: per second. */
@@ -98,6 +107,7 @@ async function auth(defaults = false): Promise<void> {
 
 if (scenario === 'registration-storm') await storm(Number(arg(argv, 'nodes', '1000')));
 else if (scenario === 'heartbeat') await beats();
+else if (scenario === 'dashboard-feed') await feed();
 else if (scenario === 'agent-rss') await import('./agent-rss.js');
 else if (scenario === 'dispatch-latency') await latency();
 else if (scenario === 'dispatch-throughput') await throughput();
@@ -107,12 +117,13 @@ else if (scenario === 'all') {
   await storm(1000);
   await storm(5000);
   await beats();
+  await feed();
   await import('./agent-rss.js');
   await latency(true);
   await throughput(true);
   await fail(true);
   await auth(true);
 } else {
-  process.stderr.write(`unknown scenario "${scenario}": registration-storm, heartbeat, agent-rss, dispatch-latency, dispatch-throughput, failover, auth-storm\n`);
+  process.stderr.write(`unknown scenario "${scenario}": registration-storm, heartbeat, dashboard-feed, agent-rss, dispatch-latency, dispatch-throughput, failover, auth-storm\n`);
   process.exitCode = 2;
 }
