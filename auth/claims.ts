@@ -5,7 +5,6 @@
  * sense: a Vault template or a hand-made token can sign anything, so the
  * verifier checks them again.
  */
-import type { JWTPayload } from 'jose';
 import { isValidId, MAX_CAPABILITIES } from '../lib/ids.js';
 import { ROLES, TokenError, type Identity, type Role } from './types.js';
 
@@ -38,16 +37,18 @@ export function isScopeToken(value: unknown): value is string {
 
 /**
  * The Identity a verified payload grants, or a TokenError `bad_claims`.
- * jose has already checked the signature, `exp`, `nbf`, `iss` and `aud`.
+ * The signature, `exp`, `nbf`, `iss` and `aud` are checked before this
+ * (registered-claims.ts).
  */
-export function identityFromClaims(payload: JWTPayload, kid: string | undefined): Identity {
+export function identityFromClaims(payload: Readonly<Record<string, unknown>>, kid: string | undefined): Identity {
   const role = payload['role'];
   if (!isRole(role)) throw badClaims(`"role" must be one of ${ROLES.join(', ')}`);
-  const subject = subjectOf(payload.sub, role);
+  const subject = subjectOf(payload['sub'], role);
   const caps = capsOf(payload['caps'], role);
   const scopes = scopesOf(payload['scope']);
-  if (typeof payload.exp !== 'number') throw badClaims('"exp" is required');
-  return Object.freeze({ role, subject, caps, scopes, expiresAt: payload.exp, kid });
+  const exp = payload['exp'];
+  if (typeof exp !== 'number') throw badClaims('"exp" is required');
+  return Object.freeze({ role, subject, caps, scopes, expiresAt: exp, kid });
 }
 
 function subjectOf(sub: unknown, role: Role): string {

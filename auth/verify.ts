@@ -2,15 +2,25 @@
  * Token verification, once per MQTT connect or HTTP request. The work is
  * ordered cheapest first: the identity cache, then a look at the header
  * (size, shape, algorithm: `alg: none` and algorithms not configured stop
- * here, before any key is looked up or fetched), then jose's signature and
- * time checks, then edgefed's own claim rules.
+ * here, before any key is looked up or fetched; then `crit`), the key by
+ * `kid`, the signature on libuv's thread pool, and only then the payload:
+ * registered claims (exp, nbf, iss, aud) and edgefed's own claim rules.
+ *
+ * jose still finds and caches the keys (JWKS sets, files, URLs) and signs
+ * tokens; the signature check and claim checks of a connect are done here
+ * with node:crypto, because jose's WebCrypto path cost about as much main
+ * thread time per connect as the rest of the connect (bench/RESULTS.md).
+ * Refusals keep the codes and wording jose's path gave.
  */
-import { decodeProtectedHeader, errors, jwtVerify, type JSONWebKeySet, type ProtectedHeaderParameters } from 'jose';
+import { errors, type JSONWebKeySet, type JWTHeaderParameters } from 'jose';
 import type { Logger } from '../lib/log.js';
 import { identityFromClaims } from './claims.js';
 import { IdentityCache } from './identity-cache.js';
+import { checkCrit, decodePayload, signedBytes, splitCompactJws, type CompactJws } from './jws.js';
 import { fileKeys, KeysUnavailableError, localKeys, remoteKeys, type KeyResolver } from './key-sources.js';
-import { TokenError, type Identity, type TokenRefusalCode, type Verifier } from './types.js';
+import { checkRegisteredClaims, type ClaimPolicy } from './registered-claims.js';
+import { isSupportedAlgorithm, SUPPORTED_ALGORITHMS, verificationKey, verifySignature, type VerificationKey } from './signature.js';
+import { TokenError, type Identity, type Verifier } from './types.js';
 
 export interface VerifierOptions {
   /** A key set in memory, e.g. `SigningKey.jwks`. Exactly one of jwks, jwksFile, jwksUrl. */
@@ -69,26 +79,27 @@ export async function createVerifier(options: VerifierOptions): Promise<TokenVer
     options.identityCacheSize ?? VERIFIER_DEFAULTS.identityCacheSize,
     options.identityCacheMaxAgeMs ?? VERIFIER_DEFAULTS.identityCacheMaxAgeMs,
   );
-  const joseOptions = {
-    algorithms,
-    clockTolerance: options.clockToleranceS ?? VERIFIER_DEFAULTS.clockToleranceS,
-    requiredClaims: ['exp', 'sub'],
+  const policy: ClaimPolicy = {
+    clockToleranceS: options.clockToleranceS ?? VERIFIER_DEFAULTS.clockToleranceS,
     ...(options.issuer !== undefined ? { issuer: options.issuer } : {}),
-    ...(options.audience !== undefined ? { audience: options.audience } : {}),
+    ...(options.audience !== undefined ? { audience: typeof options.audience === 'string' ? [options.audience] : [...options.audience] } : {}),
   };
+
+  async function verifyUncached(token: string, at: number): Promise<Identity> {
+    const jws = checkHeader(token, algorithms);
+    const { signingInput, signature } = signedBytes(jws);
+    const key = await keyFor(jws, keys);
+    if (!(await verifySignature(key, signingInput, signature))) throw new TokenError('bad_signature', 'signature does not verify');
+    const claims = decodePayload(jws.payload);
+    checkRegisteredClaims(claims, policy, Math.floor(at / 1000));
+    return identityFromClaims(claims, typeof jws.header.kid === 'string' ? jws.header.kid : undefined);
+  }
 
   async function verify(token: string): Promise<Identity> {
     const at = now();
     const cached = cache.get(token, at);
     if (cached) return cached;
-    const header = checkHeader(token, algorithms);
-    let identity: Identity;
-    try {
-      const { payload } = await jwtVerify(token, keys, { ...joseOptions, currentDate: new Date(at) });
-      identity = identityFromClaims(payload, header.kid);
-    } catch (err) {
-      throw toTokenError(err);
-    }
+    const identity = await verifyUncached(token, at);
     cache.set(token, identity, at);
     return identity;
   }
@@ -99,12 +110,24 @@ export async function createVerifier(options: VerifierOptions): Promise<TokenVer
   };
 }
 
+/** jose's key set picks the key by `kid` and `alg` (and fetches a remote set); its refusals become TokenErrors. */
+async function keyFor(jws: CompactJws, keys: KeyResolver): Promise<VerificationKey> {
+  let cryptoKey;
+  try {
+    cryptoKey = await keys(jws.header as JWTHeaderParameters, { protected: jws.headerPart, payload: jws.payload, signature: jws.signaturePart });
+  } catch (err) {
+    throw toTokenError(err);
+  }
+  return verificationKey(cryptoKey, jws.header.alg);
+}
+
 function checkAlgorithms(algorithms: string[]): string[] {
   if (algorithms.length === 0) throw new Error('EDGEFED_ERR_AUTH_ALGORITHMS: configure at least one algorithm, e.g. EdDSA');
   for (const alg of algorithms) {
     if (alg.toLowerCase() === 'none') throw new Error('EDGEFED_ERR_AUTH_ALGORITHMS: "none" would accept unsigned tokens');
     // A key set holds public keys; an HMAC secret in one would let any reader mint tokens.
     if (/^HS\d+$/.test(alg)) throw new Error(`EDGEFED_ERR_AUTH_ALGORITHMS: ${alg} needs a shared secret; use EdDSA, ES256 or RS256 with a key set`);
+    if (!isSupportedAlgorithm(alg)) throw new Error(`EDGEFED_ERR_AUTH_ALGORITHMS: ${alg} is not supported; use one of ${SUPPORTED_ALGORITHMS.join(', ')}`);
   }
   return [...algorithms];
 }
@@ -133,44 +156,28 @@ function jwksUrlOf(value: string | URL): URL {
   return url;
 }
 
-/** Shape and algorithm, read without trusting anything: the signature is not checked yet. */
-function checkHeader(token: string, algorithms: readonly string[]): ProtectedHeaderParameters {
+/** Size, shape, algorithm and `crit`, read without trusting anything: the signature is not checked yet. */
+function checkHeader(token: string, algorithms: readonly string[]): CompactJws {
   if (typeof token !== 'string' || token.length === 0) throw new TokenError('malformed', 'no token');
   if (token.length > MAX_TOKEN_LENGTH) throw new TokenError('malformed', `token longer than ${MAX_TOKEN_LENGTH} characters`);
-  if (token.split('.').length !== 3) throw new TokenError('malformed', 'not a compact JWS (three base64url parts)');
-  let header: ProtectedHeaderParameters;
-  try {
-    header = decodeProtectedHeader(token);
-  } catch {
-    throw new TokenError('malformed', 'the header is not base64url JSON');
-  }
-  const alg = header.alg;
-  if (typeof alg !== 'string') throw new TokenError('malformed', 'the header has no "alg"');
+  const jws = splitCompactJws(token);
+  const alg = jws.header.alg;
   if (alg.toLowerCase() === 'none') throw new TokenError('bad_algorithm', 'unsigned token (alg "none") refused');
   if (!algorithms.includes(alg)) throw new TokenError('bad_algorithm', `algorithm ${alg.slice(0, 16)} is not accepted (accepted: ${algorithms.join(', ')})`);
-  return header;
+  checkCrit(jws.header);
+  return jws;
 }
 
-/** Every failure becomes a TokenError whose code says why; messages never hold the token. */
+/**
+ * What the key sets throw becomes a TokenError whose code says why (a TokenError passes as is);
+ * messages never hold the token.
+ */
 export function toTokenError(err: unknown): TokenError {
   if (err instanceof TokenError) return err;
   if (err instanceof KeysUnavailableError) return new TokenError('keys_unavailable', err.message);
-  if (err instanceof errors.JWTExpired) return new TokenError('expired', 'token expired');
-  if (err instanceof errors.JWTClaimValidationFailed) return claimError(err);
-  if (err instanceof errors.JWSSignatureVerificationFailed) return new TokenError('bad_signature', 'signature does not verify');
   if (err instanceof errors.JOSEAlgNotAllowed || err instanceof errors.JOSENotSupported) return new TokenError('bad_algorithm', 'algorithm or header not accepted');
   if (err instanceof errors.JWKSNoMatchingKey || err instanceof errors.JWKSMultipleMatchingKeys) return new TokenError('unknown_key', 'no trusted key matches the token\'s kid');
   if (err instanceof errors.JWKSInvalid || err instanceof errors.JWKInvalid || err instanceof errors.JWKSTimeout) return new TokenError('unknown_key', `verification keys unusable: ${err.message}`);
   if (err instanceof errors.JWSInvalid || err instanceof errors.JWTInvalid) return new TokenError('malformed', 'not a well-formed JWT');
   return new TokenError('malformed', `token refused: ${err instanceof Error ? err.message : String(err)}`);
-}
-
-function claimError(err: InstanceType<typeof errors.JWTClaimValidationFailed>): TokenError {
-  const failed = err.reason === 'check_failed';
-  let code: TokenRefusalCode = 'bad_claims'; // missing sub or exp, a non-numeric date
-  // A missing iss/aud is as wrong as a different one.
-  if (err.claim === 'iss') code = 'wrong_issuer';
-  else if (err.claim === 'aud') code = 'wrong_audience';
-  else if ((err.claim === 'nbf' || err.claim === 'iat') && failed) code = 'not_yet_valid';
-  return new TokenError(code, `"${err.claim}" claim ${failed ? 'check failed' : err.reason === 'missing' ? 'missing' : 'invalid'}`);
 }
