@@ -100,6 +100,11 @@ function applyStats(store, msg) {
     store.counts = msg.counts;
     store.dirty.counts = true;
   }
+  // The hub's broker session can drop while the stream stays up: every stats event says.
+  if (store.hub && typeof msg.connected === 'boolean' && msg.connected !== store.hub.connected) {
+    store.hub = { ...store.hub, connected: msg.connected };
+    store.dirty.hub = true;
+  }
   const p = msg.point;
   if (p && typeof p.t === 'number') {
     const last = store.series[store.series.length - 1];

@@ -55,7 +55,8 @@ test('a snapshot of the fleet first, then a node that joins, runs a WPK and dies
   // The trigger and its answer may fall in different seconds: look at every point seen.
   const answered = await sse.next<Stats>('stats', (d) => d.point !== null && d.point.latency_p50_ms !== null, { timeoutMs: 4000 });
   assert.ok(answered.point!.latency_p50_ms! >= 0);
-  await sse.next<Stats>('stats', (d) => d.counts.wpks.succeeded === 1);
+  const latest = await sse.next<Stats & { connected: boolean }>('stats', (d) => d.counts.wpks.succeeded === 1);
+  assert.is(latest.connected, true, 'stats say whether the hub\'s broker session is up');
   const points = sse.events.filter((e) => e.event === 'stats').map((e) => (e.data as Stats).point).filter((p) => p !== null);
   const seconds = new Map(points.map((p) => [p.t, p.dispatched]));
   assert.is([...seconds.values()].reduce((a, b) => a + b, 0), 1, 'one trigger in all the seconds seen');
@@ -78,7 +79,17 @@ test('with auth on, the stream needs a bearer token (401 without); an operator t
   const sse = await openSse(`${fed.api.url}/federation/events`, token);
   scope.defer(() => sse.close());
   assert.is((await sse.next<Snapshot>('snapshot')).hub.auth, 'jwt');
-}));
+  // A stream ends when the token that opened it expires (exp has second precision: 1-2 s from now).
+  const brief = await issueToken({ role: 'operator', ttlSeconds: 1 }, await loadOrCreateSigningKey(dir));
+  const short = await openSse(`${fed.api.url}/federation/events`, brief);
+  scope.defer(() => short.close());
+  await short.next('snapshot');
+  await withTimeout(short.ended, 4000, 'stream ends at exp');
+  let longOpen = true;
+  void sse.ended.then(() => { longOpen = false; });
+  await new Promise((r) => setTimeout(r, 50));
+  assert.ok(longOpen, 'a stream with a valid token stays open');
+}, { timeoutMs: 8000 }));
 
 test('every page gets the same changes; the feed stops its timers when the last page leaves, and closing the API ends open streams', bounded(async (scope) => {
   const fed = await federation();

@@ -99,9 +99,10 @@ export class FleetFeed {
    */
   #stats(): void {
     const counts = fleetCounts(this.hub);
+    const connected = this.hub.connected;
     const fresh = this.hub.activity.points().filter((p) => p.t > this.#lastPoint);
-    if (fresh.length === 0) return this.#broadcast('stats', { now: Date.now(), point: null, counts });
-    for (const point of fresh) this.#broadcast('stats', { now: Date.now(), point, counts });
+    if (fresh.length === 0) return this.#broadcast('stats', { now: Date.now(), point: null, counts, connected });
+    for (const point of fresh) this.#broadcast('stats', { now: Date.now(), point, counts, connected });
     this.#lastPoint = fresh.at(-1)!.t;
   }
 

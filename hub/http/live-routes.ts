@@ -17,7 +17,7 @@ const metrics: RouteHandler = async ({ live, res }) => {
   res.end(text);
 };
 
-const events: RouteHandler = ({ hub, live, req, res }) => {
+const events: RouteHandler = ({ hub, live, identity, req, res }) => {
   res.writeHead(200, {
     'content-type': 'text/event-stream; charset=utf-8',
     'cache-control': 'no-store',
@@ -31,8 +31,21 @@ const events: RouteHandler = ({ hub, live, req, res }) => {
   });
   const unsubscribe = live.feed.subscribe(client);
   req.socket.setNoDelay(true);
-  res.once('close', unsubscribe);
+  const expiry = identity ? endAtExpiry(res, identity.expiresAt) : undefined;
+  res.once('close', () => { unsubscribe(); clearTimeout(expiry); });
 };
+
+/**
+ * A stream must not outlive the token that opened it: it ends at `exp`, and
+ * the page's reconnect then needs a valid token (a 401 shows its sign-in box).
+ */
+function endAtExpiry(res: ServerResponse, expiresAtS: number): NodeJS.Timeout {
+  // setTimeout's limit is ~24.8 days; a longer-lived token is re-checked then, when the page reconnects.
+  const ms = Math.min(Math.max(0, expiresAtS * 1000 - Date.now()), 2 ** 31 - 1);
+  const timer = setTimeout(() => res.end(), ms);
+  timer.unref();
+  return timer;
+}
 
 function sseClient(res: ServerResponse, onBacklog: () => void): FeedClient {
   const write = (text: string) => {

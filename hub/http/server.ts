@@ -96,8 +96,8 @@ async function handle({ hub, live, bodyLimit, verifier }: Served, req: http.Inco
   try {
     url = parseUrl(req.url);
     // Before routing, so that an unauthenticated caller learns nothing of the API but /health.
-    if (verifier && !isPublic(req.method ?? '', url.pathname)) await authorizeRequest(verifier, req, url.pathname);
-    const ctx: RouteContext = { hub, live, bodyLimit, url, req, res };
+    const identity = verifier && !isPublic(req.method ?? '', url.pathname) ? await authorizeRequest(verifier, req, url.pathname) : undefined;
+    const ctx: RouteContext = { hub, live, bodyLimit, url, req, res, ...(identity ? { identity } : {}) };
     const matching = routes.filter((r) => r.pattern.test(url.pathname));
     if (matching.length === 0) throw new HttpError(404, 'EDGEFED_ERR_NOT_FOUND', `no route ${url.pathname}; see docs/api.md`);
     const route = matching.find((r) => r.method === req.method);

@@ -10,6 +10,8 @@ export interface SseStream {
   readonly events: SseEvent[];
   /** Waits for an event of this name (after index `from`) whose data passes `match`. */
   next<T>(event: string, match?: (data: T) => boolean, opts?: { from?: number; timeoutMs?: number }): Promise<T>;
+  /** Settles when the hub ends the stream (or it is closed here). */
+  readonly ended: Promise<void>;
   close(): void;
 }
 
@@ -21,9 +23,10 @@ export async function openSse(url: string, token?: string): Promise<SseStream> {
     throw new Error(`GET ${url}: HTTP ${res.status} ${await res.text().catch(() => '')}`);
   }
   const events: SseEvent[] = [];
-  void pump(res.body, events).catch(() => undefined);
+  const ended = pump(res.body, events).catch(() => undefined);
   return {
     events,
+    ended,
     next<T>(event: string, match: (data: T) => boolean = () => true, opts: { from?: number; timeoutMs?: number } = {}) {
       const from = opts.from ?? 0;
       return waitFor(() => events.slice(from).find((e) => e.event === event && match(e.data as T))?.data as T | undefined, {
