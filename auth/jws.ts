@@ -5,10 +5,12 @@
  * (`decodePayload`): nothing an attacker wrote is parsed as JSON before that
  * but the small header.
  *
- * Refusals follow jose's `jwtVerify` (RFC 7515, RFC 7519) code for code, so
- * replacing it on the hot path changes no answer; base64url is stricter than
- * jose on Node 20 (whose `atob` skips whitespace and ignores non-zero padding
- * bits): only the one canonical, unpadded encoding of each part is accepted.
+ * Refusals follow jose's `jwtVerify` (RFC 7515, RFC 7519) code for code,
+ * with two places stricter than jose on Node 20: base64url (jose goes through
+ * `atob`, which skips whitespace, takes `=` padding and ignores non-zero
+ * padding bits: here only the one canonical, unpadded encoding of each part
+ * is accepted), and duplicate names in `crit` (RFC 7515 section 4.1.11 says
+ * producers must not list any; jose lets them through).
  */
 import { TokenError } from './types.js';
 

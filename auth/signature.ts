@@ -52,7 +52,8 @@ export function isSupportedAlgorithm(alg: string): boolean {
 /** A key ready for crypto.verify, with the options its algorithm needs. */
 export interface VerificationKey {
   digest: AlgSpec['digest'];
-  options: crypto.VerifyKeyObjectInput;
+  /** The KeyObject alone when the algorithm needs no options (EdDSA, RS*): node:crypto then skips reading them. */
+  key: KeyObject | crypto.VerifyKeyObjectInput;
 }
 
 /** KeyObjects by the CryptoKey jose handed out, per algorithm: made once per key, dropped with it. */
@@ -69,16 +70,17 @@ export function verificationKey(key: webcrypto.CryptoKey, alg: string): Verifica
   if (cached) return cached;
   const spec = ALGORITHMS[alg]!;
   checkCryptoKey(key, alg, spec);
-  const options: crypto.VerifyKeyObjectInput = {
-    key: KeyObject.from(key),
-    // JWS carries ECDSA signatures as raw r || s (RFC 7518 section 3.4), not DER.
-    ...(spec.keyName === 'ECDSA' ? { dsaEncoding: 'ieee-p1363' as const } : {}),
-    ...(spec.saltLength !== undefined ? { padding: crypto.constants.RSA_PKCS1_PSS_PADDING, saltLength: spec.saltLength } : {}),
-  };
-  const made = { digest: spec.digest, options };
+  const made: VerificationKey = { digest: spec.digest, key: keyInput(KeyObject.from(key), spec) };
   if (!perAlg) keyObjects.set(key, (perAlg = new Map()));
   perAlg.set(alg, made);
   return made;
+}
+
+function keyInput(key: KeyObject, spec: AlgSpec): VerificationKey['key'] {
+  // JWS carries ECDSA signatures as raw r || s (RFC 7518 section 3.4), not DER.
+  if (spec.keyName === 'ECDSA') return { key, dsaEncoding: 'ieee-p1363' };
+  if (spec.saltLength !== undefined) return { key, padding: crypto.constants.RSA_PKCS1_PSS_PADDING, saltLength: spec.saltLength };
+  return key;
 }
 
 function checkCryptoKey(key: webcrypto.CryptoKey, alg: string, spec: AlgSpec): void {
@@ -102,6 +104,6 @@ function checkCryptoKey(key: webcrypto.CryptoKey, alg: string, spec: AlgSpec): v
  */
 export function verifySignature(key: VerificationKey, data: Buffer, signature: Buffer): Promise<boolean> {
   return new Promise((resolve) => {
-    crypto.verify(key.digest, data, key.options, signature, (err, ok) => resolve(err === null && ok));
+    crypto.verify(key.digest, data, key.key, signature, (err, ok) => resolve(err === null && ok));
   });
 }
