@@ -32,8 +32,14 @@
  * A micro-measure beside it: the verifier alone (createVerifier on the same
  * key file, as the federation builds it), N tokens verified one after the
  * other, first unseen then cached, in µs per token; and first passes of the
- * node-sync prototype and of the product's verifier over an RS256 key set
- * (see VerifierKind).
+ * node-sync prototype, of the product's verifier over an RS256 key set (see
+ * VerifierKind) and of jose's jwtVerify (WebCrypto), the product's path
+ * before 2026-11-27 evening.
+ *
+ * libuv's thread pool (where the product checks signatures) has
+ * UV_THREADPOOL_SIZE threads (default 4), fixed when the process starts:
+ * set it in the environment of `npm run bench` to measure another size; the
+ * result records it.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import crypto, { type KeyObject } from 'node:crypto';
@@ -43,7 +49,7 @@ import os from 'node:os';
 import { performance as perfHooks } from 'node:perf_hooks';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { SignJWT } from 'jose';
+import { createLocalJWKSet, jwtVerify, SignJWT, type JSONWebKeySet } from 'jose';
 import mqtt from 'mqtt';
 import { createVerifier, identityFromClaims, issueToken, loadOrCreateSigningKey, TokenError, type Identity, type SigningKey, type Verifier } from '../auth/index.js';
 import { IdentityCache } from '../auth/identity-cache.js';
@@ -82,7 +88,9 @@ export interface AuthStormOptions {
 }
 
 /**
- * `product`: `startFederation({ auth: {} })`, jose's jwtVerify over WebCrypto.
+ * `product`: `startFederation({ auth: {} })`: auth/verify.ts, the signature
+ * checked by node:crypto on libuv's pool (jose's jwtVerify over WebCrypto
+ * until 2026-11-27 evening; see RESULTS.md).
  * `node-sync` / `node-pool` (ablations, bench-only prototypes): the same
  * broker hooks (createAuthHooks: ACL, identity table, takeover rule) and the
  * same IdentityCache, wired through the federation's public `broker` hook
@@ -90,12 +98,10 @@ export interface AuthStormOptions {
  * on the main thread, or with a callback (libuv's pool). They check alg, kid,
  * signature, exp/nbf (30 s leeway) and edgefed's claims, nothing else
  * (no iss/aud, no JWKS reload): enough to measure, not a replacement.
- * `product-rs256` (ablation): the product's verifier (createVerifier, jose)
+ * `product-rs256` (ablation): the product's verifier (createVerifier)
  * over an RS256 key set, as for Vault's keys, in the same hooks; both modes
- * then present RS256 tokens. Wired like the prototypes because
- * `startFederation({ auth: { jwksFile, algorithms: ['RS256'] } })` refuses
- * RS256 tokens today (the hub's own EdDSA verifier answers `bad_algorithm`,
- * and only `unknown_key` falls through to the external keys).
+ * then present RS256 tokens. Wired like the prototypes so that only the RS256
+ * verifier runs (the federation would try the hub's own EdDSA keys first).
  * `node-sync-rs256` / `node-pool-rs256` (ablations): the prototypes over that RS256 key set.
  */
 export type VerifierKind = 'product' | 'node-sync' | 'node-pool' | 'product-rs256' | 'node-sync-rs256' | 'node-pool-rs256';
@@ -386,8 +392,43 @@ async function protoVerifier(jwksFile: string, pool: boolean, alg: 'EdDSA' | 'RS
   };
 }
 
+interface VerifierAlone { firstUs: number; cachedUs: number; nodeSyncUs: number; joseUs: number; rs256Us: number; product: BurstCpu; jose: BurstCpu }
+interface BurstCpu { mainUs: number; processUs: number }
+
+/**
+ * CPU per token of `verifier` over `tokens` (all new to it), 200 in flight as
+ * in a storm: of the main thread (what limits the broker) and of the whole
+ * process (the pool's signature checks included). No clients, no broker.
+ */
+async function burstCpu(verifier: Verifier, tokens: readonly string[], inFlight = 200): Promise<BurstCpu> {
+  const main0 = mainThreadCpuMs();
+  const cpu0 = process.cpuUsage();
+  let next = 0;
+  await Promise.all(Array.from({ length: inFlight }, async () => {
+    while (next < tokens.length) await verifier.verify(tokens[next++]!);
+  }));
+  const cpu = process.cpuUsage(cpu0);
+  return { mainUs: ((mainThreadCpuMs() - main0) * 1000) / tokens.length, processUs: (cpu.user + cpu.system) / tokens.length };
+}
+
+/**
+ * The product's verification path before 2026-11-27 evening, for the
+ * micro-measure: jose's jwtVerify (WebCrypto) with the options it had, then
+ * edgefed's claim rules; no identity cache (every token is new to it anyway).
+ */
+async function joseVerifier(jwksFile: string): Promise<Verifier> {
+  const keys = createLocalJWKSet(JSON.parse(await fs.readFile(jwksFile, 'utf8')) as JSONWebKeySet);
+  const options = { algorithms: ['EdDSA'], clockTolerance: 30, requiredClaims: ['exp', 'sub'] };
+  return {
+    async verify(token: string): Promise<Identity> {
+      const { payload, protectedHeader } = await jwtVerify(token, keys, options);
+      return identityFromClaims(payload, protectedHeader.kid);
+    },
+  };
+}
+
 /** The verifier alone, as prepareJwtAuth builds it (the key file), µs per token: unseen, then cached. */
-async function verifierAlone(n: number): Promise<{ firstUs: number; cachedUs: number; nodeSyncUs: number; rs256Us: number }> {
+async function verifierAlone(n: number): Promise<VerifierAlone> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'edgefed-bench-verify-'));
   try {
     const key = await loadOrCreateSigningKey(dir);
@@ -401,13 +442,16 @@ async function verifierAlone(n: number): Promise<{ firstUs: number; cachedUs: nu
     const firstUs = await pass();
     const cachedUs = await pass();
     const nodeSyncUs = await pass(await protoVerifier(key.jwksFile, false));
+    const joseUs = await pass(await joseVerifier(key.jwksFile));
+    const product = await burstCpu(await createVerifier({ jwksFile: key.jwksFile, logger: silentLogger, identityCacheSize: 0 }), tokens);
+    const jose = await burstCpu(await joseVerifier(key.jwksFile), tokens);
     const rsa = await rsaKeySet(dir);
     const rsaTokens = await Promise.all(Array.from({ length: n }, (_, i) => rsa.mint(`${PREFIX}-${i}`, 'agent')));
     const rsaVerifier = await createVerifier({ jwksFile: rsa.jwksFile, algorithms: ['RS256'], logger: silentLogger });
     const r0 = performance.now();
     for (const token of rsaTokens) await rsaVerifier.verify(token);
     const rs256Us = ((performance.now() - r0) * 1000) / n;
-    return { firstUs, cachedUs, nodeSyncUs, rs256Us };
+    return { firstUs, cachedUs, nodeSyncUs, joseUs, rs256Us, product, jose };
   } finally {
     await fs.rm(dir, { recursive: true, force: true });
   }
@@ -417,7 +461,7 @@ export async function authStorm(o: AuthStormOptions): Promise<Record<string, unk
   if (!Number.isInteger(o.nodes) || o.nodes < 1) throw new Error(`--nodes ${o.nodes}: give a positive integer`);
   const fleet = await Fleet.spawn();
   const runs: RunResult[] = [];
-  const verify: Array<{ firstUs: number; cachedUs: number; nodeSyncUs: number; rs256Us: number }> = [];
+  const verify: VerifierAlone[] = [];
   try {
     for (let i = 0; i < o.warmup; i += 1) {
       await oneRun('off', fleet, o);
@@ -460,6 +504,7 @@ export async function authStorm(o: AuthStormOptions): Promise<Record<string, unk
   };
   return {
     nodes: o.nodes, runs: o.runs, warmup_pairs: o.warmup, concurrency: o.concurrency, client: o.client, verifier: o.verifier,
+    uv_threadpool_size: process.env.UV_THREADPOOL_SIZE ?? '4 (default)',
     first_connect: storm('first'),
     reconnect: storm('reconnect'),
     heartbeat: {
@@ -474,6 +519,10 @@ export async function authStorm(o: AuthStormOptions): Promise<Record<string, unk
       first_median: round(median(verify.map((v) => v.firstUs))), cached_median: round(median(verify.map((v) => v.cachedUs)), 2),
       first_runs: verify.map((v) => round(v.firstUs)), cached_runs: verify.map((v) => round(v.cachedUs, 2)),
       node_sync_prototype_first_median: round(median(verify.map((v) => v.nodeSyncUs))),
+      jose_webcrypto_first_median: round(median(verify.map((v) => v.joseUs))),
+      // 200 in flight: CPU per new token, main thread / whole process (10 ms ticks on the main thread: 2000 tokens give ±5 µs).
+      burst_main_cpu_us: { product: verify.map((v) => Math.round(v.product.mainUs)), jose_webcrypto: verify.map((v) => Math.round(v.jose.mainUs)) },
+      burst_process_cpu_us: { product: verify.map((v) => Math.round(v.product.processUs)), jose_webcrypto: verify.map((v) => Math.round(v.jose.processUs)) },
       product_rs256_first_median: round(median(verify.map((v) => v.rs256Us))),
     },
   };
