@@ -178,11 +178,16 @@ class EdgeAgent implements Agent {
         subscriptions[this.topics.trigger(capability)] = { qos: 1 };
         subscriptions[this.topics.trigger(capability, this.nodeId)] = { qos: 1 };
       }
-      client.subscribe(subscriptions, (err) => {
-        if (!err) return;
+      client.subscribe(subscriptions, (err, granted, suback) => {
+        // On a refusal mqtt.js leaves `granted` as asked: the SUBACK's codes, in the same order, say which.
+        const codes = suback?.granted ?? [];
+        const refused = (granted ?? []).filter((_, i) => (Number(codes[i] ?? 0) & 0x80) !== 0).map((g) => g.topic);
+        if (!err && refused.length === 0) return;
         // A connection lost mid-SUBACK is retried by the next connect; a refusal (SUBACK 0x80) is not.
-        if (client.connected) this.log.error({ err: err.message }, 'subscribing to commands failed; the hub cannot reach this node');
-        else this.log.debug({ err: err.message }, 'subscribe interrupted by disconnect');
+        if (!client.connected) return void this.log.debug({ err: err?.message }, 'subscribe interrupted by disconnect');
+        this.log.error({ err: err?.message, refused }, 'the broker refused subscriptions: this node will miss work or commands. '
+          + 'With --auth jwt, the token must grant every capability the agent announces (edgefed token issue --capabilities ...); '
+          + 'a registration announcing more is dropped too');
       });
     }
     this.announce('connect');

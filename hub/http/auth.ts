@@ -26,7 +26,7 @@ export async function authorizeRequest(verifier: Verifier, req: IncomingMessage,
   const identity = await authenticate(verifier, req.headers.authorization);
   const method = req.method ?? 'GET';
   if (!allowed(identity, method, pathname)) {
-    const article = identity.role === 'operator' ? 'an' : 'a';
+    const article = /^[aeiou]/.test(identity.role) ? 'an' : 'a';
     const hint = identity.role === 'operator' && method === 'POST' ? ` (it needs the ${WPK_WRITE} scope: edgefed token issue --role operator --scope ${WPK_WRITE})` : '';
     throw new HttpError(403, 'EDGEFED_ERR_FORBIDDEN', `${article} ${identity.role} token for "${identity.subject}" may not ${method} ${pathname}${hint}`);
   }
