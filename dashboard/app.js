@@ -53,7 +53,10 @@ function frame() {
   const tick = tickPending;
   tickPending = false;
   const dirty = takeDirty(store);
-  if (dirty.hub) header.hub();
+  if (dirty.hub) {
+    header.hub();
+    auth.setHubAuth(store.hub?.auth ?? '');
+  }
   if (dirty.counts) {
     header.counts();
     trigger.refreshCapabilities();

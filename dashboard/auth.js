@@ -36,10 +36,20 @@ export function createAuth(opts) {
     showButtons();
   }
 
+  /** What the hub said of its auth ('jwt' | 'none'); unknown until the first snapshot. */
+  let hubAuth = '';
+
   function showButtons() {
     const has = token() !== null;
     signOutButton.hidden = !has;
-    signInButton.hidden = has;
+    // A hub without auth needs no token: no "Sign in" to puzzle over.
+    signInButton.hidden = has || hubAuth === 'none';
+  }
+
+  /** @param {string} mode */
+  function setHubAuth(mode) {
+    hubAuth = mode;
+    showButtons();
   }
 
   /** Shows the sign-in box with the hub's reason. @param {string} why */
@@ -67,5 +77,5 @@ export function createAuth(opts) {
   });
   showButtons();
 
-  return { token, require };
+  return { token, require, setHubAuth };
 }

@@ -155,6 +155,7 @@ test('5,000 nodes: counts, a bounded DOM, scrolling to the end, search, and a pa
   await page.goto(`${fed.api.url}/`);
   await page.waitForSelector('#count-total[data-value="5000"]', { timeout: 15_000 });
   assert.is(await page.textContent('#count-active'), '5,000');
+  assert.not.ok(await page.isVisible('#signin-open'), 'a hub without auth shows no "Sign in"');
   await page.waitForSelector(nodeRow(id(0)), { timeout: 5000 });
   assert.ok(await domRows(page) < 150, `only the rows in view exist (${await domRows(page)})`);
 
