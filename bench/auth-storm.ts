@@ -57,6 +57,7 @@ import { createAuthHooks, type AuthHooks } from '../broker/auth-hooks.js';
 import { startFederation, type Federation } from '../hub/federation.js';
 import { silentLogger } from '../lib/log.js';
 import type { AuthFleetCommand, AuthFleetReport, ClientKind } from './auth-storm-fleet.js';
+import { WorkerSignatures } from './auth-storm-worker.js';
 import { startProfile } from './profile.js';
 import { median, round } from './stats.js';
 
@@ -103,8 +104,11 @@ export interface AuthStormOptions {
  * then present RS256 tokens. Wired like the prototypes so that only the RS256
  * verifier runs (the federation would try the hub's own EdDSA keys first).
  * `node-sync-rs256` / `node-pool-rs256` (ablations): the prototypes over that RS256 key set.
+ * `node-worker` (ablation): the prototype with its signature checks batched
+ * to one worker thread (auth-storm-worker.ts). Not in bench/run.ts's list:
+ * call authStorm({ verifier: 'node-worker', ... }) directly.
  */
-export type VerifierKind = 'product' | 'node-sync' | 'node-pool' | 'product-rs256' | 'node-sync-rs256' | 'node-pool-rs256';
+export type VerifierKind = 'product' | 'node-sync' | 'node-pool' | 'node-worker' | 'product-rs256' | 'node-sync-rs256' | 'node-pool-rs256';
 const RS256_KINDS: ReadonlySet<VerifierKind> = new Set(['product-rs256', 'node-sync-rs256', 'node-pool-rs256']);
 
 type Mode = 'off' | 'on';
@@ -267,6 +271,7 @@ async function oneRun(mode: Mode, fleet: Fleet, o: AuthStormOptions, profileBase
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'edgefed-bench-auth-'));
   let fed: Federation | undefined;
   let hooks: AuthHooks | undefined;
+  let proto: ProtoVerifier | undefined;
   try {
     const ids = Array.from({ length: o.nodes }, (_, i) => `${PREFIX}-${i}`);
     // The key the federation will load from the same data dir (made here first). Not timed as part of a storm.
@@ -277,9 +282,9 @@ async function oneRun(mode: Mode, fleet: Fleet, o: AuthStormOptions, profileBase
     const tokens = rsa ? await Promise.all(ids.map((id) => rsa.mint(id, 'agent'))) : await mint(key, ids);
     const mintMs = performance.now() - m0;
     if (mode === 'on' && o.verifier !== 'product') {
-      const verifier = o.verifier === 'product-rs256'
-        ? await createVerifier({ jwksFile: rsa!.jwksFile, algorithms: ['RS256'], logger: silentLogger })
-        : await protoVerifier(rsa ? rsa.jwksFile : key.jwksFile, o.verifier === 'node-pool' || o.verifier === 'node-pool-rs256', rsa ? 'RS256' : 'EdDSA');
+      const how = o.verifier === 'node-worker' ? 'worker' : o.verifier === 'node-pool' || o.verifier === 'node-pool-rs256' ? 'pool' : 'sync';
+      if (o.verifier !== 'product-rs256') proto = await protoVerifier(rsa ? rsa.jwksFile : key.jwksFile, how, rsa ? 'RS256' : 'EdDSA');
+      const verifier = proto ?? await createVerifier({ jwksFile: rsa!.jwksFile, algorithms: ['RS256'], logger: silentLogger });
       hooks = createAuthHooks({ verifier, logger: silentLogger });
       const hubToken = rsa ? await rsa.mint('hub', 'hub') : await issueToken({ role: 'hub', subject: 'hub', ttlSeconds: 3600 }, key);
       fed = await startFederation({
@@ -323,6 +328,7 @@ async function oneRun(mode: Mode, fleet: Fleet, o: AuthStormOptions, profileBase
   } finally {
     await fed?.stop();
     hooks?.close();
+    await proto?.close();
     await fs.rm(dir, { recursive: true, force: true });
   }
 }
@@ -350,11 +356,14 @@ async function rsaKeySet(dir: string): Promise<{ jwksFile: string; mint(subject:
   };
 }
 
+interface ProtoVerifier extends Verifier { close(): Promise<void> }
+
 /** See VerifierKind. Keys by kid from the JWKS file, imported once. */
-async function protoVerifier(jwksFile: string, pool: boolean, alg: 'EdDSA' | 'RS256' = 'EdDSA'): Promise<Verifier> {
+async function protoVerifier(jwksFile: string, how: 'sync' | 'pool' | 'worker', alg: 'EdDSA' | 'RS256' = 'EdDSA'): Promise<ProtoVerifier> {
   const digest = alg === 'RS256' ? 'sha256' : null;
   const jwks = JSON.parse(await fs.readFile(jwksFile, 'utf8')) as { keys: Array<{ kid: string } & crypto.JsonWebKey> };
   const keys = new Map<string, KeyObject>(jwks.keys.map((k) => [k.kid, crypto.createPublicKey({ key: k, format: 'jwk' })]));
+  const worker = how === 'worker' ? new WorkerSignatures([...keys.values()][0]!, digest) : undefined;
   const cache = new IdentityCache(10_000, 10 * 60_000);
   const json = (part: string): Record<string, unknown> => {
     try {
@@ -363,10 +372,13 @@ async function protoVerifier(jwksFile: string, pool: boolean, alg: 'EdDSA' | 'RS
       throw new TokenError('malformed', 'not base64url JSON');
     }
   };
-  const check = (data: Buffer, key: KeyObject, sig: Buffer): Promise<boolean> | boolean => (pool
-    ? new Promise((resolve, reject) => crypto.verify(digest, data, key, sig, (err, ok) => (err ? reject(err) : resolve(ok))))
-    : crypto.verify(digest, data, key, sig));
+  const check = (data: Buffer, key: KeyObject, sig: Buffer): Promise<boolean> | boolean => {
+    if (worker) return worker.verify(data, sig);
+    if (how === 'pool') return new Promise((resolve, reject) => crypto.verify(digest, data, key, sig, (err, ok) => (err ? reject(err) : resolve(ok))));
+    return crypto.verify(digest, data, key, sig);
+  };
   return {
+    async close() { await worker?.close(); },
     async verify(token: string): Promise<Identity> {
       const now = Date.now();
       const cached = cache.get(token, now);
@@ -441,7 +453,7 @@ async function verifierAlone(n: number): Promise<VerifierAlone> {
     };
     const firstUs = await pass();
     const cachedUs = await pass();
-    const nodeSyncUs = await pass(await protoVerifier(key.jwksFile, false));
+    const nodeSyncUs = await pass(await protoVerifier(key.jwksFile, 'sync'));
     const joseUs = await pass(await joseVerifier(key.jwksFile));
     const product = await burstCpu(await createVerifier({ jwksFile: key.jwksFile, logger: silentLogger, identityCacheSize: 0 }), tokens);
     const jose = await burstCpu(await joseVerifier(key.jwksFile), tokens);
