@@ -40,7 +40,7 @@ export function isScopeToken(value: unknown): value is string {
  * The signature, `exp`, `nbf`, `iss` and `aud` are checked before this
  * (registered-claims.ts).
  */
-export function identityFromClaims(payload: Readonly<Record<string, unknown>>, kid: string | undefined): Identity {
+export function identityFromClaims(payload: Readonly<Record<string, unknown>>, kid: string | undefined, clockToleranceS = 0): Identity {
   const role = payload['role'];
   if (!isRole(role)) throw badClaims(`"role" must be one of ${ROLES.join(', ')}`);
   const subject = subjectOf(payload['sub'], role);
@@ -48,7 +48,7 @@ export function identityFromClaims(payload: Readonly<Record<string, unknown>>, k
   const scopes = scopesOf(payload['scope']);
   const exp = payload['exp'];
   if (typeof exp !== 'number') throw badClaims('"exp" is required');
-  return Object.freeze({ role, subject, caps, scopes, expiresAt: exp, kid });
+  return Object.freeze({ role, subject, caps, scopes, expiresAt: exp, acceptedUntil: exp + clockToleranceS, kid });
 }
 
 function subjectOf(sub: unknown, role: Role): string {

@@ -20,6 +20,12 @@ export interface Identity {
   scopes: readonly string[];
   /** Epoch seconds, from `exp`. */
   expiresAt: number;
+  /**
+   * Epoch seconds until which the verifier accepts this token: `exp` plus its
+   * clock tolerance. A session or stream opened with the token ends then; ending
+   * it at `exp` would only let the client reconnect with the same token.
+   */
+  acceptedUntil: number;
   /** Key id the token was signed with, for logs. */
   kid: string | undefined;
 }

@@ -92,7 +92,7 @@ export async function createVerifier(options: VerifierOptions): Promise<TokenVer
     if (!(await verifySignature(key, signingInput, signature))) throw new TokenError('bad_signature', 'signature does not verify');
     const claims = decodePayload(jws.payload);
     checkRegisteredClaims(claims, policy, Math.floor(at / 1000));
-    return identityFromClaims(claims, typeof jws.header.kid === 'string' ? jws.header.kid : undefined);
+    return identityFromClaims(claims, typeof jws.header.kid === 'string' ? jws.header.kid : undefined, policy.clockToleranceS);
   }
 
   async function verify(token: string): Promise<Identity> {

@@ -12,6 +12,7 @@ import { silentLogger, type Logger } from '../lib/log.js';
 import { createAcl, type Acl, type PublishRefusal, type SubscribeRefusal, type Verdict } from './acl.js';
 import type { AuthenticateHook, AuthorizePublishHook, AuthorizeSubscribeHook } from './options.js';
 import { remoteOf } from './packet-guard.js';
+import { closeAtExpiry } from './session-expiry.js';
 
 /** Why a CONNECT was refused: the verifier's codes plus the broker's own checks. */
 export type AuthFailureCode =
@@ -86,6 +87,8 @@ export interface AuthHooksOptions {
 /** Counters since start; the object is live (read it any time, e.g. for /health). */
 export interface AuthStats {
   connectsAccepted: number;
+  /** Sessions the broker closed because their token expired. */
+  sessionsExpired: number;
   authFailures: Partial<Record<AuthFailureCode, number>>;
   publishRefusals: Partial<Record<PublishRefusal, number>>;
   subscribeRefusals: Partial<Record<SubscribeRefusal, number>>;
@@ -112,12 +115,13 @@ export function createAuthHooks(options: AuthHooksOptions): AuthHooks {
   const acl = createAcl(options.topicRoot);
   const log = (options.logger ?? silentLogger).child({ component: 'broker-auth' });
   const interval = options.warnIntervalMs ?? 10_000;
-  const stats: AuthStats = { connectsAccepted: 0, authFailures: {}, publishRefusals: {}, subscribeRefusals: {} };
+  const stats: AuthStats = { connectsAccepted: 0, sessionsExpired: 0, authFailures: {}, publishRefusals: {}, subscribeRefusals: {} };
   const identities = new WeakMap<Client, Identity>();
   const sessions = new SessionTable();
   const authWarn = new ThrottledWarn(log, 'connection refused', interval);
   const publishWarn = new ThrottledWarn(log, 'publish refused and dropped', interval);
   const subscribeWarn = new ThrottledWarn(log, 'subscription refused', interval);
+  const expiryLog = new ThrottledWarn(log, 'session closed: its token expired', interval);
 
   async function decide(client: Client, username: string | undefined, password: Buffer | undefined): Promise<Decision> {
     if (!username || !password || password.length === 0) {
@@ -155,7 +159,13 @@ export function createAuthHooks(options: AuthHooksOptions): AuthHooks {
   function accept(client: Client, identity: Identity): void {
     identities.set(client, identity);
     // aedes skips a client closed while we verified; so must the table.
-    if (!client.closed) sessions.hold(client, identity);
+    if (!client.closed) {
+      sessions.hold(client, identity);
+      closeAtExpiry(client, identity.acceptedUntil, () => {
+        stats.sessionsExpired += 1;
+        expiryLog.warn('expired', { clientId: loggable(client.id), role: identity.role, subject: identity.subject, kid: identity.kid });
+      });
+    }
     stats.connectsAccepted += 1;
     log.debug({ clientId: client.id, role: identity.role, subject: identity.subject, kid: identity.kid }, 'client authenticated');
   }
@@ -222,6 +232,7 @@ export function createAuthHooks(options: AuthHooksOptions): AuthHooks {
       authWarn.close();
       publishWarn.close();
       subscribeWarn.close();
+      expiryLog.close();
     },
   };
 }

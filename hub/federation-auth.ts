@@ -17,6 +17,8 @@ export interface JwtAuthOptions {
   audience?: string;
   /** Algorithms accepted from the extra keys (default EdDSA; Vault signs RS256). */
   algorithms?: string[];
+  /** Leeway for `exp` and `nbf` against clock skew, seconds (default 30). Sessions end when it runs out too. */
+  clockToleranceS?: number;
 }
 
 export interface JwtAuth {
@@ -35,10 +37,11 @@ export async function prepareJwtAuth(dataDir: string | undefined, o: JwtAuthOpti
   const key = await loadOrCreateSigningKey(dataDir);
   if (key.created) log.info({ kid: key.kid, jwks: key.jwksFile }, 'made a new signing key (first start with --auth jwt)');
   const checks = { ...(o.issuer ? { issuer: o.issuer } : {}), ...(o.audience ? { audience: o.audience } : {}) };
+  const tolerance = o.clockToleranceS !== undefined ? { clockToleranceS: o.clockToleranceS } : {};
   // The key file, not the keys in memory: a rotation by `edgefed token rotate` is picked up live.
-  const own = await createVerifier({ jwksFile: key.jwksFile, ...checks, logger: log });
+  const own = await createVerifier({ jwksFile: key.jwksFile, ...checks, ...tolerance, logger: log });
   const external = o.jwksFile || o.jwksUrl
-    ? await createVerifier({ ...(o.jwksFile ? { jwksFile: o.jwksFile } : { jwksUrl: o.jwksUrl! }), ...checks, ...(o.algorithms ? { algorithms: o.algorithms } : {}), logger: log })
+    ? await createVerifier({ ...(o.jwksFile ? { jwksFile: o.jwksFile } : { jwksUrl: o.jwksUrl! }), ...checks, ...tolerance, ...(o.algorithms ? { algorithms: o.algorithms } : {}), logger: log })
     : undefined;
   const hubToken = await issueToken({ role: 'hub', subject: 'hub', ttlSeconds: HUB_TOKEN_TTL_S, ...checks }, key);
   return { verifier: external ? firstOf(own, external) : own, hubToken, jwksFile: key.jwksFile };

@@ -60,7 +60,7 @@ test('issue -> verify gives the identity of the claims', bounded(async () => {
   const v = await verifier({ issuer: 'edgefed-hub', audience: 'edgefed' });
   const token = await agent({ caps: ['monitoring', 'basic-actions'], scopes: ['x:y'], issuer: 'edgefed-hub', audience: 'edgefed' });
   const identity = await v.verify(token);
-  assert.equal({ ...identity }, { role: 'agent', subject: 'edge-001', caps: ['monitoring', 'basic-actions'], scopes: ['x:y'], expiresAt: identity.expiresAt, kid: KEY.kid });
+  assert.equal({ ...identity }, { role: 'agent', subject: 'edge-001', caps: ['monitoring', 'basic-actions'], scopes: ['x:y'], expiresAt: identity.expiresAt, acceptedUntil: identity.expiresAt + 30, kid: KEY.kid });
   assert.ok(Math.abs(identity.expiresAt - (nowS() + 600)) <= 2);
   const op = await v.verify(await issueToken({ role: 'operator', scopes: ['wpk:write'], ttlSeconds: 60, issuer: 'edgefed-hub', audience: 'edgefed' }, KEY));
   assert.equal({ role: op.role, subject: op.subject, caps: op.caps, scopes: op.scopes }, { role: 'operator', subject: 'operator', caps: [], scopes: ['wpk:write'] });
@@ -175,7 +175,7 @@ test('verified identities are cached, bounded, and never past exp', bounded(asyn
 }));
 
 test('identity cache: least recently used goes first; maxAge caps an entry below exp', () => {
-  const id = (subject: string, expiresAt = 10_000) => ({ role: 'agent' as const, subject, caps: ['m'], scopes: [], expiresAt, kid: undefined });
+  const id = (subject: string, expiresAt = 10_000) => ({ role: 'agent' as const, subject, caps: ['m'], scopes: [], expiresAt, acceptedUntil: expiresAt, kid: undefined });
   const cache = new IdentityCache(2, 5_000);
   cache.set('a', id('a'), 0);
   cache.set('b', id('b'), 0);

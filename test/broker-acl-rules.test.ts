@@ -9,7 +9,7 @@ import { topics } from '../lib/topics.js';
 const acl = createAcl();
 const t = topics();
 const identity = (role: Identity['role'], subject: string, caps: string[] = []): Identity =>
-  ({ role, subject, caps, scopes: [], expiresAt: Math.floor(Date.now() / 1000) + 3600, kid: 'k' });
+  ({ role, subject, caps, scopes: [], expiresAt: Math.floor(Date.now() / 1000) + 3600, acceptedUntil: Math.floor(Date.now() / 1000) + 3630, kid: 'k' });
 const agent = identity('agent', 'edge-001', ['monitoring', 'basic-actions']);
 const operator = identity('operator', 'alice');
 const hub = identity('hub', 'hub');

@@ -66,10 +66,11 @@ test('a snapshot of the fleet first, then a node that joins, runs a WPK and dies
   assert.is(died.upsert.find((n) => n.node_id === 'edge-f1')!.status_reason, 'lost');
 }, { timeoutMs: 12_000 }));
 
-test('with auth on, the stream needs a bearer token (401 without); an operator token gets the snapshot', bounded(async (scope) => {
+test('with auth on, the stream needs a bearer token (401 without); an operator token gets the snapshot; a stream ends when its token runs out', bounded(async (scope) => {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'edgefed-feed-'));
   scope.defer(() => fs.rm(dir, { recursive: true, force: true }));
-  const fed = await federation({ dataDir: dir, auth: {} });
+  // No clock leeway, so a 1 s token runs out in 1-2 s rather than 31.
+  const fed = await federation({ dataDir: dir, auth: { clockToleranceS: 0 } });
   scope.defer(() => fed.stop());
   const anon = await withTimeout(fetch(`${fed.api.url}/federation/events`), 3000, 'anonymous');
   assert.is(anon.status, 401);

@@ -31,12 +31,13 @@ const events: RouteHandler = ({ hub, live, identity, req, res }) => {
   });
   const unsubscribe = live.feed.subscribe(client);
   req.socket.setNoDelay(true);
-  const expiry = identity ? endAtExpiry(res, identity.expiresAt) : undefined;
+  const expiry = identity ? endAtExpiry(res, identity.acceptedUntil) : undefined;
   res.once('close', () => { unsubscribe(); clearTimeout(expiry); });
 };
 
 /**
- * A stream must not outlive the token that opened it: it ends at `exp`, and
+ * A stream must not outlive the token that opened it: it ends when the
+ * verifier stops accepting the token (`exp` plus its clock tolerance), and
  * the page's reconnect then needs a valid token (a 401 shows its sign-in box).
  */
 function endAtExpiry(res: ServerResponse, expiresAtS: number): NodeJS.Timeout {

@@ -37,6 +37,7 @@ export function registerBrokerMetrics(registry: Registry, view: BrokerView): voi
     ],
   });
   mirrorCounter(registry, { name: 'edgefed_broker_auth_connects_total', help: 'Connects accepted with a valid token', read: () => auth.connectsAccepted });
+  mirrorCounter(registry, { name: 'edgefed_broker_sessions_expired_total', help: 'Sessions closed by the broker because their token expired', read: () => auth.sessionsExpired });
 }
 
 function labelled(kind: string, counts: Partial<Record<string, number>>): Array<[Record<string, string>, number]> {

@@ -1,0 +1,51 @@
+/**
+ * With `--auth jwt`, a session ends when the token that opened it runs out
+ * (`exp` plus the clock tolerance): the broker closes the connection (the node's will tells the hub),
+ * counts it, and the same token cannot connect again. A session whose token
+ * is still valid is left alone.
+ */
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { issueToken, loadOrCreateSigningKey } from '../auth/index.js';
+import { topics } from '../lib/topics.js';
+import { closeAll, device, federation, registration } from './helpers/federation.js';
+import { bounded } from './helpers/scope.js';
+import { waitFor, withTimeout } from './helpers/time.js';
+
+const t = topics();
+
+test('the broker closes a session at its token\'s exp; the will marks the node offline; the token is refused afterwards', bounded(async (scope) => {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'edgefed-expiry-'));
+  scope.defer(() => fs.rm(dir, { recursive: true, force: true }));
+  // No clock leeway, so the 1 s token runs out in 1-2 s rather than 31.
+  const fed = await federation({ dataDir: dir, auth: { clockToleranceS: 0 } });
+  scope.defer(() => fed.stop());
+  const key = await loadOrCreateSigningKey(dir);
+  const brief = await issueToken({ role: 'agent', subject: 'edge-x', caps: ['monitoring'], ttlSeconds: 1 }, key);
+  const lasting = await issueToken({ role: 'agent', subject: 'edge-y', caps: ['monitoring'], ttlSeconds: 600 }, key);
+  const will = (id: string) => ({ topic: t.status(id), payload: Buffer.from(JSON.stringify({ state: 'offline', reason: 'lost', boot_id: `boot-${id}`, ts: Date.now() })), qos: 1 as const, retain: true });
+  const x = await device(fed, 'edge-x', { username: 'edge-x', password: brief, will: will('edge-x') });
+  const y = await device(fed, 'edge-y', { username: 'edge-y', password: lasting, will: will('edge-y') });
+  scope.defer(() => closeAll(x, y));
+  for (const [c, id] of [[x, 'edge-x'], [y, 'edge-y']] as const) {
+    await c.publishAsync(t.registration(id), JSON.stringify(registration(id)), { qos: 1, retain: true });
+  }
+  await waitFor(() => fed.hub.registry.get('edge-x')?.status === 'active' && fed.hub.registry.get('edge-y')?.status === 'active', { label: 'both active' });
+
+  await withTimeout(new Promise<void>((resolve) => x.once('close', () => resolve())), 3000, 'edge-x closed when its token ran out');
+  await waitFor(() => fed.hub.registry.get('edge-x')?.status === 'offline', { label: 'edge-x offline by its will' });
+  assert.is(fed.authStats?.sessionsExpired, 1);
+  assert.ok(y.connected, 'a session with a valid token stays');
+  assert.is(fed.hub.registry.get('edge-y')?.status, 'active');
+
+  const retry = fed.broker!.connectInMemory({ clientId: 'edge-x', username: 'edge-x', password: brief, reconnectPeriod: 0 });
+  scope.defer(() => closeAll(retry));
+  const err = await withTimeout(new Promise<Error & { code?: number }>((resolve) => retry.once('error', resolve)), 3000, 'refused');
+  assert.is(err.code, 5, 'CONNACK 5: not authorized');
+  assert.ok((fed.authStats?.authFailures.expired ?? 0) >= 1);
+}, { timeoutMs: 8000 }));
+
+test.run();
