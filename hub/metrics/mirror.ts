@@ -21,34 +21,25 @@ function entries(reading: Reading | undefined): Array<[Labels, number]> {
   return typeof reading === 'number' ? [[{}, reading]] : reading;
 }
 
+/** Reads the hub's numbers and puts them in `metric` afresh: series that vanished (a reason no longer counted) go too. */
+async function refill(metric: { reset(): void }, spec: MirrorSpec, put: (labels: Labels, value: number) => void): Promise<void> {
+  const reading = entries(await spec.read());
+  metric.reset();
+  for (const [labels, value] of reading) put(labels, value);
+}
+
+function base(registry: Registry, spec: MirrorSpec) {
+  return { name: spec.name, help: spec.help, labelNames: spec.labelNames ?? [], registers: [registry] };
+}
+
 /** A counter whose total the hub already keeps: reset and set to it on every scrape. */
 export function mirrorCounter(registry: Registry, spec: MirrorSpec): void {
-  new Counter({
-    name: spec.name,
-    help: spec.help,
-    labelNames: spec.labelNames ?? [],
-    registers: [registry],
-    async collect() {
-      const reading = entries(await spec.read());
-      this.reset();
-      for (const [labels, value] of reading) this.inc(labels, value);
-    },
-  });
+  const counter: Counter = new Counter({ ...base(registry, spec), collect: () => refill(counter, spec, (l, v) => counter.inc(l, v)) });
 }
 
 /** A gauge computed at scrape time. */
 export function mirrorGauge(registry: Registry, spec: MirrorSpec): void {
-  new Gauge({
-    name: spec.name,
-    help: spec.help,
-    labelNames: spec.labelNames ?? [],
-    registers: [registry],
-    async collect() {
-      const reading = entries(await spec.read());
-      this.reset();
-      for (const [labels, value] of reading) this.set(labels, value);
-    },
-  });
+  const gauge: Gauge = new Gauge({ ...base(registry, spec), collect: () => refill(gauge, spec, (l, v) => gauge.set(l, v)) });
 }
 
 /** `{code: n}` maps (the hub's counters by reason) as labelled readings. */
