@@ -10,26 +10,18 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { startAgent, type AgentOptions } from '../agent/index.js';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
-import { issueToken, loadOrCreateSigningKey, type IssueOptions } from '../auth/index.js';
-import type { Federation } from '../hub/federation.js';
+import { issueToken, loadOrCreateSigningKey } from '../auth/index.js';
 import type { WpkRecord } from '../hub/wpk/types.js';
 import { jsonLogger, silentLogger } from '../lib/log.js';
 import { federation } from './helpers/federation.js';
 import { bounded, type Scope } from './helpers/scope.js';
+import { securedFederation, type Secured } from './helpers/secured.js';
 import { sleep, waitFor, withTimeout } from './helpers/time.js';
 
 const test = suite('auth: jwt across broker, hub and HTTP API');
 
-interface Ctx { fed: Federation; dir: string; token(o: Omit<IssueOptions, 'ttlSeconds'>): Promise<string> }
-
-async function secured(scope: Scope): Promise<Ctx> {
-  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'edgefed-auth-fed-'));
-  scope.defer(() => fs.rm(dir, { recursive: true, force: true }));
-  const fed = await federation({ dataDir: dir, auth: {} });
-  scope.defer(() => fed.stop());
-  const key = await loadOrCreateSigningKey(dir);
-  return { fed, dir, token: (o) => issueToken({ ttlSeconds: 600, ...o }, key) };
-}
+type Ctx = Secured;
+const secured = (scope: Scope) => securedFederation(scope);
 
 async function agent(scope: Scope, ctx: Ctx, nodeId: string, extra: Partial<AgentOptions> = {}) {
   const a = await startAgent({

@@ -4,28 +4,21 @@
  * counts it, and the same token cannot connect again. A session whose token
  * is still valid is left alone.
  */
-import fs from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { issueToken, loadOrCreateSigningKey } from '../auth/index.js';
 import { topics } from '../lib/topics.js';
-import { closeAll, device, federation, registration } from './helpers/federation.js';
+import { closeAll, device, registration } from './helpers/federation.js';
 import { bounded } from './helpers/scope.js';
+import { securedFederation } from './helpers/secured.js';
 import { waitFor, withTimeout } from './helpers/time.js';
 
 const t = topics();
 
 test('the broker closes a session at its token\'s exp; the will marks the node offline; the token is refused afterwards', bounded(async (scope) => {
-  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'edgefed-expiry-'));
-  scope.defer(() => fs.rm(dir, { recursive: true, force: true }));
   // No clock leeway, so the 1 s token runs out in 1-2 s rather than 31.
-  const fed = await federation({ dataDir: dir, auth: { clockToleranceS: 0 } });
-  scope.defer(() => fed.stop());
-  const key = await loadOrCreateSigningKey(dir);
-  const brief = await issueToken({ role: 'agent', subject: 'edge-x', caps: ['monitoring'], ttlSeconds: 1 }, key);
-  const lasting = await issueToken({ role: 'agent', subject: 'edge-y', caps: ['monitoring'], ttlSeconds: 600 }, key);
+  const { fed, token } = await securedFederation(scope, { clockToleranceS: 0 });
+  const brief = await token({ role: 'agent', subject: 'edge-x', caps: ['monitoring'], ttlSeconds: 1 });
+  const lasting = await token({ role: 'agent', subject: 'edge-y', caps: ['monitoring'] });
   const will = (id: string) => ({ topic: t.status(id), payload: Buffer.from(JSON.stringify({ state: 'offline', reason: 'lost', boot_id: `boot-${id}`, ts: Date.now() })), qos: 1 as const, retain: true });
   const x = await device(fed, 'edge-x', { username: 'edge-x', password: brief, will: will('edge-x') });
   const y = await device(fed, 'edge-y', { username: 'edge-y', password: lasting, will: will('edge-y') });

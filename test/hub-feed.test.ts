@@ -4,15 +4,12 @@
  * stats points every second, the same auth rules as the rest of the API,
  * and no timers left once the last page is gone.
  */
-import fs from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { issueToken, loadOrCreateSigningKey } from '../auth/index.js';
 import type { FleetCounts, NodeView, WpkView } from '../hub/feed/index.js';
 import { federation } from './helpers/federation.js';
 import { scriptedNode } from './helpers/nodes.js';
+import { securedFederation } from './helpers/secured.js';
 import { bounded } from './helpers/scope.js';
 import { openSse } from './helpers/sse.js';
 import { withTimeout } from './helpers/time.js';
@@ -67,21 +64,18 @@ test('a snapshot of the fleet first, then a node that joins, runs a WPK and dies
 }, { timeoutMs: 12_000 }));
 
 test('with auth on, the stream needs a bearer token (401 without); an operator token gets the snapshot; a stream ends when its token runs out', bounded(async (scope) => {
-  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'edgefed-feed-'));
-  scope.defer(() => fs.rm(dir, { recursive: true, force: true }));
   // No clock leeway, so a 1 s token runs out in 1-2 s rather than 31.
-  const fed = await federation({ dataDir: dir, auth: { clockToleranceS: 0 } });
-  scope.defer(() => fed.stop());
+  const { fed, token: mint } = await securedFederation(scope, { clockToleranceS: 0 });
   const anon = await withTimeout(fetch(`${fed.api.url}/federation/events`), 3000, 'anonymous');
   assert.is(anon.status, 401);
   assert.is(anon.headers.get('www-authenticate'), 'Bearer');
   await anon.text();
-  const token = await issueToken({ role: 'operator', ttlSeconds: 600 }, await loadOrCreateSigningKey(dir));
+  const token = await mint({ role: 'operator' });
   const sse = await openSse(`${fed.api.url}/federation/events`, token);
   scope.defer(() => sse.close());
   assert.is((await sse.next<Snapshot>('snapshot')).hub.auth, 'jwt');
   // A stream ends when the token that opened it expires (exp has second precision: 1-2 s from now).
-  const brief = await issueToken({ role: 'operator', ttlSeconds: 1 }, await loadOrCreateSigningKey(dir));
+  const brief = await mint({ role: 'operator', ttlSeconds: 1 });
   const short = await openSse(`${fed.api.url}/federation/events`, brief);
   scope.defer(() => short.close());
   await short.next('snapshot');

@@ -9,11 +9,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { issueToken, loadOrCreateSigningKey } from '../auth/index.js';
 import type { Federation } from '../hub/federation.js';
 import { topics } from '../lib/topics.js';
 import { device, federation, closeAll } from './helpers/federation.js';
 import { scriptedNode } from './helpers/nodes.js';
+import { securedFederation } from './helpers/secured.js';
 import { parseExposition, sample, type Sample } from './helpers/prometheus.js';
 import { bounded, type Scope } from './helpers/scope.js';
 import { waitFor, withTimeout } from './helpers/time.js';
@@ -27,10 +27,10 @@ async function scrape(fed: Federation, token?: string): Promise<{ status: number
   return { status: res.status, type: res.headers.get('content-type'), samples: res.status === 200 ? parseExposition(text) : [], text };
 }
 
-async function withDataDir(scope: Scope, auth = false): Promise<{ fed: Federation; dir: string }> {
+async function withDataDir(scope: Scope): Promise<{ fed: Federation; dir: string }> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'edgefed-metrics-'));
   scope.defer(() => fs.rm(dir, { recursive: true, force: true }));
-  const fed = await federation({ dataDir: dir, ...(auth ? { auth: {} } : {}) });
+  const fed = await federation({ dataDir: dir });
   scope.defer(() => fed.stop());
   return { fed, dir };
 }
@@ -97,11 +97,11 @@ test('values move with the federation: join, heartbeats, a refusal, a WPK, a dea
 }, { timeoutMs: 10_000 }));
 
 test('with auth on, /metrics wants a bearer token like the rest of the API; an operator token reads it', bounded(async (scope) => {
-  const { fed, dir } = await withDataDir(scope, true);
+  const { fed, token: mint } = await securedFederation(scope);
   const anon = await scrape(fed);
   assert.is(anon.status, 401);
   assert.match(anon.text, /Bearer/);
-  const token = await issueToken({ role: 'operator', ttlSeconds: 600 }, await loadOrCreateSigningKey(dir));
+  const token = await mint({ role: 'operator' });
   const m = await scrape(fed, token);
   assert.is(m.status, 200);
   assert.is(sample(m.samples, 'edgefed_hub_info', { boot_id: fed.hub.bootId }), 1);

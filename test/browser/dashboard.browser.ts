@@ -4,37 +4,23 @@
  * loopback port): sign-in with auth on, nodes that join and die, a WPK
  * triggered from the page on a real agent, and 5,000 nodes without freezing.
  */
-import fs from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import type { MqttClient } from 'mqtt';
 import type { Page } from 'playwright-core';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { startAgent } from '../../agent/index.js';
-import { issueToken, loadOrCreateSigningKey, type IssueOptions } from '../../auth/index.js';
 import type { Federation } from '../../hub/federation.js';
 import { silentLogger } from '../../lib/log.js';
 import { topics } from '../../lib/topics.js';
 import { closeAll, device, federation, registration } from '../helpers/federation.js';
 import { bounded, type Scope } from '../helpers/scope.js';
+import { securedFederation } from '../helpers/secured.js';
 import { waitFor, withTimeout } from '../helpers/time.js';
 import { artifactsDir, domRows, openPage, shownIds } from './chromium.js';
 
 const t = topics();
 const test = suite('dashboard in headless Chromium');
-
-interface Secured { fed: Federation; token(o: Omit<IssueOptions, 'ttlSeconds'>): Promise<string> }
-
-/** `--auth jwt`: the hub's signing key in a temp data dir, tokens minted with it. */
-async function securedFederation(scope: Scope): Promise<Secured> {
-  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'edgefed-dash-browser-'));
-  scope.defer(() => fs.rm(dir, { recursive: true, force: true }));
-  const fed = await federation({ dataDir: dir, auth: {} });
-  scope.defer(() => fed.stop());
-  const key = await loadOrCreateSigningKey(dir);
-  return { fed, token: (o) => issueToken({ ttlSeconds: 600, ...o }, key) };
-}
 
 /** A device (not our agent) with a Last Will, so that destroying its socket makes it `offline`/`lost`. */
 async function mortalDevice(scope: Scope, fed: Federation, id: string, password: string): Promise<MqttClient> {
