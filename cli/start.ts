@@ -61,6 +61,7 @@ export async function runStart(argv: string[], env: NodeJS.ProcessEnv): Promise<
   log.info({ mqtt_url: fed.mqttUrl, mqtts_url: fed.mqttsUrl, http_url: fed.api.url, data_dir: dataDir, auth: fed.authStats ? 'jwt' : 'none' }, 'edgefed ready');
   if (process.stderr.isTTY) {
     process.stderr.write(`edgefed ready: MQTT ${fed.mqttUrl ?? '-'}${fed.mqttsUrl ? `  MQTTS ${fed.mqttsUrl}` : ''}  HTTP ${fed.api.url}  data ${dataDir}  (Ctrl-C to stop)\n`);
+    process.stderr.write(`  dashboard ${fed.api.url}/   metrics ${fed.api.url}/metrics\n`);
   }
   const signal = await new Promise<string>((resolve) => {
     process.once('SIGINT', () => resolve('SIGINT'));
