@@ -14,9 +14,10 @@ import { Aedes, type AedesOptions } from 'aedes';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { startAgent } from '../agent/index.js';
-import { jsonLogger, silentLogger } from '../lib/log.js';
+import { silentLogger } from '../lib/log.js';
 import { bounded, type Scope } from './helpers/scope.js';
 import { sleep, waitFor } from './helpers/time.js';
+import { capturingLogger, type LogLine } from './helpers/logs.js';
 
 type Listen = (handle: (socket: net.Socket) => void) => net.Server;
 
@@ -97,10 +98,10 @@ if (certificate) {
 
   transport('mqtts:// refuses a broker whose certificate it cannot verify', bounded(async (scope) => {
     const port = await startBroker(scope, secure);
-    const logs: Array<Record<string, unknown>> = [];
+    const logs: LogLine[] = [];
     const agent = await startAgent({
       nodeId: 'n1', capabilities: ['c'], brokerUrl: `mqtts://localhost:${port}`, reconnectMinMs: 50, reconnectMaxMs: 100,
-      logger: jsonLogger('warn', {}, { write: (line: string) => logs.push(JSON.parse(line) as Record<string, unknown>) }),
+      logger: capturingLogger(logs),
     });
     scope.defer(() => agent.stop());
     await waitFor(() => logs.some((l) => l.msg === 'broker connection error' && /self[- ]signed/i.test(String(l.err))), { label: 'TLS error logged' });

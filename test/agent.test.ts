@@ -13,12 +13,13 @@ import { backoffDelay, startAgent, type Agent, type AgentOptions } from '../agen
 import { parseCommand, parseHubStatus } from '../agent/commands.js';
 import { attachBackoff } from '../agent/connection.js';
 import { jitteredInterval } from '../agent/payloads.js';
-import { jsonLogger, silentLogger } from '../lib/log.js';
+import { silentLogger } from '../lib/log.js';
 import { topics } from '../lib/topics.js';
 import { VERSION } from '../lib/version.js';
 import { validators } from '../schemas/index.js';
 import { bounded, type Scope } from './helpers/scope.js';
 import { sleep, waitFor } from './helpers/time.js';
+import { capturingLogger, type LogLine } from './helpers/logs.js';
 
 const t = topics();
 
@@ -67,10 +68,10 @@ async function observe(scope: Scope, port: number): Promise<{ client: MqttClient
   return { client, seen, on: (topic) => seen.filter((m) => m.topic === topic) };
 }
 
-interface TestAgent { agent: Agent; logs: Array<Record<string, unknown>> }
+interface TestAgent { agent: Agent; logs: LogLine[] }
 
 async function agentOn(scope: Scope, port: number, extra: Partial<AgentOptions> = {}): Promise<TestAgent> {
-  const logs: Array<Record<string, unknown>> = [];
+  const logs: LogLine[] = [];
   const agent = await startAgent({
     nodeId: 'edge-001',
     capabilities: ['monitoring', 'basic-actions'],
@@ -80,7 +81,7 @@ async function agentOn(scope: Scope, port: number, extra: Partial<AgentOptions> 
     heartbeatIntervalMs: 100,
     reconnectMinMs: 20,
     reconnectMaxMs: 200,
-    logger: jsonLogger('debug', {}, { write: (line: string) => logs.push(JSON.parse(line) as Record<string, unknown>) }),
+    logger: capturingLogger(logs),
     ...extra,
   });
   scope.defer(() => agent.stop());

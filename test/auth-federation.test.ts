@@ -12,11 +12,12 @@ import { startAgent, type AgentOptions } from '../agent/index.js';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { issueToken, loadOrCreateSigningKey } from '../auth/index.js';
 import type { WpkRecord } from '../hub/wpk/types.js';
-import { jsonLogger, silentLogger } from '../lib/log.js';
+import { silentLogger } from '../lib/log.js';
 import { federation } from './helpers/federation.js';
 import { bounded, type Scope } from './helpers/scope.js';
 import { securedFederation, type Secured } from './helpers/secured.js';
 import { sleep, waitFor, withTimeout } from './helpers/time.js';
+import { capturingLogger, type LogLine } from './helpers/logs.js';
 
 const test = suite('auth: jwt across broker, hub and HTTP API');
 
@@ -56,8 +57,8 @@ test('without a token, or with caps beyond it, an agent does not join', bounded(
   const ctx = await secured(scope);
   await agent(scope, ctx, 'anon-1');
   const narrow = await ctx.token({ role: 'agent', subject: 'edge-2', caps: ['monitoring'] });
-  const logs: Array<Record<string, unknown>> = [];
-  const logger = jsonLogger('info', {}, { write: (line: string) => logs.push(JSON.parse(line) as Record<string, unknown>) });
+  const logs: LogLine[] = [];
+  const logger = capturingLogger(logs);
   await agent(scope, ctx, 'edge-2', { username: 'edge-2', password: narrow, capabilities: ['monitoring', 'basic-actions'], logger });
   await sleep(300);
   const said = logs.find((l) => typeof l.msg === 'string' && l.msg.startsWith('the broker refused subscriptions'));

@@ -9,7 +9,7 @@ import type { Socket } from 'node:net';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { assertUntouched, hostileStage, keepServing, rawSocket, tcpClientFrom, type HostileStage } from './helpers/hostile.js';
-import { refusalLines } from './helpers/hostile-log.js';
+import { refusalLines } from './helpers/logs.js';
 import { connectFrame } from './helpers/mqtt-bytes.js';
 import { bounded, type Scope } from './helpers/scope.js';
 import { waitFor } from './helpers/time.js';

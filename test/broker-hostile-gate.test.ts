@@ -8,7 +8,7 @@ import type { Socket } from 'node:net';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createConnectionGate, defaultConnectionLimits, type ConnectionGateOptions, type GatedSocket } from '../broker/conn-limits.js';
-import { capturingLogger, refusalLines, type LogLine } from './helpers/hostile-log.js';
+import { capturingLogger, refusalLines, type LogLine } from './helpers/logs.js';
 import { bounded } from './helpers/scope.js';
 import { sleep, waitFor } from './helpers/time.js';
 

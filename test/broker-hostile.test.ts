@@ -11,7 +11,7 @@ import * as assert from 'uvu/assert';
 import { streamZeros } from './helpers/broker.js';
 import { nextEvent } from './helpers/events.js';
 import { assertUntouched, closedWithin, GOOD_NODE, hostileStage, keepServing, peerLabel, rawSocket, type HostileStage } from './helpers/hostile.js';
-import { linesWith, type LogLine } from './helpers/hostile-log.js';
+import { linesWith, type LogLine } from './helpers/logs.js';
 import { connectFrame, frame, publishFrame, publishHead } from './helpers/mqtt-bytes.js';
 import { bounded } from './helpers/scope.js';
 import { sleep, waitFor } from './helpers/time.js';

@@ -14,7 +14,7 @@ import { createConnectionGate, type ConnectionGate, type ConnectionGateOptions }
 import type { Federation } from '../../hub/federation.js';
 import { nextEvent } from './events.js';
 import { federation, registration } from './federation.js';
-import { capturingLogger, type LogLine } from './hostile-log.js';
+import { capturingLogger, type LogLine } from './logs.js';
 import type { Scope } from './scope.js';
 import { sleep, waitFor, withTimeout } from './time.js';
 

@@ -10,12 +10,12 @@ import { Aedes } from 'aedes';
 import { connect, type MqttClient } from 'mqtt';
 import * as assert from 'uvu/assert';
 import { startAgent, type ActionContext, type ActionHandler, type Agent, type AgentOptions } from '../../agent/index.js';
-import { jsonLogger } from '../../lib/log.js';
 import { topics } from '../../lib/topics.js';
 import type { ExecutionUpdate, WpkTrigger } from '../../lib/wire.js';
 import { validators } from '../../schemas/index.js';
 import type { Scope } from './scope.js';
 import { waitFor } from './time.js';
+import { capturingLogger, type LogLine } from './logs.js';
 
 const t = topics();
 export const NODE = 'edge-001';
@@ -108,10 +108,10 @@ export async function hubOn(scope: Scope, port: number): Promise<Hub> {
   };
 }
 
-export interface TestAgent { agent: Agent; logs: Array<Record<string, unknown>> }
+export interface TestAgent { agent: Agent; logs: LogLine[] }
 
 export async function agentOn(scope: Scope, port: number, extra: Partial<AgentOptions> = {}): Promise<TestAgent> {
-  const logs: Array<Record<string, unknown>> = [];
+  const logs: LogLine[] = [];
   const agent = await startAgent({
     nodeId: NODE,
     capabilities: ['monitoring', 'basic-actions'],
@@ -119,7 +119,7 @@ export async function agentOn(scope: Scope, port: number, extra: Partial<AgentOp
     heartbeatIntervalMs: 100,
     reconnectMinMs: 20,
     reconnectMaxMs: 100,
-    logger: jsonLogger('debug', {}, { write: (line: string) => logs.push(JSON.parse(line) as Record<string, unknown>) }),
+    logger: capturingLogger(logs),
     ...extra,
   });
   scope.defer(() => agent.stop());

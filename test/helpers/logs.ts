@@ -1,3 +1,4 @@
+/** Logs captured as parsed JSON lines, for assertions on what was logged (and how often). */
 import { jsonLogger, type Logger } from '../../lib/log.js';
 
 /** One parsed JSON log line (pino shape: level, time, msg, fields). */
