@@ -2,6 +2,8 @@
  * A Server-Sent Events reader for tests: what a dashboard page would get
  * from GET /federation/events, as a list of named events that grows.
  */
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { withTimeout, waitFor } from './time.js';
 
 export interface SseEvent { event: string; data: unknown }
@@ -37,22 +39,15 @@ export async function openSse(url: string, token?: string): Promise<SseStream> {
   };
 }
 
+interface SseParser { push(text: string): void }
+type CreateSseParser = (onEvent: (e: { type: string; data: string }) => void) => SseParser;
+
+/** The page's own parser (dashboard/sse.js, plain browser JS): the tests read the stream as the dashboard does. */
+const parserModule = pathToFileURL(path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'dashboard', 'sse.js')).href;
+
 async function pump(body: ReadableStream<Uint8Array>, events: SseEvent[]): Promise<void> {
+  const { createSseParser } = (await import(parserModule)) as { createSseParser: CreateSseParser };
+  const parser = createSseParser(({ type, data }) => events.push({ event: type, data: JSON.parse(data) as unknown }));
   const decoder = new TextDecoder();
-  let buffer = '';
-  for await (const chunk of body) {
-    buffer += decoder.decode(chunk, { stream: true });
-    let end: number;
-    while ((end = buffer.indexOf('\n\n')) >= 0) {
-      const block = buffer.slice(0, end);
-      buffer = buffer.slice(end + 2);
-      let event = 'message';
-      const data: string[] = [];
-      for (const line of block.split('\n')) {
-        if (line.startsWith('event: ')) event = line.slice(7);
-        else if (line.startsWith('data: ')) data.push(line.slice(6));
-      }
-      if (data.length > 0) events.push({ event, data: JSON.parse(data.join('\n')) as unknown });
-    }
-  }
+  for await (const chunk of body) parser.push(decoder.decode(chunk, { stream: true }));
 }
