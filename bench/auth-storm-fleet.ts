@@ -29,6 +29,8 @@
 import net from 'node:net';
 import { MqttClient } from 'mqtt';
 import { topics } from '../lib/topics.js';
+// The same hand-made packets as the hostile-client tests.
+import { connectFrame, publishFrame } from '../test/helpers/mqtt-bytes.js';
 
 const epochNow = (): number => performance.timeOrigin + performance.now();
 const t = topics();
@@ -83,37 +85,6 @@ function mqttClient(host: string, port: number, id: string, token: string, timeo
   };
 }
 
-/** MQTT's remaining-length varint. */
-function remainingLength(n: number): Buffer {
-  const out: number[] = [];
-  do {
-    let b = n % 128;
-    n = Math.floor(n / 128);
-    if (n > 0) b |= 0x80;
-    out.push(b);
-  } while (n > 0);
-  return Buffer.from(out);
-}
-
-const utf8 = (s: string): Buffer => {
-  const b = Buffer.from(s, 'utf8');
-  const len = Buffer.alloc(2);
-  len.writeUInt16BE(b.length);
-  return Buffer.concat([len, b]);
-};
-
-/** CONNECT, MQTT 3.1.1: clean session, keepalive 60 s, username and password. */
-function connectPacket(id: string, username: string, password: string): Buffer {
-  const variable = Buffer.from([0x00, 0x04, 0x4d, 0x51, 0x54, 0x54, 0x04, 0x80 | 0x40 | 0x02, 0x00, 60]);
-  const body = Buffer.concat([variable, utf8(id), utf8(username), utf8(password)]);
-  return Buffer.concat([Buffer.from([0x10]), remainingLength(body.length), body]);
-}
-
-function publishPacket(topic: string, payload: string): Buffer {
-  const body = Buffer.concat([utf8(topic), Buffer.from(payload, 'utf8')]);
-  return Buffer.concat([Buffer.from([0x30]), remainingLength(body.length), body]);
-}
-
 const DISCONNECT = Buffer.from([0xe0, 0x00]);
 
 function rawClient(host: string, port: number, id: string, token: string, timeoutMs: number, settle: Settle): StormClient {
@@ -122,7 +93,7 @@ function rawClient(host: string, port: number, id: string, token: string, timeou
   let buf: Buffer = Buffer.alloc(0);
   const closed = new Promise<void>((r) => sock.once('close', () => r()));
   const timer = setTimeout(() => { settle(`no CONNACK within ${timeoutMs} ms`); sock.destroy(); }, timeoutMs);
-  sock.write(connectPacket(id, id, token));
+  sock.write(connectFrame(id, { username: id, password: token }));
   sock.on('data', (chunk: Buffer) => {
     if (connected) return; // nothing else is expected: no subscriptions, QoS 0 only
     buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
@@ -138,7 +109,7 @@ function rawClient(host: string, port: number, id: string, token: string, timeou
   return {
     id,
     get connected() { return connected; },
-    publish: (topic, payload) => { sock.write(publishPacket(topic, payload)); },
+    publish: (topic, payload) => { sock.write(publishFrame(topic, Buffer.from(payload, 'utf8'))); },
     close: () => {
       if (!sock.destroyed) sock.end(DISCONNECT);
       // Bounded: a peer that never closes its side is cut.

@@ -55,19 +55,12 @@ import { silentLogger } from '../lib/log.js';
 import type { AuthFleetCommand, AuthFleetReport, ClientKind } from './auth-storm-fleet.js';
 import { mainThreadCpuMs, mint, PREFIX, protoVerifier, rsaKeySet, verifierAlone, type ProtoVerifier, type VerifierAlone } from './auth-storm-verifiers.js';
 import { startProfile } from './profile.js';
+import { epochNow, sleep, waitUntil } from './wpk-harness.js';
 import { median, round } from './stats.js';
 
 const FLEET = fileURLToPath(new URL('./auth-storm-fleet.ts', import.meta.url));
-const epochNow = (): number => performance.timeOrigin + performance.now();
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-async function waitUntil(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`benchmark condition not met in ${timeoutMs} ms: ${what}`);
-    await sleep(2);
-  }
-}
+/** The storms last a few hundred ms: poll finely. */
+const POLL_MS = 2;
 
 export interface AuthStormOptions {
   nodes: number;
@@ -245,7 +238,7 @@ async function stormOnce(
 
 async function closeAll(fed: Federation, fleet: Fleet): Promise<void> {
   await fleet.ask({ cmd: 'close' }, 'closed', 60_000);
-  await waitUntil(() => fleetSessions(fed) === 0, 30_000, 'the broker dropped every fleet session');
+  await waitUntil(() => fleetSessions(fed) === 0, 30_000, 'the broker dropped every fleet session', POLL_MS);
 }
 
 async function oneRun(mode: Mode, fleet: Fleet, o: AuthStormOptions, profileBase?: string): Promise<RunResult> {
@@ -285,7 +278,7 @@ async function oneRun(mode: Mode, fleet: Fleet, o: AuthStormOptions, profileBase
     // One allowed publish each: the node's own heartbeat.
     const hb0 = f.hub.counters.messages.heartbeat;
     const pub = await fleet.ask({ cmd: 'publish' }, 'published', 30_000);
-    await waitUntil(() => f.hub.counters.messages.heartbeat - hb0 >= pub.sent, 30_000, `${pub.sent} heartbeats at the hub`);
+    await waitUntil(() => f.hub.counters.messages.heartbeat - hb0 >= pub.sent, 30_000, `${pub.sent} heartbeats at the hub`, POLL_MS);
     const heartbeatMs = epochNow() - pub.firstAt;
     const heartbeatsAtHub = f.hub.counters.messages.heartbeat - hb0;
 

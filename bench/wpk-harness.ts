@@ -34,11 +34,12 @@ const FLEET = fileURLToPath(new URL('./wpk-fleet.ts', import.meta.url));
 export const epochNow = (): number => performance.timeOrigin + performance.now();
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-export async function waitUntil(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
+/** Polls `cond` every `pollMs` (its resolution when it times something) until true, or throws after `timeoutMs`. */
+export async function waitUntil(cond: () => boolean, timeoutMs: number, what: string, pollMs = 5): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!cond()) {
     if (Date.now() > deadline) throw new Error(`benchmark condition not met in ${timeoutMs} ms: ${what}`);
-    await sleep(5);
+    await sleep(pollMs);
   }
 }
 
