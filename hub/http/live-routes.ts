@@ -5,6 +5,7 @@
  * sends one with `authorization.credentials_file`).
  */
 import type { ServerResponse } from 'node:http';
+import { atEpochSeconds } from '../../lib/at-time.js';
 import type { FeedClient } from '../feed/index.js';
 import type { Route, RouteHandler } from './route.js';
 
@@ -31,22 +32,12 @@ const events: RouteHandler = ({ hub, live, identity, req, res }) => {
   });
   const unsubscribe = live.feed.subscribe(client);
   req.socket.setNoDelay(true);
-  const expiry = identity ? endAtExpiry(res, identity.acceptedUntil) : undefined;
-  res.once('close', () => { unsubscribe(); clearTimeout(expiry); });
+  // A stream must not outlive the token that opened it: it ends when the verifier
+  // stops accepting the token (`exp` plus its clock tolerance), and the page's
+  // reconnect then needs a valid token (a 401 shows its sign-in box).
+  const cancelExpiry = identity ? atEpochSeconds(identity.acceptedUntil, () => res.end()) : undefined;
+  res.once('close', () => { unsubscribe(); cancelExpiry?.(); });
 };
-
-/**
- * A stream must not outlive the token that opened it: it ends when the
- * verifier stops accepting the token (`exp` plus its clock tolerance), and
- * the page's reconnect then needs a valid token (a 401 shows its sign-in box).
- */
-function endAtExpiry(res: ServerResponse, expiresAtS: number): NodeJS.Timeout {
-  // setTimeout's limit is ~24.8 days; a longer-lived token is re-checked then, when the page reconnects.
-  const ms = Math.min(Math.max(0, expiresAtS * 1000 - Date.now()), 2 ** 31 - 1);
-  const timer = setTimeout(() => res.end(), ms);
-  timer.unref();
-  return timer;
-}
 
 function sseClient(res: ServerResponse, onBacklog: () => void): FeedClient {
   const write = (text: string) => {
