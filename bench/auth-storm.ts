@@ -41,7 +41,6 @@
  * set it in the environment of `npm run bench` to measure another size; the
  * result records it.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import { performance as perfHooks } from 'node:perf_hooks';
@@ -53,6 +52,7 @@ import { createAuthHooks, type AuthHooks } from '../broker/auth-hooks.js';
 import { startFederation, type Federation } from '../hub/federation.js';
 import { silentLogger } from '../lib/log.js';
 import type { AuthFleetCommand, AuthFleetReport, ClientKind } from './auth-storm-fleet.js';
+import { ChildFleet } from './child-fleet.js';
 import { mainThreadCpuMs, mint, PREFIX, protoVerifier, rsaKeySet, verifierAlone, type ProtoVerifier, type VerifierAlone } from './auth-storm-verifiers.js';
 import { startProfile } from './profile.js';
 import { epochNow, sleep, waitUntil } from './wpk-harness.js';
@@ -135,55 +135,10 @@ interface RunResult {
   mintMs: number;
 }
 
-class Fleet {
-  #stderr = '';
-  #waiters: Array<{ type: AuthFleetReport['type']; resolve: (m: AuthFleetReport) => void }> = [];
-  #exited: Promise<void>;
-
-  private constructor(readonly child: ChildProcess) {
-    child.stderr?.on('data', (d: Buffer) => { this.#stderr = (this.#stderr + d.toString()).slice(-4000); });
-    child.on('message', (m: AuthFleetReport) => {
-      const i = this.#waiters.findIndex((w) => w.type === m.type);
-      if (i >= 0) this.#waiters.splice(i, 1)[0]!.resolve(m);
-    });
-    this.#exited = new Promise((r) => child.once('exit', () => r()));
-  }
-
-  static async spawn(): Promise<Fleet> {
-    const child = spawn(process.execPath, ['--import', 'tsx', FLEET], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
-    const fleet = new Fleet(child);
-    try {
-      await fleet.next('ready', 60_000);
-    } catch (err) {
-      child.kill('SIGKILL');
-      throw err;
-    }
-    return fleet;
-  }
-
-  next<T extends AuthFleetReport['type']>(type: T, timeoutMs: number): Promise<Extract<AuthFleetReport, { type: T }>> {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`auth fleet: no "${type}" within ${timeoutMs} ms; stderr: ${this.#stderr}`)), timeoutMs);
-      this.#waiters.push({ type, resolve: (m) => { clearTimeout(timer); resolve(m as Extract<AuthFleetReport, { type: T }>); } });
-      void this.#exited.then(() => {
-        clearTimeout(timer);
-        reject(new Error(`auth fleet exited (code ${this.child.exitCode}) before "${type}"; stderr: ${this.#stderr}`));
-      });
-    });
-  }
-
-  ask<T extends AuthFleetReport['type']>(cmd: AuthFleetCommand, type: T, timeoutMs: number): Promise<Extract<AuthFleetReport, { type: T }>> {
-    const reply = this.next(type, timeoutMs);
-    this.child.send(cmd);
-    return reply;
-  }
-
-  async stop(): Promise<void> {
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
-    if (this.child.connected) this.child.send({ cmd: 'stop' } satisfies AuthFleetCommand);
-    const killer = setTimeout(() => this.child.kill('SIGKILL'), 10_000);
-    await this.#exited;
-    clearTimeout(killer);
+/** The storm's client fleet in its own process (bench/auth-storm-fleet.ts). */
+class Fleet extends ChildFleet<AuthFleetReport, AuthFleetCommand> {
+  static spawn(): Promise<Fleet> {
+    return ChildFleet.start((child) => new Fleet(child, 'auth fleet', 10_000), FLEET, [], 60_000);
   }
 }
 

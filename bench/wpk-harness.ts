@@ -16,7 +16,6 @@
  * clock as the fleet's, so a kill time measured there compares with a trigger
  * time measured here.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs/promises';
 import net, { type AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -25,6 +24,7 @@ import { fileURLToPath } from 'node:url';
 import { startFederation, type Federation } from '../hub/federation.js';
 import { silentLogger } from '../lib/log.js';
 import type { ExecutionUpdate, WpkTrigger } from '../lib/wire.js';
+import { ChildFleet } from './child-fleet.js';
 import type { FleetCommand, FleetConfig, FleetReport } from './wpk-protocol.js';
 
 /** Node ids are `wn-0` ... `wn-{N-1}`. */
@@ -97,75 +97,22 @@ export class WpkProbe {
   clear(): void { this.attempts.clear(); }
 }
 
-/** The fleet child process and its IPC channel. */
-export class FleetProcess {
-  #stderr = '';
-  #waiters: Array<{ type: FleetReport['type']; resolve: (m: FleetReport) => void }> = [];
-  #exited: Promise<void>;
-
-  private constructor(readonly child: ChildProcess) {
-    child.stderr?.on('data', (d: Buffer) => { this.#stderr = (this.#stderr + d.toString()).slice(-4000); });
-    child.on('message', (m: FleetReport) => {
-      const i = this.#waiters.findIndex((w) => w.type === m.type);
-      if (i >= 0) this.#waiters.splice(i, 1)[0]!.resolve(m);
-    });
-    this.#exited = new Promise((r) => child.once('exit', () => r()));
+/** The WPK fleet child process and its IPC channel. */
+export class FleetProcess extends ChildFleet<FleetReport, FleetCommand> {
+  static spawn(cfg: FleetConfig, timeoutMs = 180_000): Promise<FleetProcess> {
+    return ChildFleet.start((child) => new FleetProcess(child, 'fleet', 15_000), FLEET, [JSON.stringify(cfg)], timeoutMs);
   }
 
-  static async spawn(cfg: FleetConfig, timeoutMs = 180_000): Promise<FleetProcess> {
-    const child = spawn(process.execPath, ['--import', 'tsx', FLEET, JSON.stringify(cfg)], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
-    const fleet = new FleetProcess(child);
-    try {
-      await fleet.next('ready', timeoutMs);
-    } catch (err) {
-      child.kill('SIGKILL');
-      throw err;
-    }
-    return fleet;
+  stats(): Promise<Extract<FleetReport, { type: 'stats' }>> {
+    return this.ask({ cmd: 'stats' }, 'stats');
   }
 
-  /** The next report of this type, bounded; fails early if the child dies. */
-  next<T extends FleetReport['type']>(type: T, timeoutMs = 30_000): Promise<Extract<FleetReport, { type: T }>> {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`fleet: no "${type}" within ${timeoutMs} ms; stderr: ${this.#stderr}`)), timeoutMs);
-      const waiter = { type, resolve: (m: FleetReport) => { clearTimeout(timer); resolve(m as Extract<FleetReport, { type: T }>); } };
-      this.#waiters.push(waiter);
-      void this.#exited.then(() => {
-        clearTimeout(timer);
-        reject(new Error(`fleet exited (code ${this.child.exitCode}) before "${type}"; stderr: ${this.#stderr}`));
-      });
-    });
+  trace(): Promise<Extract<FleetReport, { type: 'trace' }>> {
+    return this.ask({ cmd: 'trace' }, 'trace');
   }
 
-  send(cmd: FleetCommand): void {
-    this.child.send(cmd);
-  }
-
-  async stats(): Promise<Extract<FleetReport, { type: 'stats' }>> {
-    const reply = this.next('stats');
-    this.send({ cmd: 'stats' });
-    return reply;
-  }
-
-  async trace(): Promise<Extract<FleetReport, { type: 'trace' }>> {
-    const reply = this.next('trace');
-    this.send({ cmd: 'trace' });
-    return reply;
-  }
-
-  async cut(ids: string[], how: 'silent' | 'close'): Promise<Extract<FleetReport, { type: 'cut' }>> {
-    const reply = this.next('cut');
-    this.send({ cmd: 'cut', ids, how });
-    return reply;
-  }
-
-  /** Asks the agents to stop (bounded), then makes sure the process is gone. */
-  async stop(): Promise<void> {
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
-    if (this.child.connected) this.send({ cmd: 'stop' });
-    const killer = setTimeout(() => this.child.kill('SIGKILL'), 15_000);
-    await this.#exited;
-    clearTimeout(killer);
+  cut(ids: string[], how: 'silent' | 'close'): Promise<Extract<FleetReport, { type: 'cut' }>> {
+    return this.ask({ cmd: 'cut', ids, how }, 'cut');
   }
 }
 
