@@ -1,13 +1,14 @@
 /**
  * Persistence of the registry: a snapshot of every record in one JSON
- * document through a lowdb Adapter. The default is lowdb's DataFile (steno
- * writes a temp file and renames it, so a crash mid-write leaves the previous
- * complete file). Never JSONFilePreset: it silently goes in-memory when
- * NODE_ENV=test. Tests inject lowdb's Memory adapter instead.
+ * document through a lowdb Adapter. The default is a DurableDataFile
+ * (lib/durable-file.ts): a temp file, fsync, rename, fsync of the directory,
+ * so a crash or a power cut mid-write leaves the previous or the new complete
+ * file. Never JSONFilePreset: it silently goes in-memory when NODE_ENV=test.
+ * Tests inject lowdb's Memory adapter instead.
  */
 import path from 'node:path';
 import { Low, Memory, type Adapter } from 'lowdb';
-import { DataFile } from 'lowdb/node';
+import { DurableDataFile } from '../lib/durable-file.js';
 import type { NodeRecord } from './registry.js';
 
 export const REGISTRY_FORMAT = 1;
@@ -28,11 +29,12 @@ export function registryPath(dataDir: string): string {
 
 /**
  * lowdb's JSONFile pretty-prints (indent 2); compact JSON is ~40% smaller and
- * faster to write, and `jq . registry.json` reads it fine. DataFile keeps
- * JSONFile's atomic temp-file-and-rename writer.
+ * faster to write, and `jq . registry.json` reads it fine. Written through
+ * `.<name>.tmp` and fsynced: one fsync of the file and one of the directory
+ * per write, and the Flusher makes that one write per flush, not per change.
  */
 export function compactJsonFile<T>(file: string, stringify: (data: T) => string = (data) => JSON.stringify(data)): Adapter<T> {
-  return new DataFile<T>(file, { parse: (text) => JSON.parse(text) as T, stringify });
+  return new DurableDataFile<T>(file, { parse: (text) => JSON.parse(text) as T, stringify });
 }
 
 export function fileAdapter(dataDir: string): Adapter<RegistryFile> {
