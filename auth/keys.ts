@@ -19,6 +19,7 @@ import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { calculateJwkThumbprint, importPKCS8, type CryptoKey, type JSONWebKeySet, type JWK } from 'jose';
+import { syncDirectory } from '../lib/durable-file.js';
 
 export const SIGNING_ALG = 'EdDSA';
 export const KEYS_DIR = 'keys';
@@ -77,9 +78,12 @@ async function ensureKeysDir(dataDir: string): Promise<string> {
   await mkdir(dataDir, { recursive: true });
   const dir = keysDir(dataDir);
   // Not recursive: the mode must apply to keys/ itself, not to a data dir made on the way.
-  await mkdir(dir, { mode: 0o700 }).catch((err: NodeJS.ErrnoException) => {
+  const made = await mkdir(dir, { mode: 0o700 }).then(() => true, (err: NodeJS.ErrnoException) => {
     if (err.code !== 'EEXIST') throw err;
+    return false;
   });
+  // A new keys/ must survive a power cut with the key written into it.
+  if (made) await syncDirectory(dataDir);
   return dir;
 }
 
@@ -198,7 +202,9 @@ async function writeJwks(dir: string, keys: JWK[]): Promise<void> {
 /**
  * Temp file then rename, so a reader never sees half a key. The file is
  * created with its final mode: a chmod afterwards would leave a window in
- * which the private key is readable by others.
+ * which the private key is readable by others. The file is fsynced before the
+ * rename and the directory after it, so a power cut leaves the old key or the
+ * new one (lib/durable-file.ts).
  */
 async function writeAtomically(file: string, content: string, mode: number): Promise<void> {
   const tmp = `${file}.${process.pid}.tmp`;
@@ -211,4 +217,5 @@ async function writeAtomically(file: string, content: string, mode: number): Pro
     await handle.close();
   }
   await rename(tmp, file);
+  await syncDirectory(path.dirname(file));
 }
