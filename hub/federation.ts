@@ -34,7 +34,11 @@ export interface FederationOptions {
   /** Data dir of the registry (required unless `adapter`). */
   dataDir?: string;
   adapter?: Adapter<RegistryFile>;
-  /** Use this external broker instead of the embedded one. */
+  /**
+   * Use this external broker instead of the embedded one. The hub holds a
+   * persistent session there (`hub.persistentSession`, `hub.clientId`), so the
+   * broker queues what nodes publish while the hub is away.
+   */
   brokerUrl?: string;
   topicRoot?: string;
   maxPacketBytes?: number;
@@ -137,6 +141,8 @@ function hubOptions(o: FederationOptions, broker: EdgefedBroker | undefined, top
     maxPayloadBytes,
     // An external broker keeps whatever it was sent: the hub repairs refused retained messages.
     repairRetained: o.hub?.repairRetained ?? broker === undefined,
+    // An external broker outlives the hub: a persistent session keeps what nodes publish meanwhile.
+    persistentSession: o.hub?.persistentSession ?? broker === undefined,
   };
 }
 

@@ -14,7 +14,7 @@ import type { HubContext } from './context.js';
 import type { BrokerView } from './metrics/broker.js';
 import { newCounters, type HubCounters } from './counters.js';
 import { defaultFlusherOptions, Flusher, type FlusherOptions } from './flusher.js';
-import { HubLink } from './link.js';
+import { checkClientId, hubClientId, HubLink } from './link.js';
 import { lockDataDir, type DataDirLock } from './lock.js';
 import { ActivitySeries } from './activity.js';
 import { HubObservers } from './observe.js';
@@ -35,6 +35,7 @@ export type { WorkPackages, WpkRecord, WpkState, ExecutionRecord, WpkListFilter 
 export { WpkRequestError } from './wpk/types.js';
 export type { WpkOptions } from './wpk/service.js';
 export { startFederation, type Federation, type FederationOptions } from './federation.js';
+export { hubClientId } from './link.js';
 
 export interface HubOptions {
   /** Opens the hub's MQTT client: `broker.connectInMemory` for the embedded broker, `mqtt.connect(url, o)` for an external one. */
@@ -64,6 +65,22 @@ export interface HubOptions {
   rebirthThrottleMs?: number;
   /** MQTT keepalive of the hub's own session, seconds (default 30). */
   keepaliveS?: number;
+  /**
+   * A persistent MQTT session (clean: false): the broker keeps the hub's
+   * subscriptions and queues what nodes publish at QoS 1 (execution updates,
+   * registrations, statuses) while the hub is away. startFederation turns it
+   * on for an external broker. Default false: a clean session, as suits the
+   * embedded broker, which goes away with the hub.
+   */
+  persistentSession?: boolean;
+  /**
+   * MQTT client id of the hub. Default: with a persistent session, a stable
+   * one (`hubClientId(topicRoot)`: `edgefed-hub` for the default root, else
+   * `edgefed-hub-` and 8 hex digits of the root's SHA-256); otherwise one per
+   * boot. Two hubs with one client id on one broker take the session from
+   * each other in a loop. 1 to 128 of letters, digits and `. _ : @ -`.
+   */
+  clientId?: string;
   /** Credentials of the hub's MQTT session (JWT auth). */
   username?: string;
   password?: string;
@@ -73,7 +90,7 @@ export interface HubOptions {
 
 type HubDefaults = Required<Pick<HubOptions,
   'topicRoot' | 'maxPayloadBytes' | 'missedBeats' | 'sweepIntervalMs' | 'repairRetained' | 'rebirthThrottleMs' | 'keepaliveS' | 'resync'
-  | 'deregisteredRetentionMs'>>;
+  | 'deregisteredRetentionMs' | 'persistentSession'>>;
 
 export const defaultHubOptions: HubDefaults = {
   topicRoot: DEFAULT_TOPIC_ROOT,
@@ -84,6 +101,7 @@ export const defaultHubOptions: HubDefaults = {
   rebirthThrottleMs: 30_000,
   deregisteredRetentionMs: 7 * 24 * 3600 * 1000,
   keepaliveS: 30,
+  persistentSession: false,
   resync: { settleMs: 300, maxWaitMs: 5000 },
 };
 
@@ -116,6 +134,9 @@ export class Hub {
     this.#o = { ...defaultHubOptions, ...options };
     if (!this.#o.adapter && !this.#o.dataDir) throw new Error('EDGEFED_ERR_HUB_CONFIG: give the hub a dataDir (or a storage adapter)');
     this.topics = makeTopics(this.#o.topicRoot);
+    const persistent = this.#o.persistentSession === true;
+    const clientId = this.#o.clientId !== undefined ? checkClientId(this.#o.clientId)
+      : persistent ? hubClientId(this.#o.topicRoot) : `edgefed-hub-${this.bootId.slice(0, 8)}`;
     this.log = (this.#o.logger ?? jsonLogger('info')).child({ component: 'hub' });
     const where = this.#o.dataDir ? registryPath(this.#o.dataDir) : 'registry';
     this.#store = new RegistryStore(this.#o.adapter ?? fileAdapter(this.#o.dataDir!), where);
@@ -129,7 +150,8 @@ export class Hub {
       connect: this.#o.connect,
       topics: this.topics,
       bootId: this.bootId,
-      clientId: `edgefed-hub-${this.bootId.slice(0, 8)}`,
+      clientId,
+      persistent,
       keepaliveS: this.#o.keepaliveS,
       version: VERSION,
       log: this.log,

@@ -3,29 +3,78 @@
  * death is the Last Will, as a Sparkplug host application), subscriptions to
  * the node topics, and a publish that never throws. Re-announces on every
  * reconnect, because a broker that restarted may have lost its retained store.
+ *
+ * With an external broker the session is persistent (clean: false under a
+ * client id that survives restarts): the broker queues what nodes publish at
+ * QoS 1 while the hub is away, and delivers it right after the next CONNACK.
  */
-import type { IClientOptions, MqttClient } from 'mqtt';
+import { createHash } from 'node:crypto';
+import type { IClientOptions, ISubscriptionMap, MqttClient } from 'mqtt';
 import type { Logger } from '../lib/log.js';
-import type { Topics } from '../lib/topics.js';
+import { DEFAULT_TOPIC_ROOT, type Topics } from '../lib/topics.js';
 import type { HubStatus } from '../lib/wire.js';
 import { disconnect } from '../lib/goodbye.js';
 import type { Publisher } from './context.js';
 
 /** A clean goodbye is given this long before the connection is cut (the will then says `lost`). */
 const STOP_TIMEOUT_MS = 3000;
+/**
+ * Sessions the broker ends this soon after CONNACK, this many times in a row,
+ * look like a client id takeover: another client with the same id connects,
+ * the broker drops the older one, which reconnects and drops the other.
+ */
+const SHORT_SESSION_MS = 5000;
+const TAKEOVER_STREAK = 3;
+const CLIENT_ID = /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/;
+
+/**
+ * The client id of a persistent hub session: stable across restarts, and
+ * distinct per topic root so federations sharing a broker keep apart.
+ */
+export function hubClientId(topicRoot: string): string {
+  if (topicRoot === DEFAULT_TOPIC_ROOT) return 'edgefed-hub';
+  return `edgefed-hub-${createHash('sha256').update(topicRoot).digest('hex').slice(0, 8)}`;
+}
+
+/** Throws EDGEFED_ERR_HUB_CONFIG for a client id that brokers may refuse or that ACL patterns cannot name. */
+export function checkClientId(clientId: string): string {
+  if (!CLIENT_ID.test(clientId)) {
+    throw new Error(`EDGEFED_ERR_HUB_CONFIG: clientId ${JSON.stringify(clientId)} is not usable: 1 to 128 characters, letters, digits and . _ : @ -, starting with a letter or digit`);
+  }
+  return clientId;
+}
+
+/**
+ * What the hub subscribes to. QoS 1 where a message lost while the hub is
+ * away loses state (a persistent session queues these); QoS 0 where a queued
+ * copy would mislead: a heartbeat only matters live, and the echo of a
+ * previous hub process's trigger would read as a foreign trigger.
+ */
+function subscriptions(topics: Topics): ISubscriptionMap {
+  return {
+    [topics.allNodes('registration')]: { qos: 1 },
+    [topics.allNodes('status')]: { qos: 1 },
+    [topics.allExecutions()]: { qos: 1 },
+    [topics.hubStatus()]: { qos: 1 },
+    [topics.allNodes('heartbeat')]: { qos: 0 },
+    [topics.allTriggers()]: { qos: 0 },
+  };
+}
 
 export interface LinkOptions {
   connect: (opts: IClientOptions) => MqttClient;
   topics: Topics;
   bootId: string;
   clientId: string;
+  /** clean: false: the broker keeps the subscriptions and queues QoS 1 messages while the hub is away. */
+  persistent: boolean;
   keepaliveS: number;
   version: string;
   log: Logger;
   username?: string;
   password?: string;
   onMessage: (topic: string, payload: Buffer, retained: boolean) => void;
-  /** Called on every (re)connect before subscribing: what the broker replays follows. */
+  /** Called at every CONNACK, before any message of that session is routed: what the broker queued or replays follows. */
   onConnecting: () => void;
   /** Called after every (re)connect once subscribed and announced; `first` for the first such session. */
   onSubscribed: (first: boolean) => void;
@@ -37,6 +86,11 @@ export class HubLink implements Publisher {
   #startTimer: NodeJS.Timeout | undefined;
   #abortStart: ((err: Error) => void) | undefined;
   #closed = false;
+  /** When the current session's CONNACK came; undefined while disconnected. */
+  #connectedAt: number | undefined;
+  /** The hub cut the current connection itself (a failed subscribe): not the broker's doing. */
+  #cutByUs = false;
+  #shortSessions = 0;
 
   constructor(private readonly opts: LinkOptions) {}
 
@@ -55,10 +109,11 @@ export class HubLink implements Publisher {
     const clientOpts: IClientOptions = {
       clientId: this.opts.clientId,
       keepalive: this.opts.keepaliveS,
-      clean: true,
+      clean: !this.opts.persistent,
       reconnectPeriod: 1000,
-      // #onConnect subscribes on every connect; mqtt.js's own resubscription
-      // would make the broker replay every retained message twice.
+      // #onConnect subscribes on every connect, session present or not (the
+      // broker then replays the retained store, which the resync needs);
+      // mqtt.js's own resubscription would make it replay everything twice.
       resubscribe: false,
       will: { topic: topics.hubStatus(), payload: Buffer.from(this.#status('offline', 'lost')), qos: 1, retain: true },
     };
@@ -68,49 +123,85 @@ export class HubLink implements Publisher {
     if (this.opts.password !== undefined) clientOpts.password = this.opts.password;
     const client = this.opts.connect(clientOpts);
     this.#client = client;
+    // A session begins at its CONNACK. What a persistent session queued follows
+    // at once, and mqtt.js emits 'connect' only once it has re-sent its own
+    // outgoing store, so a queued message may be routed first: the per-session
+    // reset happens at the CONNACK itself.
+    client.on('packetreceive', (packet) => {
+      if (packet.cmd === 'connack' && (packet.returnCode ?? packet.reasonCode) === 0) this.#onConnack();
+    });
     client.on('message', (topic, payload, packet) => this.opts.onMessage(topic, payload, packet.retain === true));
     client.on('offline', () => log.warn('hub lost the broker; reconnecting'));
+    client.on('close', () => this.#onClose());
     client.on('error', (err) => log.error({ err: err.message }, 'hub MQTT error'));
     // Resolves once the first session is announced and subscribed: a node that
     // registers after start() returns is seen live, not as a retained replay.
     await new Promise<void>((resolve, reject) => {
       this.#abortStart = reject;
       this.#startTimer = setTimeout(() => reject(new Error('EDGEFED_ERR_BROKER_UNREACHABLE: the hub could not reach the broker within 10 s')), 10_000);
-      client.on('connect', () => void this.#onConnect(client).then((ok) => {
+      client.on('connect', (connack) => void this.#onConnect(client, connack.sessionPresent).then((ok) => {
         if (ok) { clearTimeout(this.#startTimer); resolve(); }
       }));
     }).catch(async (err: Error) => { await client.endAsync(true); throw err; })
       .finally(() => { clearTimeout(this.#startTimer); this.#abortStart = undefined; });
   }
 
-  async #onConnect(client: MqttClient): Promise<boolean> {
-    const { topics, log } = this.opts;
-    this.opts.onConnecting();
+  async #onConnect(client: MqttClient, sessionPresent: boolean): Promise<boolean> {
+    const { topics, log, clientId, persistent } = this.opts;
     try {
       // Subscribe before announcing: agents re-announce when they see the hub
       // online, and those re-announcements must find the hub listening. The
       // hub's own status topic tells whether the broker kept its retained store.
-      const granted = await client.subscribeAsync(
-        [
-          topics.allNodes('registration'), topics.allNodes('status'), topics.allNodes('heartbeat'), topics.hubStatus(),
-          topics.allExecutions(), topics.allTriggers(),
-        ],
-        { qos: 1 },
-      );
+      const granted = await client.subscribeAsync(subscriptions(topics));
       const refused = granted.filter((g) => g.qos === 128).map((g) => g.topic);
       if (refused.length > 0) throw new Error(`the broker refused the subscriptions ${refused.join(', ')}`);
       await client.publishAsync(topics.hubStatus(), this.#status('online'), { qos: 1, retain: true });
       this.#sessions += 1;
-      log.info({ first: this.#sessions === 1 }, 'hub connected to the broker');
+      log.info({ first: this.#sessions === 1, client_id: clientId, persistent, session_present: sessionPresent }, 'hub connected to the broker');
+      if (persistent && !sessionPresent && this.#sessions > 1) {
+        log.warn({ client_id: clientId }, 'the broker kept no session for the hub (restarted without persistence, or the session expired): what nodes published while the hub was disconnected is lost');
+      }
       this.opts.onSubscribed(this.#sessions === 1);
       return true;
     } catch (err) {
+      // Lost meanwhile: mqtt.js reconnects by itself, and the next session subscribes.
+      if (!client.connected) {
+        if (!this.#closed) log.warn({ err: (err as Error).message }, 'hub lost the broker while subscribing; reconnecting');
+        return false;
+      }
       // A hub that cannot hear the nodes must not sit connected: drop the
       // connection and let mqtt.js reconnect and try again.
       log.error({ err: (err as Error).message }, 'hub could not subscribe or announce; reconnecting');
+      this.#cutByUs = true;
       client.stream.destroy();
       return false;
     }
+  }
+
+  #onConnack(): void {
+    this.#connectedAt = Date.now();
+    this.opts.onConnecting();
+  }
+
+  /** Counts sessions the broker ended right after they began; a streak of them is most likely a client id takeover. */
+  #onClose(): void {
+    const since = this.#connectedAt;
+    const cutByUs = this.#cutByUs;
+    this.#connectedAt = undefined;
+    this.#cutByUs = false;
+    if (since === undefined || cutByUs || this.#closed) return;
+    if (Date.now() - since >= SHORT_SESSION_MS) {
+      this.#shortSessions = 0;
+      return;
+    }
+    this.#shortSessions += 1;
+    if (this.#shortSessions !== TAKEOVER_STREAK) return;
+    this.opts.log.error(
+      { client_id: this.opts.clientId, sessions: this.#shortSessions },
+      `EDGEFED_ERR_HUB_SESSION_TAKEOVER: the broker ended the hub's session ${TAKEOVER_STREAK} times in a row within ${SHORT_SESSION_MS / 1000} s of connecting. `
+      + `Another client most likely uses the client id "${this.opts.clientId}" (a second hub with the same topic root on this broker?), `
+      + 'and the broker keeps whichever connected last. Stop the other one, or give each hub its own client id (--hub-client-id).',
+    );
   }
 
   publish(topic: string, payload: string | Buffer, opts: { qos: 0 | 1; retain: boolean }): void {
@@ -119,7 +210,11 @@ export class HubLink implements Publisher {
     });
   }
 
-  /** Publishes the hub's shutdown, then disconnects cleanly (which discards the will). */
+  /**
+   * Publishes the hub's shutdown, then disconnects cleanly (which discards the
+   * will). Never unsubscribes: a persistent session keeps its subscriptions,
+   * so the broker queues node messages for the next start.
+   */
   async stop(): Promise<void> {
     this.#closed = true;
     clearTimeout(this.#startTimer);
