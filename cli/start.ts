@@ -6,9 +6,10 @@ import path from 'node:path';
 import { pino } from 'pino';
 import { DEFAULT_MAX_PAYLOAD_BYTES } from '../hub/admission.js';
 import { startFederation } from '../hub/federation.js';
+import { checkClientId } from '../hub/link.js';
 import type { Logger } from '../lib/log.js';
 import { DEFAULT_TOPIC_ROOT } from '../lib/topics.js';
-import { helpText, int, logLevel, parseFlags, str, type FlagSpecs } from './args.js';
+import { CliError, helpText, int, logLevel, parseFlags, str, type FlagSpecs } from './args.js';
 import { TLS_START_SPECS, tlsStartOptions } from './start-tls.js';
 import { AUTH_START_SPECS, authStartOptions } from './start-auth.js';
 
@@ -19,6 +20,7 @@ const SPECS: FlagSpecs = {
   insecure: { type: 'boolean', help: 'Allow listening on a non-loopback address without authentication' },
   'data-dir': { type: 'string', value: 'DIR', help: 'Directory of the registry (registry.json) and its lock', default: './data' },
   'broker-url': { type: 'string', value: 'URL', help: 'Use this external broker (mqtt://host:1883) instead of the embedded one' },
+  'hub-client-id': { type: 'string', value: 'ID', help: 'MQTT client id of the hub\'s persistent session on --broker-url (default edgefed-hub, or derived from --topic-root)' },
   'topic-root': { type: 'string', value: 'ROOT', help: 'Topic root of the federation', default: DEFAULT_TOPIC_ROOT },
   'max-packet': { type: 'string', value: 'BYTES', help: 'Largest MQTT packet the embedded broker accepts', default: String(256 * 1024) },
   'max-payload': { type: 'string', value: 'BYTES', help: 'Largest node payload the hub accepts', default: String(DEFAULT_MAX_PAYLOAD_BYTES) },
@@ -38,6 +40,10 @@ export async function runStart(argv: string[], env: NodeJS.ProcessEnv): Promise<
   }
   const log: Logger = pino({ level: logLevel(flags, 'start'), base: { app: 'edgefed' } });
   const brokerUrl = str(flags, 'broker-url');
+  const clientId = str(flags, 'hub-client-id');
+  if (clientId !== undefined) {
+    try { checkClientId(clientId); } catch (err) { throw new CliError(`edgefed start: --hub-client-id: ${(err as Error).message}`); }
+  }
   const fed = await startFederation({
     bind: str(flags, 'bind') ?? '127.0.0.1',
     insecure: flags.insecure === true,
@@ -49,6 +55,7 @@ export async function runStart(argv: string[], env: NodeJS.ProcessEnv): Promise<
     maxPacketBytes: int(flags, 'max-packet', { min: 1024, max: 256 * 1024 * 1024 }) ?? 256 * 1024,
     maxPayloadBytes: int(flags, 'max-payload', { min: 256, max: 16 * 1024 * 1024 }) ?? DEFAULT_MAX_PAYLOAD_BYTES,
     logger: log,
+    ...(clientId !== undefined ? { hub: { clientId } } : {}),
     broker: {
       maxConnections: int(flags, 'max-connections', { min: 0, max: 10_000_000 }) ?? 10_000,
       connectRatePerAddress: int(flags, 'connect-rate', { min: 0, max: 1_000_000 }) ?? 20,
