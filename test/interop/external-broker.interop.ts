@@ -103,7 +103,9 @@ for (const how of ['a clean stop', 'kill -9'] as const) {
     const mosquitto = await startMosquitto();
     const url = `mqtt://127.0.0.1:${mosquitto.port}`;
     const dir = await tempDir('edgefed-interop-external-away-');
-    const hubArgs = ['--broker-url', url, '--data-dir', path.join(dir, 'data')];
+    // The default client id, and one given on the command line.
+    const clientId = how === 'kill -9' ? 'site-7-hub' : 'edgefed-hub';
+    const hubArgs = ['--broker-url', url, '--data-dir', path.join(dir, 'data'), ...(how === 'kill -9' ? ['--hub-client-id', clientId] : [])];
     let runs = 0;
     let release!: () => void;
     const gate = new Promise<void>((resolve) => { release = resolve; });
@@ -149,7 +151,7 @@ for (const how of ['a clean stop', 'kill -9'] as const) {
       assert.is(done.attempt, 1, 'not dispatched again');
       assert.equal(done.executions.map((e) => [e.node_id, e.attempt, e.state]), [['ext-slow', 1, 'succeeded']]);
       assert.is(runs, 1, 'the node ran it once');
-      assert.ok(hub.lines.some((l) => l.includes('"session_present":true')), 'the broker kept the hub\'s session');
+      assert.ok(hub.lines.some((l) => l.includes(`"client_id":"${clientId}","persistent":true,"session_present":true`)), 'the broker kept the hub\'s session');
     } finally {
       await agent.stop();
       await watcher.endAsync(true);
