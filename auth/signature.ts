@@ -1,9 +1,9 @@
 /**
- * JWS signature checks with node:crypto instead of WebCrypto: the one hot
- * step of a first connect. `crypto.verify` with a callback runs the check on
- * libuv's thread pool, off the broker's main thread, and costs the main
- * thread far less per call than `crypto.subtle.verify` (whose job set-up,
- * promise and DOMException machinery jose goes through): see bench/RESULTS.md.
+ * JWS signature keys for node:crypto instead of WebCrypto: the check is the
+ * one hot step of a first connect, and `crypto.verify` costs the main thread
+ * far less per call than `crypto.subtle.verify` (whose job set-up, promise
+ * and DOMException machinery jose goes through): see bench/RESULTS.md. Where
+ * the checks run is signature-threads.ts's business.
  *
  * Keys still come from jose's key sets as CryptoKeys (jose matches `kid`,
  * `alg`, `use`, `key_ops`, and fetches and caches remote sets); each is
@@ -95,15 +95,4 @@ function checkCryptoKey(key: webcrypto.CryptoKey, alg: string, spec: AlgSpec): v
   if (hash !== undefined && !((algorithm.modulusLength ?? 0) >= 2048)) {
     throw new TokenError('malformed', `token refused: ${alg} requires key modulusLength to be 2048 bits or larger`);
   }
-}
-
-/**
- * Resolves whether `signature` is valid for `data` under `key`. The check
- * runs on libuv's thread pool (the callback form of crypto.verify); a
- * signature of the wrong size resolves false, as WebCrypto does.
- */
-export function verifySignature(key: VerificationKey, data: Buffer, signature: Buffer): Promise<boolean> {
-  return new Promise((resolve) => {
-    crypto.verify(key.digest, data, key.key, signature, (err, ok) => resolve(err === null && ok));
-  });
 }

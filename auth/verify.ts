@@ -3,7 +3,7 @@
  * ordered cheapest first: the identity cache, then a look at the header
  * (size, shape, algorithm: `alg: none` and algorithms not configured stop
  * here, before any key is looked up or fetched; then `crit`), the key by
- * `kid`, the signature on libuv's thread pool, and only then the payload:
+ * `kid`, the signature on a signature thread, and only then the payload:
  * registered claims (exp, nbf, iss, aud) and edgefed's own claim rules.
  *
  * jose still finds and caches the keys (JWKS sets, files, URLs) and signs
@@ -19,7 +19,8 @@ import { IdentityCache } from './identity-cache.js';
 import { checkCrit, decodePayload, signedBytes, splitCompactJws, type CompactJws } from './jws.js';
 import { fileKeys, KeysUnavailableError, localKeys, remoteKeys, type KeyResolver } from './key-sources.js';
 import { checkRegisteredClaims, type ClaimPolicy } from './registered-claims.js';
-import { isSupportedAlgorithm, SUPPORTED_ALGORITHMS, verificationKey, verifySignature, type VerificationKey } from './signature.js';
+import { isSupportedAlgorithm, SUPPORTED_ALGORITHMS, verificationKey, type VerificationKey } from './signature.js';
+import { sharedSignatureThreads, type SignatureChecker } from './signature-threads.js';
 import { TokenError, type Identity, type Verifier } from './types.js';
 
 export interface VerifierOptions {
@@ -47,6 +48,11 @@ export interface VerifierOptions {
   identityCacheSize?: number;
   /** Longest a verified token is remembered, below its `exp` (default 10 min). */
   identityCacheMaxAgeMs?: number;
+  /**
+   * Where signatures are checked (default: the process's signature threads,
+   * signature-threads.ts; `libuvPoolChecker` for libuv's pool).
+   */
+  signatures?: SignatureChecker;
   /** Warnings about key files that could not be reloaded. */
   logger?: Logger;
   /** Clock in epoch ms (tests). */
@@ -75,6 +81,7 @@ export async function createVerifier(options: VerifierOptions): Promise<TokenVer
   const algorithms = checkAlgorithms(options.algorithms ?? [...VERIFIER_DEFAULTS.algorithms]);
   const keys = await keyResolver(options);
   const now = options.now ?? Date.now;
+  const signatures = options.signatures ?? sharedSignatureThreads();
   const cache = new IdentityCache(
     options.identityCacheSize ?? VERIFIER_DEFAULTS.identityCacheSize,
     options.identityCacheMaxAgeMs ?? VERIFIER_DEFAULTS.identityCacheMaxAgeMs,
@@ -89,7 +96,7 @@ export async function createVerifier(options: VerifierOptions): Promise<TokenVer
     const jws = checkHeader(token, algorithms);
     const { signingInput, signature } = signedBytes(jws);
     const key = await keyFor(jws, keys);
-    if (!(await verifySignature(key, signingInput, signature))) throw new TokenError('bad_signature', 'signature does not verify');
+    if (!(await signatures.check(key, signingInput, signature))) throw new TokenError('bad_signature', 'signature does not verify');
     const claims = decodePayload(jws.payload);
     checkRegisteredClaims(claims, policy, Math.floor(at / 1000));
     return identityFromClaims(claims, typeof jws.header.kid === 'string' ? jws.header.kid : undefined, policy.clockToleranceS);
