@@ -72,7 +72,9 @@ test('the registry file is valid JSON after kill -9 during a write storm', (ctx)
         if (i % 200 === 0) await new Promise((r) => setImmediate(r));
       }
     })();
-    await new Promise((r) => setTimeout(r, 300 + Math.floor(Math.random() * 500)));
+    // Killed mid-storm, but after the first flush: a registry that was never written proves nothing (and a loaded box may take > 300 ms to flush).
+    await waitFor(() => fs.access(path.join(ctx.dir, 'registry.json')).then(() => true), { timeoutMs: 10_000, label: `round ${round}: first registry flush` });
+    await new Promise((r) => setTimeout(r, Math.floor(Math.random() * 500)));
     await kill9(hub);
     stop = true;
     await storm;
