@@ -39,8 +39,10 @@ export const libuvPoolChecker: SignatureChecker = {
  * Plain CommonJS evaluated in the worker (no loader: the same under tsx and
  * from dist/). A batch: new keys `[id, key, digest]`, then one packed buffer
  * with 5 numbers per check in `spans`: key id, data offset and length,
- * signature offset and length. The answer: one byte per check, 1 = valid.
+ * signature offset and length. The answers: one byte per check, 1 = valid,
+ * in parts (`from` = the index of the part's first check).
  */
+const ANSWER_EVERY_MS = 1;
 const WORKER_SOURCE = `
 const { parentPort } = require('node:worker_threads');
 const { verify } = require('node:crypto');
@@ -49,18 +51,28 @@ parentPort.on('message', (batch) => {
   for (const [id, key, digest] of batch.keys) keys.set(id, { key, digest });
   const bytes = new Uint8Array(batch.bytes);
   const spans = batch.spans;
-  const out = new Uint8Array(spans.length / 5);
-  for (let i = 0, s = 0; i < out.length; i += 1, s += 5) {
+  const n = spans.length / 5;
+  let from = 0;
+  let out = new Uint8Array(n);
+  let postedAt = performance.now();
+  for (let i = 0, s = 0; i < n; i += 1, s += 5) {
     const k = keys.get(spans[s]);
     try {
       const data = bytes.subarray(spans[s + 1], spans[s + 1] + spans[s + 2]);
       const signature = bytes.subarray(spans[s + 3], spans[s + 3] + spans[s + 4]);
-      out[i] = k !== undefined && verify(k.digest, data, k.key, signature) ? 1 : 0;
+      out[i - from] = k !== undefined && verify(k.digest, data, k.key, signature) ? 1 : 0;
     } catch {
-      out[i] = 0;
+      out[i - from] = 0;
+    }
+    // Answers go back every ${ANSWER_EVERY_MS} ms of work, so the event loop goes on while the rest is checked.
+    if (i + 1 < n && performance.now() - postedAt >= ${ANSWER_EVERY_MS}) {
+      parentPort.postMessage({ seq: batch.seq, from, out: out.subarray(0, i + 1 - from) });
+      from = i + 1;
+      out = new Uint8Array(n - from);
+      postedAt = performance.now();
     }
   }
-  parentPort.postMessage({ seq: batch.seq, out }, [out.buffer]);
+  parentPort.postMessage({ seq: batch.seq, from, out });
 });`;
 
 interface Check {
@@ -160,7 +172,8 @@ export class SignatureThreads implements SignatureChecker {
 /** One worker thread and the batches it has not answered yet. */
 class CheckThread {
   readonly #worker: Worker;
-  readonly #waiting = new Map<number, Check[]>();
+  /** Batches sent, by sequence number, and how many of their checks are answered (answers come in order). */
+  readonly #waiting = new Map<number, { checks: Check[]; answered: number }>();
   /** The ids of the keys this thread has been sent. */
   readonly #sentKeys = new Set<number>();
   #seq = 0;
@@ -172,7 +185,7 @@ class CheckThread {
   constructor(private readonly idleMs: number, private readonly onGone: (thread: CheckThread, failed: boolean) => void) {
     this.#worker = new Worker(WORKER_SOURCE, { eval: true });
     this.#worker.unref();
-    this.#worker.on('message', (m: { seq: number; out: Uint8Array }) => this.#answer(m.seq, m.out));
+    this.#worker.on('message', (m: { seq: number; from: number; out: Uint8Array }) => this.#answer(m.seq, m.from, m.out));
     this.#worker.on('error', () => this.#died());
     this.#worker.on('exit', () => this.#died());
     this.#armIdle();
@@ -195,7 +208,7 @@ class CheckThread {
       size += c.data.length + c.signature.length;
     }
     const { bytes, spans } = pack(batch, size);
-    this.#waiting.set(seq, batch);
+    this.#waiting.set(seq, { checks: batch, answered: 0 });
     if (this.#inFlight === 0) {
       clearTimeout(this.#idleTimer);
       this.#worker.ref(); // a check in flight keeps the process up until it is answered
@@ -210,12 +223,13 @@ class CheckThread {
     await this.#worker.terminate();
   }
 
-  #answer(seq: number, out: Uint8Array): void {
+  #answer(seq: number, from: number, out: Uint8Array): void {
     const batch = this.#waiting.get(seq);
     if (batch === undefined) return;
-    this.#waiting.delete(seq);
-    this.#inFlight -= batch.length;
-    batch.forEach((c, i) => c.answer(out[i] === 1));
+    for (let i = 0; i < out.length; i += 1) batch.checks[from + i]!.answer(out[i] === 1);
+    batch.answered = from + out.length;
+    this.#inFlight -= out.length;
+    if (batch.answered === batch.checks.length) this.#waiting.delete(seq);
     if (this.#inFlight === 0) {
       this.#worker.unref();
       this.#armIdle();
@@ -237,7 +251,7 @@ class CheckThread {
   #died(): void {
     this.#retire(true);
     for (const batch of this.#waiting.values()) {
-      for (const c of batch) void libuvPoolChecker.check(c.key, c.data, c.signature).then(c.answer);
+      for (const c of batch.checks.slice(batch.answered)) void libuvPoolChecker.check(c.key, c.data, c.signature).then(c.answer);
     }
     this.#waiting.clear();
     this.#inFlight = 0;
