@@ -47,7 +47,7 @@ import { performance as perfHooks } from 'node:perf_hooks';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import mqtt from 'mqtt';
-import { createVerifier, issueToken, loadOrCreateSigningKey, type Verifier } from '../auth/index.js';
+import { createVerifier, issueToken, libuvPoolChecker, loadOrCreateSigningKey, type Verifier } from '../auth/index.js';
 import { createAuthHooks, type AuthHooks } from '../broker/auth-hooks.js';
 import { startFederation, type Federation } from '../hub/federation.js';
 import { silentLogger } from '../lib/log.js';
@@ -87,6 +87,9 @@ export interface AuthStormOptions {
  * on the main thread, or with a callback (libuv's pool). They check alg, kid,
  * signature, exp/nbf (30 s leeway) and edgefed's claims, nothing else
  * (no iss/aud, no JWKS reload): enough to measure, not a replacement.
+ * `product-pool` (ablation): the product's verifier with its signature checks
+ * on libuv's pool (`signatures: libuvPoolChecker`), as before 2026-11-27 night,
+ * wired through the same hooks as the prototypes.
  * `product-rs256` (ablation): the product's verifier (createVerifier)
  * over an RS256 key set, as for Vault's keys, in the same hooks; both modes
  * then present RS256 tokens. Wired like the prototypes so that only the RS256
@@ -96,7 +99,7 @@ export interface AuthStormOptions {
  * to one worker thread (auth-storm-worker.ts). Not in bench/run.ts's list:
  * call authStorm({ verifier: 'node-worker', ... }) directly.
  */
-export type VerifierKind = 'product' | 'node-sync' | 'node-pool' | 'node-worker' | 'product-rs256' | 'node-sync-rs256' | 'node-pool-rs256';
+export type VerifierKind = 'product' | 'product-pool' | 'node-sync' | 'node-pool' | 'node-worker' | 'product-rs256' | 'node-sync-rs256' | 'node-pool-rs256';
 const RS256_KINDS: ReadonlySet<VerifierKind> = new Set(['product-rs256', 'node-sync-rs256', 'node-pool-rs256']);
 
 type Mode = 'off' | 'on';
@@ -212,8 +215,12 @@ async function oneRun(mode: Mode, fleet: Fleet, o: AuthStormOptions, profileBase
     const mintMs = performance.now() - m0;
     if (mode === 'on' && o.verifier !== 'product') {
       const how = o.verifier === 'node-worker' ? 'worker' : o.verifier === 'node-pool' || o.verifier === 'node-pool-rs256' ? 'pool' : 'sync';
-      if (o.verifier !== 'product-rs256') proto = await protoVerifier(rsa ? rsa.jwksFile : key.jwksFile, how, rsa ? 'RS256' : 'EdDSA');
-      const verifier = proto ?? await createVerifier({ jwksFile: rsa!.jwksFile, algorithms: ['RS256'], logger: silentLogger });
+      if (o.verifier === 'product-pool') {
+        // The product's verifier over the hub's key, its signatures on libuv's pool (before 2026-11-27, night).
+      } else if (o.verifier !== 'product-rs256') proto = await protoVerifier(rsa ? rsa.jwksFile : key.jwksFile, how, rsa ? 'RS256' : 'EdDSA');
+      const verifier = proto ?? (o.verifier === 'product-pool'
+        ? await createVerifier({ jwksFile: key.jwksFile, signatures: libuvPoolChecker, logger: silentLogger })
+        : await createVerifier({ jwksFile: rsa!.jwksFile, algorithms: ['RS256'], logger: silentLogger }));
       hooks = createAuthHooks({ verifier, logger: silentLogger });
       const hubToken = rsa ? await rsa.mint('hub', 'hub') : await issueToken({ role: 'hub', subject: 'hub', ttlSeconds: 3600 }, key);
       fed = await startFederation({
