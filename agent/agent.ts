@@ -19,6 +19,7 @@ import { HeartbeatLoop } from './heartbeat.js';
 import { resolveOptions, type AgentOptions, type ResolvedAgentOptions } from './options.js';
 import { ExecutionOutbox } from './outbox.js';
 import { heartbeatPayload, hostHardware, offlineStatus, onlineStatus, registrationPayload } from './payloads.js';
+import { RecentFinals } from './recent-finals.js';
 import { Spool } from './spool.js';
 import { FileSpoolStore } from './spool-file.js';
 import { disconnect } from '../lib/goodbye.js';
@@ -78,6 +79,7 @@ class EdgeAgent implements Agent {
   private readonly executor: Executor;
   private readonly spool: Spool;
   private readonly outbox: ExecutionOutbox;
+  private readonly finals: RecentFinals;
   private client: MqttClient | undefined;
   private seq = 0;
   private lastAnnounceTs = 0;
@@ -86,6 +88,12 @@ class EdgeAgent implements Agent {
   private lastAnnounceReason: 'connect' | 'rebirth' | 'hub-restart' | undefined;
   /** The hub session last seen online during this connection; a different one means the hub restarted. */
   private hubBootId: string | undefined;
+  /**
+   * The hub session that has our recent finals: unlike `hubBootId` it survives
+   * our own reconnects, because an embedded broker dies with its hub, so a
+   * hub restart usually looks to us like a lost connection.
+   */
+  private finalsHubBootId: string | undefined;
   private stopping: Promise<void> | undefined;
   /** mqtt.js emits 'close' after every failed attempt too; 'disconnect' is only the loss of a live session. */
   private up = false;
@@ -112,12 +120,16 @@ class EdgeAgent implements Agent {
       store: opts.spoolDir === undefined ? undefined : new FileSpoolStore(opts.spoolDir),
     });
     this.outbox = new ExecutionOutbox(this.spool, this.topics, this.log);
+    this.finals = new RecentFinals({ maxAgeMs: opts.replayFinalMs });
     this.executor = new Executor({
       nodeId: opts.nodeId,
       actions: actionTable(opts.actions),
       concurrency: opts.concurrency,
       log: this.log,
-      send: (update) => this.outbox.send(update),
+      send: (update) => {
+        this.finals.record(update);
+        this.outbox.send(update);
+      },
     });
     this.commands.on('cancel', (command) => {
       this.executor.cancel(command.wpk_id, command.attempt);
@@ -239,6 +251,23 @@ class EdgeAgent implements Agent {
     this.hubBootId = status.value.boot_id;
     // A new hub session may have lost its registry: announce again (Sparkplug rebirth).
     if (previous !== undefined && previous !== status.value.boot_id) this.announce('hub-restart');
+    // After the birth above (or the one on connect): the hub knows the node before it hears the results.
+    if (this.finalsHubBootId !== status.value.boot_id) this.replayFinals(status.value.boot_id);
+  }
+
+  /**
+   * A hub session we have not sent our finals to: it may have died before
+   * writing some of them (the broker acknowledged them, so nobody else holds a
+   * copy). Not on a reconnect to the same session: the outbox covers that.
+   * Running executions need nothing: their next update comes anyway, and the
+   * restarted hub gives them their full timeout again from its start.
+   */
+  private replayFinals(hubBootId: string): void {
+    const finals = this.finals.recent();
+    // Handed to mqtt.js, which re-sends them after a reconnect until acknowledged.
+    if (finals.length > 0 && this.outbox.resend(finals) === 0) return;
+    this.finalsHubBootId = hubBootId;
+    if (finals.length > 0) this.log.info({ replayed: finals.length, hub_boot_id: hubBootId }, 'replayed recent final updates to a new hub session');
   }
 
   /** Birth: registration, then status online, both retained QoS 1. */

@@ -10,6 +10,7 @@ import { isValidId, MAX_CAPABILITIES } from '../lib/ids.js';
 import { jsonLogger, type Logger } from '../lib/log.js';
 import { DEFAULT_TOPIC_ROOT, validateRoot } from '../lib/topics.js';
 import type { ActionMap } from './actions.js';
+import { DEFAULT_REPLAY_FINAL_MS } from './recent-finals.js';
 import { DEFAULT_SPOOL_MAX } from './spool.js';
 
 export interface AgentOptions {
@@ -71,6 +72,14 @@ export interface AgentOptions {
   spoolDir?: string;
   /** Updates the spool keeps at most (1..1,000,000); beyond it the oldest are dropped. */
   spoolMax?: number;
+  /**
+   * How long (ms, 0..86,400,000; 0 turns it off) the agent keeps the final
+   * update of each finished execution to replay it to a restarted hub (a new
+   * hub `boot_id`). A hub killed before writing a result it had received
+   * would otherwise time the execution out and run the work again. Bounded
+   * also to the newest 1,000 finals and about 2 MB.
+   */
+  replayFinalMs?: number;
 }
 
 export const AGENT_DEFAULTS = {
@@ -85,6 +94,7 @@ export const AGENT_DEFAULTS = {
   reconnectMaxMs: 30_000,
   stopTimeoutMs: 3000,
   spoolMax: DEFAULT_SPOOL_MAX,
+  replayFinalMs: DEFAULT_REPLAY_FINAL_MS,
 } as const;
 
 type Defaulted = keyof typeof AGENT_DEFAULTS;
@@ -135,6 +145,7 @@ export function resolveOptions(input: AgentOptions): ResolvedAgentOptions {
   checkActions(o.actions, bad);
   if (o.spoolDir !== undefined && (typeof o.spoolDir !== 'string' || o.spoolDir.length === 0)) bad('spoolDir must be a non-empty path');
   checkInt('spoolMax', o.spoolMax, 1, 1_000_000, bad);
+  checkInt('replayFinalMs', o.replayFinalMs, 0, 86_400_000, bad);
 
   if (problems.length > 0) throw new AgentConfigError(problems);
   return o;

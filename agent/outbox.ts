@@ -62,6 +62,24 @@ export class ExecutionOutbox {
     this.client = undefined;
   }
 
+  /**
+   * Publishes updates the broker already acknowledged once (recent finals, to
+   * a restarted hub), all at once: they are bounded in number and bytes, and
+   * mqtt.js keeps each QoS 1 publish until its PUBACK, across reconnects. Not
+   * spooled on failure: they were delivered before, this is a courtesy copy.
+   * Returns how many were handed to the client (0 when offline).
+   */
+  resend(updates: readonly ExecutionUpdate[]): number {
+    const client = this.client;
+    if (!client || this.closed) return 0;
+    for (const update of updates) {
+      client.publish(this.topics.execution(update.node_id, update.wpk_id), JSON.stringify(update), QOS1, (err) => {
+        if (err) this.log.debug({ wpk_id: update.wpk_id, state: update.state, err: err.message }, 'replayed final update not acknowledged');
+      });
+    }
+    return updates.length;
+  }
+
   private publish(client: MqttClient, update: ExecutionUpdate): void {
     client.publish(this.topics.execution(update.node_id, update.wpk_id), JSON.stringify(update), QOS1, (err) => {
       if (!err) return;
