@@ -259,15 +259,16 @@ class EdgeAgent implements Agent {
    * A hub session we have not sent our finals to: it may have died before
    * writing some of them (the broker acknowledged them, so nobody else holds a
    * copy). Not on a reconnect to the same session: the outbox covers that.
-   * Running executions need nothing: their next update comes anyway, and the
-   * restarted hub gives them their full timeout again from its start.
+   * Running executions get one `running`: the hub gives restored work its
+   * full timeout again, but one it believes only `dispatched` would be given
+   * up after its accept timeout; for a hub that has it, it is mere liveness.
    */
   private replayFinals(hubBootId: string): void {
-    const finals = this.finals.recent();
+    const updates = [...this.finals.recent(), ...this.executor.runningUpdates()];
     // Handed to mqtt.js, which re-sends them after a reconnect until acknowledged.
-    if (finals.length > 0 && this.outbox.resend(finals) === 0) return;
+    if (updates.length > 0 && this.outbox.resend(updates) === 0) return;
     this.finalsHubBootId = hubBootId;
-    if (finals.length > 0) this.log.info({ replayed: finals.length, hub_boot_id: hubBootId }, 'replayed recent final updates to a new hub session');
+    if (updates.length > 0) this.log.info({ replayed: updates.length, hub_boot_id: hubBootId }, 'replayed recent final and running updates to a new hub session');
   }
 
   /** Birth: registration, then status online, both retained QoS 1. */

@@ -90,6 +90,17 @@ export class Executor {
     this.start(trigger);
   }
 
+  /**
+   * A `running` update of every execution still running, stamped with its
+   * start: for a restarted hub whose file may still say `dispatched` (it died
+   * before writing the `accepted`/`running` it had received), which would give
+   * the attempt up after its accept timeout and run the work again elsewhere.
+   */
+  runningUpdates(): ExecutionUpdate[] {
+    const wallOffset = Date.now() - performance.now();
+    return [...this.running.values()].map((e) => ({ ...this.update(e.trigger, 'running'), ts: Math.round(wallOffset + e.startedAt) }));
+  }
+
   /** The hub's `cancel` command. Returns whether that execution was running here. */
   cancel(wpkId: string, attempt: number): boolean {
     const execution = this.running.get(executionKey(wpkId, attempt));

@@ -88,7 +88,8 @@ bound.run();
 const e2e = suite('agent: finals replayed to a hub that lost them');
 
 async function hubOn(scope: Scope, dataDir: string, mqttPort = 0, logs?: LogLine[]): Promise<Federation> {
-  const f = await federation({ dataDir, mqttListen: true, mqttPort, ...(logs ? { logger: capturingLogger(logs) } : {}), hub: { wpk: { sweepIntervalMs: 20, timeoutGraceMs: 100 } } });
+  const wpk = { sweepIntervalMs: 20, timeoutGraceMs: 100, acceptTimeoutMs: 500 };
+  const f = await federation({ dataDir, mqttListen: true, mqttPort, ...(logs ? { logger: capturingLogger(logs) } : {}), hub: { wpk } });
   let stopped: Promise<void> | undefined;
   const stop = () => (stopped ??= f.stop());
   scope.defer(stop);
@@ -137,6 +138,38 @@ e2e('a success the hub received but never wrote is replayed after its restart: a
   await waitFor(async () => (await onDisk(dir, w.wpk_id))?.state === 'succeeded', { label: 'written' });
 }, { timeoutMs: 10_000 }));
 
+e2e('work in progress that the restarted hub believes only dispatched is not given up after the accept timeout', bounded(async (scope) => {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'edgefed-replay-'));
+  scope.defer(() => fs.rm(dir, { recursive: true, force: true }));
+  const first = await hubOn(scope, dir);
+  const port = Number(new URL(first.mqttUrl!).port);
+  const gate = gated();
+  const agent = await startAgent({
+    nodeId: NODE, capabilities: ['basic-actions'], brokerUrl: first.mqttUrl, heartbeatIntervalMs: 200,
+    reconnectMinMs: 20, reconnectMaxMs: 100, logger: silentLogger, actions: { hold: gate.action },
+  });
+  scope.defer(() => agent.stop());
+  await waitFor(() => first.hub.registry.get(NODE)?.status === 'active', { label: 'node active' });
+  const w = await first.hub.wpks.create({ capability: 'basic-actions', action: 'hold', timeout_ms: 5000 });
+  await waitFor(async () => (await onDisk(dir, w.wpk_id))?.executions[0]?.state === 'running', { label: 'running on disk' });
+  await first.stop();
+  // The crash: the hub had written the dispatch, not the accepted/running it received right after.
+  const file = JSON.parse(await fs.readFile(wpkPath(dir), 'utf8')) as { wpks: WpkRecord[] };
+  const record = file.wpks.find((x) => x.wpk_id === w.wpk_id)!;
+  Object.assign(record, { state: 'dispatched' });
+  Object.assign(record.executions[0]!, { state: 'dispatched', started_at: null });
+  await fs.writeFile(wpkPath(dir), JSON.stringify(file));
+
+  const second = await hubOn(scope, dir, port);
+  assert.is(second.hub.wpks.get(w.wpk_id)?.executions[0]?.state, 'dispatched');
+  await waitFor(() => second.hub.wpks.get(w.wpk_id)?.executions[0]?.state === 'running', { label: 'running again on the restarted hub' });
+  await sleep(800); // past the accept timeout (500 ms) from the hub's start
+  assert.is(second.hub.wpks.get(w.wpk_id)?.attempt, 1, 'not given up');
+  gate.release({ done: true });
+  await waitFor(() => second.hub.wpks.get(w.wpk_id)?.state === 'succeeded', { label: 'succeeded' });
+  assert.is(gate.calls, 1, 'the action ran once');
+}, { timeoutMs: 10_000 }));
+
 e2e('a hub that already recorded the finals ignores the replay quietly (counted as stale, no refusal)', bounded(async (scope) => {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'edgefed-replay-'));
   scope.defer(() => fs.rm(dir, { recursive: true, force: true }));
@@ -170,13 +203,16 @@ const wire = suite('agent: when finals are replayed');
 const hubOnline = (hub: Hub, bootId: string) =>
   hub.client.publishAsync(topics().hubStatus(), JSON.stringify({ state: 'online', boot_id: bootId, ts: Date.now() }), { qos: 1, retain: true });
 
-wire('not on a reconnect to the same hub session; once, after the birth, on a new one', bounded(async (scope) => {
+wire('not on a reconnect to the same hub session; once, after the birth, on a new one, with a running for work in progress', bounded(async (scope) => {
   const first = await startBroker(scope);
   const hub1 = await wireHubOn(scope, first.port);
   await hubOnline(hub1, 'hub-A');
-  const { agent } = await agentOn(scope, first.port);
+  const gate = gated();
+  const { agent } = await agentOn(scope, first.port, { actions: { hold: gate.action } });
   const trigger = await hub1.trigger({ params: { n: 1 } });
   const done = await hub1.final(trigger.wpk_id);
+  const held = await hub1.trigger({ action: 'hold' });
+  const started = (await waitFor(() => hub1.of(held.wpk_id).find((u) => u.state === 'running'), { label: 'hold running' })).ts;
 
   // The agent's connection drops (the broker restarts) and comes back to the same hub session.
   await first.close();
@@ -194,6 +230,7 @@ wire('not on a reconnect to the same hub session; once, after the birth, on a ne
   await waitFor(() => agent.connected, { label: 'reconnected' });
   await sleep(200);
   assert.equal(hub2.of(trigger.wpk_id), [], 'nothing replayed to the session that already had it');
+  assert.equal(hub2.of(held.wpk_id), []);
 
   // A new hub session: the birth, then the final exactly as first sent.
   seen.length = 0;
@@ -203,6 +240,11 @@ wire('not on a reconnect to the same hub session; once, after the birth, on a ne
   assert.ok(seen.indexOf('registration') >= 0 && seen.indexOf('registration') < seen.indexOf('executions'), `re-announced first: ${seen.join(' ')}`);
   await sleep(100);
   assert.is(hub2.of(trigger.wpk_id).length, 1, 'once');
+  const running = hub2.of(held.wpk_id);
+  assert.equal(running.map((u) => [u.state, u.attempt]), [['running', 1]], 'one running for the execution in progress, no final');
+  assert.ok(Math.abs(running[0]!.ts - started) < 50, `stamped with its start (${running[0]!.ts} vs ${started})`);
+  gate.release();
+  await hub2.final(held.wpk_id);
 }, { timeoutMs: 8000 }));
 
 wire.run();
