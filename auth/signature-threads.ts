@@ -138,11 +138,7 @@ export class SignatureThreads implements SignatureChecker {
     this.#queued = [];
     if (batch.length === 0) return;
     const thread = this.#leastBusy();
-    if (thread === undefined) {
-      for (const c of batch) void libuvPoolChecker.check(c.key, c.data, c.signature).then(c.answer);
-      return;
-    }
-    thread.send(batch);
+    if (thread === undefined || !thread.send(batch)) checkOnPool(batch);
   }
 
   #leastBusy(): CheckThread | undefined {
@@ -195,26 +191,30 @@ class CheckThread {
     return this.#inFlight;
   }
 
-  send(batch: Check[]): void {
+  /** Hands `batch` to the thread; false if it could not be posted (nothing of it is then held here). */
+  send(batch: Check[]): boolean {
     const seq = this.#seq++;
     const keys: Array<[number, VerificationKey['key'], VerificationKey['digest']]> = [];
     let size = 0;
     for (const c of batch) {
       const id = keyId(c.key);
-      if (!this.#sentKeys.has(id)) {
-        this.#sentKeys.add(id);
-        keys.push([id, c.key.key, c.key.digest]);
-      }
+      if (!this.#sentKeys.has(id) && !keys.some(([k]) => k === id)) keys.push([id, c.key.key, c.key.digest]);
       size += c.data.length + c.signature.length;
     }
     const { bytes, spans } = pack(batch, size);
+    try {
+      this.#worker.postMessage({ seq, keys, bytes, spans }, [bytes]);
+    } catch {
+      return false; // e.g. a key that cannot be cloned: the caller checks this batch elsewhere
+    }
+    for (const [id] of keys) this.#sentKeys.add(id);
     this.#waiting.set(seq, { checks: batch, answered: 0 });
     if (this.#inFlight === 0) {
       clearTimeout(this.#idleTimer);
       this.#worker.ref(); // a check in flight keeps the process up until it is answered
     }
     this.#inFlight += batch.length;
-    this.#worker.postMessage({ seq, keys, bytes, spans }, [bytes]);
+    return true;
   }
 
   /** Ends the thread; what it still holds is checked on the pool. */
@@ -251,11 +251,15 @@ class CheckThread {
   #died(): void {
     this.#retire(true);
     for (const batch of this.#waiting.values()) {
-      for (const c of batch.checks.slice(batch.answered)) void libuvPoolChecker.check(c.key, c.data, c.signature).then(c.answer);
+      checkOnPool(batch.checks.slice(batch.answered));
     }
     this.#waiting.clear();
     this.#inFlight = 0;
   }
+}
+
+function checkOnPool(checks: readonly Check[]): void {
+  for (const c of checks) void libuvPoolChecker.check(c.key, c.data, c.signature).then(c.answer);
 }
 
 /** Every check's data and signature in one transferable buffer, and where each lies in it. */

@@ -81,6 +81,20 @@ test('the checks of one turn go to one thread in one batch, keys of two kinds mi
   assert.is(threads.running, 1, 'one batch, one thread');
 }, { timeoutMs: 15_000 }));
 
+test('a batch that cannot be posted to a thread (a key that does not clone) is checked on the pool, the process unharmed', bounded(async (scope) => {
+  const threads = new SignatureThreads({ threads: 1 });
+  scope.defer(() => threads.close());
+  // crypto.verify ignores the extra property; structured clone refuses a function.
+  const uncloneable = { digest: null, key: { key: ed.key.key, refresh: () => undefined } } as unknown as VerificationKey;
+  const [bad, good] = checks(ed, 2);
+  assert.equal(await Promise.all([
+    threads.check(uncloneable, bad!.data, bad!.signature),
+    threads.check(uncloneable, good!.data, good!.signature),
+  ]), [false, true]);
+  assert.ok(await threads.check(ed.key, good!.data, good!.signature), 'the next batch still goes to the thread');
+  assert.is(threads.running, 1);
+}, { timeoutMs: 10_000 }));
+
 test('a thread with nothing to do ends; the next check starts one again', bounded(async (scope) => {
   const threads = new SignatureThreads({ threads: 1, idleMs: 50 });
   scope.defer(() => threads.close());
