@@ -98,6 +98,13 @@ T('unknown routes and methods answer JSON errors', async (ctx) => {
   assert.is(missing.status, 404);
   const method = await api<ErrorBody>(fed, '/federation/nodes', { method: 'DELETE' });
   assert.is(method.status, 405);
+  const allow = await fetch(`${fed.api.url}/federation/nodes`, { method: 'DELETE' });
+  assert.is(allow.headers.get('allow'), 'GET, HEAD');
+  await allow.body?.cancel();
+  const head = await fetch(`${fed.api.url}/health`, { method: 'HEAD' });
+  assert.is(head.status, 200);
+  assert.match(head.headers.get('content-type') ?? '', /json/);
+  assert.is(await head.text(), '');
   const node = await api<ErrorBody>(fed, '/federation/nodes/not-there');
   assert.is(node.status, 404);
   assert.is(node.body.error.code, 'EDGEFED_ERR_NODE_NOT_FOUND');

@@ -112,6 +112,17 @@ test('with auth on, /metrics wants a bearer token like the rest of the API; an o
   await withTimeout(new Promise((resolve) => anonymous.once('error', resolve)), 3000, 'CONNACK refusal');
   const refused = (await scrape(fed, token)).samples;
   assert.is(sample(refused, 'edgefed_broker_auth_refusals_total', { kind: 'connect', reason: 'no_credentials' }), 1);
+  // HEAD (uptime probes, `curl -I`): the same answer without a body, and the same token rule.
+  const headAnon = await fetch(`${fed.api.url}/metrics`, { method: 'HEAD' });
+  assert.is(headAnon.status, 401);
+  const head = await fetch(`${fed.api.url}/metrics`, { method: 'HEAD', headers: { authorization: `Bearer ${token}` } });
+  assert.is(head.status, 200);
+  assert.match(head.headers.get('content-type') ?? '', /^text\/plain/);
+  assert.ok(Number(head.headers.get('content-length')) > 1000, 'the length of the body a GET would get');
+  assert.is(await head.text(), '');
+  const stream = await withTimeout(fetch(`${fed.api.url}/federation/events`, { method: 'HEAD', headers: { authorization: `Bearer ${token}` } }), 3000, 'HEAD of the event stream answers');
+  assert.is(stream.status, 200);
+  assert.match(stream.headers.get('content-type') ?? '', /^text\/event-stream/);
 }));
 
 test.run();

@@ -22,9 +22,8 @@ export function isPublic(method: string, pathname: string): boolean {
 }
 
 /** The caller's identity, or a 401 (no or bad token) / 403 (not allowed) HttpError. */
-export async function authorizeRequest(verifier: Verifier, req: IncomingMessage, pathname: string): Promise<Identity> {
+export async function authorizeRequest(verifier: Verifier, req: IncomingMessage, pathname: string, method = req.method ?? 'GET'): Promise<Identity> {
   const identity = await authenticate(verifier, req.headers.authorization);
-  const method = req.method ?? 'GET';
   if (!allowed(identity, method, pathname)) {
     const article = /^[aeiou]/.test(identity.role) ? 'an' : 'a';
     const hint = identity.role === 'operator' && method === 'POST' ? ` (it needs the ${WPK_WRITE} scope: edgefed token issue --role operator --scope ${WPK_WRITE})` : '';

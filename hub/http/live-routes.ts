@@ -25,6 +25,8 @@ const events: RouteHandler = ({ hub, live, identity, req, res }) => {
     // Tells nginx and similar proxies not to buffer the stream.
     'x-accel-buffering': 'no',
   });
+  // HEAD: the headers alone (a stream that sends nothing would stay open until the client leaves).
+  if (req.method === 'HEAD') { res.end(); return; }
   res.write('retry: 2000\n\n');
   const client = sseClient(res, () => {
     hub.log.warn({ backlog_bytes: res.writableLength }, 'dashboard stream dropped: the page reads too slowly');

@@ -67,6 +67,11 @@ function createServer(tls: TlsMaterial | undefined, listener: http.RequestListen
   return tls ? https.createServer(serverTlsOptions(tls), listener) : http.createServer(listener);
 }
 
+/** The methods a path allows: HEAD wherever GET is. */
+function allowHeader(methods: readonly string[]): string {
+  return (methods.includes('GET') ? [...methods, 'HEAD'] : [...methods]).join(', ');
+}
+
 function refusalCode(e: HttpError): RefusalCode {
   if (e.status === 401 || e.status === 403) return 'not_allowed';
   if (e.status === 413) return 'too_large';
@@ -95,14 +100,16 @@ async function handle({ hub, live, bodyLimit, verifier }: Served, req: http.Inco
   let url = new URL('http://hub/');
   try {
     url = parseUrl(req.url);
+    // HEAD is GET without the body (Node's response sends none): uptime probes and `curl -I` use it.
+    const method = req.method === 'HEAD' ? 'GET' : req.method ?? '';
     // Before routing, so that an unauthenticated caller learns nothing of the API but /health.
-    const identity = verifier && !isPublic(req.method ?? '', url.pathname) ? await authorizeRequest(verifier, req, url.pathname) : undefined;
+    const identity = verifier && !isPublic(method, url.pathname) ? await authorizeRequest(verifier, req, url.pathname, method) : undefined;
     const ctx: RouteContext = { hub, live, bodyLimit, url, req, res, ...(identity ? { identity } : {}) };
     const matching = routes.filter((r) => r.pattern.test(url.pathname));
     if (matching.length === 0) throw new HttpError(404, 'EDGEFED_ERR_NOT_FOUND', `no route ${url.pathname}; see docs/api.md`);
-    const route = matching.find((r) => r.method === req.method);
+    const route = matching.find((r) => r.method === method);
     if (!route) {
-      res.setHeader('allow', matching.map((r) => r.method).join(', '));
+      res.setHeader('allow', allowHeader(matching.map((r) => r.method)));
       throw new HttpError(405, 'EDGEFED_ERR_METHOD', `${req.method ?? ''} is not allowed on ${url.pathname}`);
     }
     const params = (route.pattern.exec(url.pathname) ?? []).slice(1).map(decodePathPart);
