@@ -96,12 +96,8 @@ async function hubOn(scope: Scope, dataDir: string, mqttPort = 0, logs?: LogLine
   return { ...f, stop };
 }
 
-async function onDisk(dataDir: string, wpkId: string): Promise<WpkRecord | undefined> {
-  const file = JSON.parse(await fs.readFile(wpkPath(dataDir), 'utf8')) as { wpks: WpkRecord[] };
-  return file.wpks.find((w) => w.wpk_id === wpkId);
-}
-
-e2e('a success the hub received but never wrote is replayed after its restart: applied on attempt 1, not run again', bounded(async (scope) => {
+/** A hub on its own data dir with one agent whose `hold` action waits for the test; the node is active. */
+async function hubWithHeldAgent(scope: Scope) {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'edgefed-replay-'));
   scope.defer(() => fs.rm(dir, { recursive: true, force: true }));
   const first = await hubOn(scope, dir);
@@ -113,6 +109,16 @@ e2e('a success the hub received but never wrote is replayed after its restart: a
   });
   scope.defer(() => agent.stop());
   await waitFor(() => first.hub.registry.get(NODE)?.status === 'active', { label: 'node active' });
+  return { dir, first, port, gate };
+}
+
+async function onDisk(dataDir: string, wpkId: string): Promise<WpkRecord | undefined> {
+  const file = JSON.parse(await fs.readFile(wpkPath(dataDir), 'utf8')) as { wpks: WpkRecord[] };
+  return file.wpks.find((w) => w.wpk_id === wpkId);
+}
+
+e2e('a success the hub received but never wrote is replayed after its restart: applied on attempt 1, not run again', bounded(async (scope) => {
+  const { dir, first, port, gate } = await hubWithHeldAgent(scope);
 
   // Long enough to finish with the replay, short enough that without it the restarted hub redispatches within the test.
   const w = await first.hub.wpks.create({ capability: 'basic-actions', action: 'hold', timeout_ms: 1500, max_attempts: 3 });
@@ -139,17 +145,7 @@ e2e('a success the hub received but never wrote is replayed after its restart: a
 }, { timeoutMs: 10_000 }));
 
 e2e('work in progress that the restarted hub believes only dispatched is not given up after the accept timeout', bounded(async (scope) => {
-  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'edgefed-replay-'));
-  scope.defer(() => fs.rm(dir, { recursive: true, force: true }));
-  const first = await hubOn(scope, dir);
-  const port = Number(new URL(first.mqttUrl!).port);
-  const gate = gated();
-  const agent = await startAgent({
-    nodeId: NODE, capabilities: ['basic-actions'], brokerUrl: first.mqttUrl, heartbeatIntervalMs: 200,
-    reconnectMinMs: 20, reconnectMaxMs: 100, logger: silentLogger, actions: { hold: gate.action },
-  });
-  scope.defer(() => agent.stop());
-  await waitFor(() => first.hub.registry.get(NODE)?.status === 'active', { label: 'node active' });
+  const { dir, first, port, gate } = await hubWithHeldAgent(scope);
   const w = await first.hub.wpks.create({ capability: 'basic-actions', action: 'hold', timeout_ms: 5000 });
   await waitFor(async () => (await onDisk(dir, w.wpk_id))?.executions[0]?.state === 'running', { label: 'running on disk' });
   await first.stop();
