@@ -15,11 +15,11 @@
  * jwks.json; every token it signed is then refused as `unknown_key`.
  */
 import { generateKeyPair, createPublicKey, type KeyObject } from 'node:crypto';
-import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { calculateJwkThumbprint, importPKCS8, type CryptoKey, type JSONWebKeySet, type JWK } from 'jose';
-import { syncDirectory } from '../lib/durable-file.js';
+import { syncDirectory, writeFileDurably } from '../lib/durable-file.js';
 
 export const SIGNING_ALG = 'EdDSA';
 export const KEYS_DIR = 'keys';
@@ -204,18 +204,9 @@ async function writeJwks(dir: string, keys: JWK[]): Promise<void> {
  * created with its final mode: a chmod afterwards would leave a window in
  * which the private key is readable by others. The file is fsynced before the
  * rename and the directory after it, so a power cut leaves the old key or the
- * new one (lib/durable-file.ts).
+ * new one.
  */
 async function writeAtomically(file: string, content: string, mode: number): Promise<void> {
-  const tmp = `${file}.${process.pid}.tmp`;
-  await rm(tmp, { force: true });
-  const handle = await open(tmp, 'wx', mode);
-  try {
-    await handle.writeFile(content, 'utf8');
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  await rename(tmp, file);
-  await syncDirectory(path.dirname(file));
+  // A temp name of this process's own: `edgefed token rotate` may write while the hub does.
+  await writeFileDurably(file, content, { tempFile: `${file}.${process.pid}.tmp`, mode });
 }

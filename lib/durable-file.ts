@@ -26,7 +26,8 @@ export interface DurableHandle {
 
 /** The file operations the adapters use: node:fs/promises unless a test passes a spy. */
 export interface DurableFs {
-  open(file: string, flags: 'w' | 'r'): Promise<DurableHandle>;
+  /** 'wx' with a mode: created exclusively, so the mode applies (a private key's 0600). */
+  open(file: string, flags: 'w' | 'wx' | 'r', mode?: number): Promise<DurableHandle>;
   rename(from: string, to: string): Promise<void>;
   readFile(file: string, encoding: 'utf8'): Promise<string>;
   unlink(file: string): Promise<void>;
@@ -146,7 +147,7 @@ export class DurableTextFile implements Adapter<string> {
   async #run(text: string): Promise<void> {
     this.#busy = true;
     try {
-      await this.#writeDurably(text);
+      await writeFileDurably(this.file, text, { fs: this.#fs, renameRetries: this.#renameRetries });
     } finally {
       const next = this.#next;
       this.#next = undefined;
@@ -155,41 +156,66 @@ export class DurableTextFile implements Adapter<string> {
     }
   }
 
-  async #writeDurably(text: string): Promise<void> {
-    const fs = this.#fs;
-    // 'w' truncates: a temp file left by a crash mid-write is simply overwritten.
-    const handle = await fs.open(this.tempFile, 'w').catch((err: unknown) => { throw new DurableWriteError(this.file, `create ${this.tempFile}`, err); });
-    let step = `write ${this.tempFile}`;
-    try {
-      try {
-        await handle.writeFile(text, 'utf8');
-        step = `fsync ${this.tempFile}`;
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
-      step = `rename ${this.tempFile}`;
-      await this.#rename();
-    } catch (err) {
-      // A half-written temp file is of no use to anyone, and may fill a full disk further.
-      await fs.unlink(this.tempFile).catch(() => undefined);
-      throw new DurableWriteError(this.file, step, err);
-    }
-    // The new name is in place; without this a power cut may still bring back the old file.
-    await syncDirectory(path.dirname(this.file), fs).catch((err: unknown) => {
-      throw new DurableWriteError(this.file, `fsync ${path.dirname(this.file)}`, err, true);
-    });
-  }
+}
 
-  async #rename(): Promise<void> {
-    for (let attempt = 0; ; attempt += 1) {
-      try {
-        await this.#fs.rename(this.tempFile, this.file);
-        return;
-      } catch (err) {
-        if (attempt >= this.#renameRetries || !RENAME_BUSY.has(errnoOf(err) ?? '')) throw err;
-        await new Promise((r) => setTimeout(r, RENAME_RETRY_MS));
-      }
+export interface WriteDurablyOptions {
+  fs?: DurableFs;
+  /** Default `.name.tmp` beside the file (steno's name). */
+  tempFile?: string;
+  /**
+   * Mode of a new file (e.g. 0o600 for a private key). The temp file is then
+   * removed first and created exclusively, so the mode holds from its first byte.
+   */
+  mode?: number;
+  renameRetries?: number;
+}
+
+/**
+ * One durable write of `text` to `file`: the temp file, fsync, rename, fsync
+ * of the directory. A failure is a DurableWriteError naming the step; the
+ * temp file is removed and the previous file is left as it was.
+ */
+export async function writeFileDurably(file: string, text: string, opts: WriteDurablyOptions = {}): Promise<void> {
+  const fs = opts.fs ?? nodeFs;
+  const tempFile = opts.tempFile ?? tempFileOf(file);
+  const handle = await createTemp(fs, tempFile, opts.mode).catch((err: unknown) => { throw new DurableWriteError(file, `create ${tempFile}`, err); });
+  let step = `write ${tempFile}`;
+  try {
+    try {
+      await handle.writeFile(text, 'utf8');
+      step = `fsync ${tempFile}`;
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    step = `rename ${tempFile}`;
+    await renameRetrying(fs, tempFile, file, opts.renameRetries ?? 0);
+  } catch (err) {
+    // A half-written temp file is of no use to anyone, and may fill a full disk further.
+    await fs.unlink(tempFile).catch(() => undefined);
+    throw new DurableWriteError(file, step, err);
+  }
+  // The new name is in place; without this a power cut may still bring back the old file.
+  await syncDirectory(path.dirname(file), fs).catch((err: unknown) => {
+    throw new DurableWriteError(file, `fsync ${path.dirname(file)}`, err, true);
+  });
+}
+
+async function createTemp(fs: DurableFs, tempFile: string, mode: number | undefined): Promise<DurableHandle> {
+  // 'w' truncates: a temp file left by a crash mid-write is simply overwritten.
+  if (mode === undefined) return fs.open(tempFile, 'w');
+  await fs.unlink(tempFile).catch((err: unknown) => { if (errnoOf(err) !== 'ENOENT') throw err; });
+  return fs.open(tempFile, 'wx', mode);
+}
+
+async function renameRetrying(fs: DurableFs, from: string, to: string, retries: number): Promise<void> {
+  for (let attempt = 0; ; attempt += 1) {
+    try {
+      await fs.rename(from, to);
+      return;
+    } catch (err) {
+      if (attempt >= retries || !RENAME_BUSY.has(errnoOf(err) ?? '')) throw err;
+      await new Promise((r) => setTimeout(r, RENAME_RETRY_MS));
     }
   }
 }

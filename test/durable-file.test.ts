@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { DurableDataFile, DurableTextFile, DurableWriteError, nodeFs, type DurableFs, type DurableHandle } from '../lib/durable-file.js';
+import { DurableDataFile, DurableTextFile, DurableWriteError, nodeFs, writeFileDurably, type DurableFs, type DurableHandle } from '../lib/durable-file.js';
 import { RegistryStore, fileAdapter, registryPath } from '../hub/store.js';
 import type { NodeRecord } from '../hub/registry.js';
 import { withTimeout } from './helpers/time.js';
@@ -36,9 +36,9 @@ function spyFs(dir: string, log: string[], fault: Fault = () => undefined): Dura
     if (err) throw err;
   };
   return {
-    async open(file, flags) {
+    async open(file, flags, mode) {
       step('open', file, ` ${flags}`);
-      const h = await nodeFs.open(file, flags);
+      const h = await nodeFs.open(file, flags, mode);
       const handle: DurableHandle = {
         async writeFile(data, encoding) {
           log.push(`write ${rel(file)}`);
@@ -221,6 +221,17 @@ test('a busy rename (EBUSY, as Windows gives) is retried only when renameRetries
   const err = await rejection(json(file, { fs: spyFs(dir, [], busyOnce), renameRetries: 0 }).write({ v: 2 }));
   assert.is(err.code, 'EBUSY');
   assert.equal(JSON.parse(await fs.readFile(file, 'utf8')), { v: 1 });
+});
+
+test('with a mode (a private key), a leftover temp file is removed and the new one is created exclusively with that mode', async ({ dir }) => {
+  const file = path.join(dir, 'key.pem');
+  const temp = `${file}.1234.tmp`;
+  await fs.writeFile(temp, 'left by a crash', { mode: 0o644 });
+  const log: string[] = [];
+  await writeFileDurably(file, 'secret', { fs: spyFs(dir, log), tempFile: temp, mode: 0o600 });
+  assert.equal(log, ['unlink key.pem.1234.tmp', 'open key.pem.1234.tmp wx', 'write key.pem.1234.tmp', 'sync key.pem.1234.tmp', 'close key.pem.1234.tmp', 'rename key.pem.1234.tmp -> key.pem', 'open . r', 'sync .', 'close .']);
+  assert.is(await fs.readFile(file, 'utf8'), 'secret');
+  assert.is((await fs.stat(file)).mode & 0o777, 0o600);
 });
 
 test('registry: a stale .registry.json.tmp from a crash is ignored on load and replaced by the next write', async ({ dir }) => {
