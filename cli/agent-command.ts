@@ -25,6 +25,7 @@ const FLAGS: FlagSpecs = {
   actions: { type: 'string', value: 'FILE', help: 'JavaScript module exporting actions { name: async (params, ctx) => result }, besides echo and sleep' },
   'spool-dir': { type: 'string', value: 'DIR', help: 'Where execution updates wait while the broker is unreachable (default ~/.edgefed/spool/NODE_ID)' },
   'spool-max': { type: 'string', value: 'N', help: 'Updates the spool keeps; beyond it the oldest are dropped', default: String(AGENT_DEFAULTS.spoolMax) },
+  'replay-final': { type: 'string', value: 'DURATION', help: 'How long the final update of finished work is kept to send again to a restarted hub (0 = never)', default: `${AGENT_DEFAULTS.replayFinalMs / 60_000}m` },
   ca: { type: 'string', value: 'FILE', help: 'PEM CA that signed the broker\'s certificate, for an mqtts:// --broker (e.g. ca.pem of "edgefed certs dev")' },
   cert: { type: 'string', value: 'FILE', help: 'PEM client certificate, for a broker with mutual TLS (--tls-ca); needs --key' },
   key: { type: 'string', value: 'FILE', help: 'PEM private key of --cert' },
@@ -65,6 +66,7 @@ export async function runAgentCommand(argv: string[], env: NodeJS.ProcessEnv): P
       actions,
       spoolDir: str(flags, 'spool-dir') ?? defaultSpoolDir(nodeId),
       spoolMax: int(flags, 'spool-max', { min: 1, max: 1_000_000 }),
+      replayFinalMs: duration(str(flags, 'replay-final'), 'replay-final'),
       ...credentials(nodeId, str(flags, 'token')),
       ...tlsFiles(flags, brokerUrl),
     };
@@ -112,7 +114,7 @@ function untilSignal(agent: Agent, log: Logger): Promise<number> {
 const OPTION_FLAGS: Record<string, string> = {
   nodeId: '--id', capabilities: '--capabilities', brokerUrl: '--broker', labels: '--label', 'label name': '--label name',
   label: '--label', endpoint: '--endpoint', keepaliveS: '--keepalive (seconds)', heartbeatIntervalMs: '--heartbeat-interval (ms)',
-  concurrency: '--concurrency', spoolDir: '--spool-dir', spoolMax: '--spool-max', 'action name': '--actions: action name', action: '--actions: action',
+  concurrency: '--concurrency', spoolDir: '--spool-dir', spoolMax: '--spool-max', replayFinalMs: '--replay-final (ms)', 'action name': '--actions: action name', action: '--actions: action',
 };
 
 function inFlagTerms(problem: string): string {

@@ -44,7 +44,7 @@ flags('--help prints every flag with its environment variable and exits 0', asyn
   const { code, out } = await run(['--help']);
   assert.equal(code, 0);
   for (const name of ['--id', '--capabilities', '--broker', '--label', '--keepalive', '--heartbeat-interval', '--endpoint', '--log-level', 'EDGEFED_HEARTBEAT_INTERVAL',
-    '--actions', '--spool-dir', '--spool-max', '~/.edgefed/spool/NODE_ID']) {
+    '--actions', '--spool-dir', '--spool-max', '--replay-final', 'EDGEFED_REPLAY_FINAL', '~/.edgefed/spool/NODE_ID']) {
     assert.ok(out.includes(name), name);
   }
 });
@@ -187,6 +187,9 @@ actions('invalid modules exit 2 naming the file and every problem', async (ctx) 
   const { code, err } = await run(['--id', 'n1', '--capabilities', 'a', '--spool-max', '0']);
   assert.equal(code, 2);
   assert.match(err, /--spool-max must be a whole number from 1/);
+  const replay = await run(['--id', 'n1', '--capabilities', 'a', '--replay-final', '2d']);
+  assert.equal(replay.code, 2);
+  assert.match(replay.err, /--replay-final \(ms\) must be/);
 });
 
 actions('the CLI agent runs the module\'s actions for triggers from the hub', bounded(async (scope) => {
