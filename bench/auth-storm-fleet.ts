@@ -130,7 +130,7 @@ function send(m: AuthFleetReport): void {
 }
 
 let native: NativeClients | undefined;
-/** How many the native clients hold (they keep no StormClient objects here). */
+/** The node ids of the connections the native clients hold (no StormClient objects are kept for them here). */
 let nativeIds: string[] = [];
 
 async function nativeStorm(c: Extract<AuthFleetCommand, { cmd: 'storm' }>): Promise<void> {
