@@ -86,12 +86,14 @@ test('bad payloads: reported on hub/errors/{id}, never retained, registry unchan
 test('an invalid node id in the topic: reported on hub/errors/_invalid, nothing retained or registered', within(20_000, 'invalid id', async () => {
   const { hub, broker } = await shared.get();
   const bad = 'edgefed/v1/nodes/-bad/registration';
-  const errors = await MosquittoSub.start(broker, ['-t', topic.hubError('_invalid'), '-t', topic.hubStatus, '-C', '2', '-W', '10']);
+  const errors = await MosquittoSub.start(broker, ['-t', topic.hubError('_invalid'), '-t', topic.hubStatus, '-W', '10']);
   await errors.ready();
   await mosquittoPub(broker, ['-r', '-q', '1', '-t', bad, '-m', JSON.stringify(registration('-bad'))]);
-  const result = await errors.done();
-  assert.is(result.code, 0, `ended by its count; saw ${JSON.stringify(result.messages)}`);
-  const report = JSON.parse(result.messages.find((m) => m.topic === topic.hubError('_invalid'))!.payload) as HubErrorMsg;
+  // Waits for the report itself, not for a message count: one CI run saw two messages on these topics and no report (left unexplained; the messages are named if it happens again).
+  const reported = await errors.next((m) => m.topic === topic.hubError('_invalid'), 8000, 'the report on hub/errors/_invalid')
+    .catch((err: Error) => { throw new Error(`${err.message}; saw ${JSON.stringify(errors.messages)}`); })
+    .finally(() => errors.kill());
+  const report = JSON.parse(reported.payload) as HubErrorMsg;
   assert.is(report.code, 'invalid_node_id');
   assert.is(report.topic, bad);
   const retained = await mosquittoSubOnce(broker, ['-t', bad, '-C', '1', '-W', '2']);
