@@ -2,7 +2,7 @@
  * `edgefed`: the whole federation as a library. Constrained devices import
  * `edgefed/agent` alone, which loads neither the broker nor the hub.
  */
-export { startFederation, type Federation, type FederationOptions } from './hub/federation.js';
+export { startFederation, type Federation, type FederationOptions } from './server/index.js';
 export { createHub, Hub, type HubOptions, type NodeRecord, type NodeState } from './hub/index.js';
 export { createBroker, type BrokerOptions, type EdgefedBroker } from './broker/index.js';
 export { startAgent, type Agent, type AgentOptions } from './agent/index.js';

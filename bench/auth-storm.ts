@@ -49,7 +49,7 @@ import { fileURLToPath } from 'node:url';
 import mqtt from 'mqtt';
 import { createVerifier, issueToken, libuvPoolChecker, loadOrCreateSigningKey, type Verifier } from '../auth/index.js';
 import { createAuthHooks, type AuthHooks } from '../broker/auth-hooks.js';
-import { startFederation, type Federation } from '../hub/federation.js';
+import { startFederation, type Federation } from '../server/federation.js';
 import { silentLogger } from '../lib/log.js';
 import type { AuthFleetCommand, AuthFleetReport, ClientKind } from './auth-storm-fleet.js';
 import { ChildFleet } from './child-fleet.js';
@@ -238,11 +238,11 @@ async function oneRun(mode: Mode, fleet: Fleet, o: AuthStormOptions, profileBase
     const first = await stormOnce(f, fleet, ids, tokens, o, prof('first'));
 
     // One allowed publish each: the node's own heartbeat.
-    const hb0 = f.hub.counters.messages.heartbeat;
+    const hb0 = f.hub.counters().messages.heartbeat;
     const pub = await fleet.ask({ cmd: 'publish' }, 'published', 30_000);
-    await waitUntil(() => f.hub.counters.messages.heartbeat - hb0 >= pub.sent, 30_000, `${pub.sent} heartbeats at the hub`, POLL_MS);
+    await waitUntil(() => f.hub.counters().messages.heartbeat - hb0 >= pub.sent, 30_000, `${pub.sent} heartbeats at the hub`, POLL_MS);
     const heartbeatMs = epochNow() - pub.firstAt;
-    const heartbeatsAtHub = f.hub.counters.messages.heartbeat - hb0;
+    const heartbeatsAtHub = f.hub.counters().messages.heartbeat - hb0;
 
     await closeAll(f, fleet);
     await sleep(200);

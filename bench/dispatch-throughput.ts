@@ -139,8 +139,8 @@ export async function dispatchThroughput(o: ThroughputOptions): Promise<Record<s
     wpks_created: created,
     broadcast_trigger_deliveries: fleetEnd && fleetStart ? fleetEnd.broadcast_trigger_deliveries - fleetStart.broadcast_trigger_deliveries : null,
     trigger_deliveries: fleetEnd && fleetStart ? fleetEnd.trigger_deliveries - fleetStart.trigger_deliveries : null,
-    triggers_published: fed.hub.counters.wpks.triggers,
-    redispatches: fed.hub.counters.wpks.redispatches,
+    triggers_published: fed.hub.counters().wpks.triggers,
+    redispatches: fed.hub.counters().wpks.redispatches,
     steps,
   };
 }

@@ -36,7 +36,7 @@ async function oneCase(o: FailoverOptions, how: 'silent' | 'close'): Promise<Cas
   const nodeChanged = svc.nodeChanged.bind(svc);
   svc.nodeChanged = (nodeId) => {
     const at = epochNow();
-    if (watching && !offlineAt.has(nodeId) && fed.hub.registry.get(nodeId)?.status !== 'active') offlineAt.set(nodeId, at);
+    if (watching && !offlineAt.has(nodeId) && fed.hub.node(nodeId)?.status !== 'active') offlineAt.set(nodeId, at);
     nodeChanged(nodeId);
   };
   const onKeepalive = (client: { id: string }) => { if (watching && !keepaliveAt.has(client.id)) keepaliveAt.set(client.id, epochNow()); };

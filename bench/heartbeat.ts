@@ -11,7 +11,7 @@ import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import type { Aedes } from 'aedes';
-import { startFederation, type Federation } from '../hub/federation.js';
+import { startFederation, type Federation } from '../server/federation.js';
 import { silentLogger } from '../lib/log.js';
 import { startProfile } from './profile.js';
 import { round } from './stats.js';
@@ -52,8 +52,8 @@ export interface WindowFigures {
 
 /** This process's CPU (hub + broker) and event-loop delay over one window of a steady fleet. */
 export async function measureWindow(fed: Federation, windowMs: number): Promise<WindowFigures> {
-  const beatsBefore = fed.hub.counters.messages.heartbeat;
-  const flushesBefore = fed.hub.counters.flushes;
+  const beatsBefore = fed.hub.counters().messages.heartbeat;
+  const flushesBefore = fed.hub.counters().flushes;
   // The histogram records the time between its 1 ms timer ticks, so the
   // delay (lateness) of the loop is each value minus that resolution.
   const loop = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
@@ -66,7 +66,7 @@ export async function measureWindow(fed: Federation, windowMs: number): Promise<
   const elapsed = performance.now() - t0;
   loop.disable();
   await profile.stop();
-  const beats = fed.hub.counters.messages.heartbeat - beatsBefore;
+  const beats = fed.hub.counters().messages.heartbeat - beatsBefore;
   return {
     window_s: round(elapsed / 1000),
     heartbeats_per_s: round(beats / (elapsed / 1000)),
@@ -74,8 +74,8 @@ export async function measureWindow(fed: Federation, windowMs: number): Promise<
     event_loop_delay_p50_ms: lateness(loop.percentile(50)),
     event_loop_delay_p99_ms: lateness(loop.percentile(99)),
     event_loop_delay_max_ms: lateness(loop.max),
-    still_active: fed.hub.registry.countByStatus().active,
-    registry_flushes: fed.hub.counters.flushes - flushesBefore,
+    still_active: fed.hub.countNodesByStatus().active,
+    registry_flushes: fed.hub.counters().flushes - flushesBefore,
   };
 }
 
@@ -94,8 +94,8 @@ export async function steadyFleet(n: number, intervalMs: number): Promise<{ fed:
   try {
     const deadline = Date.now() + 180_000;
     // Steady state: every node registered, and no (re)connection for 3 intervals.
-    while (fed.hub.registry.size < n || Date.now() - churn.lastConnectAt < 3 * intervalMs) {
-      if (Date.now() > deadline) throw new Error(`no steady state: ${fed.hub.registry.size}/${n} registered, ${JSON.stringify(churn.snapshot())}`);
+    while (fed.hub.nodes().length < n || Date.now() - churn.lastConnectAt < 3 * intervalMs) {
+      if (Date.now() > deadline) throw new Error(`no steady state: ${fed.hub.nodes().length}/${n} registered, ${JSON.stringify(churn.snapshot())}`);
       await new Promise((r) => setTimeout(r, 100));
     }
   } catch (err) {
@@ -119,7 +119,7 @@ export async function heartbeat(n: number, intervalMs: number, windowMs: number)
       ramp_disconnects: rampChurn.disconnects,
       window_connects: churn.snapshot().connects,
       client_errors: [...churn.errors.values()].reduce((a, b) => a + b, 0),
-      last_flush_ms: fed.hub.counters.last_flush_ms,
+      last_flush_ms: fed.hub.counters().last_flush_ms,
     };
   } finally {
     await close();

@@ -12,7 +12,7 @@ import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { Aedes } from 'aedes';
 import mqtt from 'mqtt';
-import { startFederation } from '../hub/federation.js';
+import { startFederation } from '../server/federation.js';
 import { silentLogger } from '../lib/log.js';
 import { topics } from '../lib/topics.js';
 import { closeMany, connectMany, publishRegistrations } from './clients.js';
@@ -56,7 +56,7 @@ async function edgefed(n: number): Promise<{ ms: number; bytes: number }> {
   const profile = await startProfile(process.env.BENCH_PROFILE);
   const started = performance.now();
   publishRegistrations(clients, 'storm');
-  await waitUntil(() => fed.hub.registry.size >= n, 120_000);
+  await waitUntil(() => fed.hub.nodes().length >= n, 120_000);
   await fed.hub.flush(); // "in the registry and flushed to disk"
   const took = performance.now() - started;
   await profile.stop();

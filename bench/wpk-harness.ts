@@ -21,7 +21,7 @@ import net, { type AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startFederation, type Federation } from '../hub/federation.js';
+import { startFederation, type Federation } from '../server/federation.js';
 import { silentLogger } from '../lib/log.js';
 import type { ExecutionUpdate, WpkTrigger } from '../lib/wire.js';
 import { ChildFleet } from './child-fleet.js';
@@ -180,7 +180,7 @@ export async function startWpkBench(o: WpkBenchOptions): Promise<WpkBench> {
       rate: 1000, responder: o.responder ?? false, noDelay, ownCapability: o.ownCapability ?? false,
       trace: o.trace ?? false,
     });
-    await waitUntil(() => fed.hub.registry.countByStatus().active >= o.nodes, 60_000, `${o.nodes} active nodes`);
+    await waitUntil(() => fed.hub.countNodesByStatus().active >= o.nodes, 60_000, `${o.nodes} active nodes`);
     const capabilityOf = (i: number) => (o.ownCapability ? `${PREFIX}-${i % o.nodes}` : capability);
     return { fed, dir, fleet, probe, capability, capabilityOf, stop };
   } catch (err) {

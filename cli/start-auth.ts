@@ -2,7 +2,7 @@
  * The authentication flags of `edgefed start`: `--auth jwt` and where the
  * extra verification keys come from (a JWKS file, or a URL such as Vault's).
  */
-import type { JwtAuthOptions } from '../hub/federation-auth.js';
+import type { JwtAuthOptions } from '../server/federation-auth.js';
 import { CliError, list, str, type Flags, type FlagSpecs } from './args.js';
 
 export const AUTH_START_SPECS: FlagSpecs = {

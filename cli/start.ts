@@ -5,7 +5,7 @@
 import path from 'node:path';
 import { pino } from 'pino';
 import { DEFAULT_MAX_PAYLOAD_BYTES } from '../hub/admission.js';
-import { startFederation } from '../hub/federation.js';
+import { startFederation } from '../server/federation.js';
 import { checkClientId } from '../hub/link.js';
 import type { Logger } from '../lib/log.js';
 import { DEFAULT_TOPIC_ROOT } from '../lib/topics.js';

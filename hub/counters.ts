@@ -52,7 +52,3 @@ export function newCounters(): HubCounters {
     last_flush_ms: 0,
   };
 }
-
-export function totalRefusals(c: HubCounters): number {
-  return Object.values(c.refusals).reduce((a, b) => a + (b ?? 0), 0);
-}

@@ -6,7 +6,7 @@
  * SIGTERM handling can never hang on a dead network.
  */
 import type { IClientPublishOptions, MqttClient } from 'mqtt';
-import type { Logger } from '../lib/log.js';
+import type { Logger } from './log.js';
 
 export interface Goodbye {
   topic: string;

@@ -13,7 +13,7 @@ import * as assert from 'uvu/assert';
 import { startAgent } from '../agent/index.js';
 import { resolveOptions } from '../agent/options.js';
 import { RecentFinals, RECENT_FINALS_MAX } from '../agent/recent-finals.js';
-import type { Federation } from '../hub/federation.js';
+import type { Federation } from '../server/federation.js';
 import { wpkPath } from '../hub/wpk/store.js';
 import type { WpkRecord } from '../hub/wpk/types.js';
 import { silentLogger } from '../lib/log.js';
@@ -108,7 +108,7 @@ async function hubWithHeldAgent(scope: Scope) {
     reconnectMinMs: 20, reconnectMaxMs: 100, logger: silentLogger, actions: { hold: gate.action },
   });
   scope.defer(() => agent.stop());
-  await waitFor(() => first.hub.registry.get(NODE)?.status === 'active', { label: 'node active' });
+  await waitFor(() => first.hub.node(NODE)?.status === 'active', { label: 'node active' });
   return { dir, first, port, gate };
 }
 
@@ -176,7 +176,7 @@ e2e('a hub that already recorded the finals ignores the replay quietly (counted 
     reconnectMinMs: 20, reconnectMaxMs: 100, logger: silentLogger,
   });
   scope.defer(() => agent.stop());
-  await waitFor(() => first.hub.registry.get(NODE)?.status === 'active', { label: 'node active' });
+  await waitFor(() => first.hub.node(NODE)?.status === 'active', { label: 'node active' });
   const ids: string[] = [];
   for (let i = 0; i < 3; i += 1) ids.push((await first.hub.wpks.create({ capability: 'basic-actions', action: 'echo', params: { i } })).wpk_id);
   await waitFor(() => ids.every((id) => first.hub.wpks.get(id)?.state === 'succeeded'), { label: 'all succeeded' });
@@ -184,10 +184,9 @@ e2e('a hub that already recorded the finals ignores the replay quietly (counted 
 
   const logs: LogLine[] = [];
   const second = await hubOn(scope, dir, port, logs);
-  const counters = second.hub.counters;
-  await waitFor(() => counters.ignored.stale_update >= 3, { timeoutMs: 3000, label: 'replays counted as stale' });
+  await waitFor(() => second.hub.counters().ignored.stale_update >= 3, { timeoutMs: 3000, label: 'replays counted as stale' });
   for (const id of ids) assert.is(second.hub.wpks.get(id)?.executions.length, 1);
-  assert.equal(counters.refusals, {}, 'no refusal');
+  assert.equal(second.hub.counters().refusals, {}, 'no refusal');
   const aboutThem = logs.filter((l) => ids.includes(l.wpk_id as string));
   assert.equal(aboutThem, [], 'not logged per message');
 }, { timeoutMs: 10_000 }));

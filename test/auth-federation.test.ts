@@ -46,7 +46,7 @@ test('the hub connects with the token it mints; an agent with its token register
   await waitFor(() => ctx.fed.hub.connected, { label: 'hub connected with its own token' });
   const token = await ctx.token({ role: 'agent', subject: 'edge-1', caps: ['basic-actions'] });
   await agent(scope, ctx, 'edge-1', { username: 'edge-1', password: token });
-  await waitFor(() => ctx.fed.hub.registry.get('edge-1')?.status === 'active', { label: 'edge-1 active' });
+  await waitFor(() => ctx.fed.hub.node('edge-1')?.status === 'active', { label: 'edge-1 active' });
   const writer = await ctx.token({ role: 'operator', scopes: ['wpk:write'] });
   const created = await http<WpkRecord>(ctx, 'POST', '/federation/wpk', writer, { capability: 'basic-actions', action: 'echo', params: { ok: 1 } });
   assert.is(created.status, 201);
@@ -65,8 +65,8 @@ test('without a token, or with caps beyond it, an agent does not join', bounded(
   assert.ok(said, 'the agent says why it gets no work');
   assert.equal(said.refused, ['edgefed/v1/wpk/basic-actions/trigger', 'edgefed/v1/wpk/basic-actions/trigger/edge-2']);
   assert.match(String(said.msg), /--capabilities/);
-  assert.is(ctx.fed.hub.registry.get('anon-1'), undefined, 'no token: refused at CONNECT');
-  assert.is(ctx.fed.hub.registry.get('edge-2'), undefined, 'a registration announcing caps beyond the token is dropped');
+  assert.is(ctx.fed.hub.node('anon-1'), undefined, 'no token: refused at CONNECT');
+  assert.is(ctx.fed.hub.node('edge-2'), undefined, 'a registration announcing caps beyond the token is dropped');
   assert.ok((ctx.fed.authStats?.authFailures.no_credentials ?? 0) >= 1);
   assert.ok((ctx.fed.authStats?.publishRefusals.caps_exceeded ?? 0) >= 1);
   const health = (await (await fetch(`${ctx.fed.api.url}/health`)).json()) as { broker: { auth: { authFailures: Record<string, number> } } };
@@ -88,7 +88,7 @@ test('HTTP: 401 without a token (with WWW-Authenticate), /health open, operators
   assert.is((await http(ctx, 'POST', '/federation/nodes/edge-3/heartbeat', agentToken, {})).status, 404, 'allowed (the node is simply not registered)');
   assert.is((await http(ctx, 'POST', '/federation/nodes/edge-4/heartbeat', agentToken, {})).status, 403);
   assert.is((await http(ctx, 'GET', '/federation/wpk', agentToken)).status, 403);
-  assert.ok((ctx.fed.hub.counters.refusals.not_allowed ?? 0) >= 5, 'every refusal is counted');
+  assert.ok((ctx.fed.hub.counters().refusals.not_allowed ?? 0) >= 5, 'every refusal is counted');
   assert.is(ctx.fed.hub.wpks.list().length, 0, 'nothing was created');
 }, { timeoutMs: 10_000 }));
 

@@ -26,13 +26,13 @@ test('the broker closes a session at its token\'s exp; the will marks the node o
   for (const [c, id] of [[x, 'edge-x'], [y, 'edge-y']] as const) {
     await c.publishAsync(t.registration(id), JSON.stringify(registration(id)), { qos: 1, retain: true });
   }
-  await waitFor(() => fed.hub.registry.get('edge-x')?.status === 'active' && fed.hub.registry.get('edge-y')?.status === 'active', { label: 'both active' });
+  await waitFor(() => fed.hub.node('edge-x')?.status === 'active' && fed.hub.node('edge-y')?.status === 'active', { label: 'both active' });
 
   await withTimeout(new Promise<void>((resolve) => x.once('close', () => resolve())), 3000, 'edge-x closed when its token ran out');
-  await waitFor(() => fed.hub.registry.get('edge-x')?.status === 'offline', { label: 'edge-x offline by its will' });
+  await waitFor(() => fed.hub.node('edge-x')?.status === 'offline', { label: 'edge-x offline by its will' });
   assert.is(fed.authStats?.sessionsExpired, 1);
   assert.ok(y.connected, 'a session with a valid token stays');
-  assert.is(fed.hub.registry.get('edge-y')?.status, 'active');
+  assert.is(fed.hub.node('edge-y')?.status, 'active');
 
   const retry = fed.broker!.connectInMemory({ clientId: 'edge-x', username: 'edge-x', password: brief, reconnectPeriod: 0 });
   scope.defer(() => closeAll(retry));

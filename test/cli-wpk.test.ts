@@ -11,7 +11,7 @@ import { startAgent } from '../agent/index.js';
 import { CliError, parseFlags } from '../cli/args.js';
 import { buildRequest, TRIGGER_FLAGS } from '../cli/trigger.js';
 import { executionsTable, finalReport, formatDuration, progressLine, relative, wpkDetails, wpkTable } from '../cli/wpk.js';
-import type { Federation } from '../hub/federation.js';
+import type { Federation } from '../server/federation.js';
 import type { WpkRecord } from '../hub/wpk/types.js';
 import { silentLogger } from '../lib/log.js';
 import { federation } from './helpers/federation.js';
@@ -165,7 +165,7 @@ real('trigger --wait --json: an echo run by a real agent ends succeeded with its
     heartbeatIntervalMs: 1000, logger: silentLogger,
   });
   scope.defer(() => agent.stop());
-  await waitFor(() => fed.hub.registry.get('echo-node')?.status === 'active', { label: 'agent registered', timeoutMs: 3000 });
+  await waitFor(() => fed.hub.node('echo-node')?.status === 'active', { label: 'agent registered', timeoutMs: 3000 });
 
   const run = await cli(scope, ['trigger', '--hub', fed.api.url, '--capability', 'basic-actions', '--action', 'echo',
     '--params', '{"greeting":"hello-edge"}', '--timeout', '3s', '--deadline', '4s', '--wait', '--json']);

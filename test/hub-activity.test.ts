@@ -1,7 +1,7 @@
 /** The per-second dispatch series behind the dashboard's chart, on a hand-driven clock. */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { ActivitySeries, percentile } from '../hub/activity.js';
+import { ActivitySeries, percentile } from '../server/feed/activity.js';
 import { HubObservers } from '../hub/observe.js';
 
 function series(keepSeconds = 300, maxSamplesPerSecond = 2048) {

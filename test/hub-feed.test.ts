@@ -6,7 +6,7 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { FleetCounts, NodeView, WpkView } from '../hub/feed/index.js';
+import type { FleetCounts, NodeView, WpkView } from '../server/feed/index.js';
 import { federation } from './helpers/federation.js';
 import { scriptedNode } from './helpers/nodes.js';
 import { securedFederation } from './helpers/secured.js';

@@ -1,6 +1,6 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { Federation } from '../hub/federation.js';
+import type { Federation } from '../server/federation.js';
 import { api, closeAll, collector, device, federation, post, registration } from './helpers/federation.js';
 import { waitFor, withTimeout } from './helpers/time.js';
 
@@ -43,7 +43,7 @@ T('GET /federation/nodes filters by capability, status and label', async (ctx) =
   await api(fed, '/federation/register', post({ node_id: 'b', capabilities: ['gpu'], labels: { site: 'paris' } }));
   const dev = await device(fed, 'c');
   await dev.publishAsync(fed.hub.topics.registration('c'), JSON.stringify(registration('c', { capabilities: ['monitoring', 'gpu'] })), { qos: 1, retain: true });
-  await waitFor(() => fed.hub.registry.size === 3);
+  await waitFor(() => fed.hub.nodes().length === 3);
   const ids = async (q: string) => (await api<{ count: number; nodes: Node[] }>(fed, `/federation/nodes${q}`)).body.nodes.map((n) => n.node_id);
   assert.equal(await ids(''), ['a', 'b', 'c']);
   assert.equal(await ids('?capability=gpu'), ['b', 'c']);
@@ -70,9 +70,9 @@ T('bad bodies: 400 when not JSON, 422 with reasons on schema errors; nothing cha
   assert.is(array.status, 422);
   const tooMany = await api<ErrorBody>(fed, '/federation/register', post({ node_id: 'x', capabilities: Array.from({ length: 33 }, (_, i) => `c${i}`) }));
   assert.is(tooMany.status, 422);
-  assert.is(fed.hub.registry.size, 0);
-  assert.is(fed.hub.counters.refusals.not_json, 1);
-  assert.is(fed.hub.counters.refusals.schema, 3);
+  assert.is(fed.hub.nodes().length, 0);
+  assert.is(fed.hub.counters().refusals.not_json, 1);
+  assert.is(fed.hub.counters().refusals.schema, 3);
   const health = await api<{ status: string; refusals_total: number }>(fed, '/health');
   assert.is(health.body.status, 'ok');
   assert.is(health.body.refusals_total, 4);
@@ -83,11 +83,11 @@ T('POST /federation/nodes/:id/heartbeat keeps an HTTP-only device alive', async 
   const unknown = await api<ErrorBody>(fed, '/federation/nodes/nobody/heartbeat', post({}));
   assert.is(unknown.status, 404);
   await api(fed, '/federation/register', post({ node_id: 'http-dev', capabilities: ['monitoring'], heartbeat_interval_ms: 100 }));
-  await waitFor(() => fed.hub.registry.get('http-dev')?.status === 'stale', { label: 'stale without beats' });
+  await waitFor(() => fed.hub.node('http-dev')?.status === 'stale', { label: 'stale without beats' });
   const hb = await api<{ status: string; last_seen: number }>(fed, '/federation/nodes/http-dev/heartbeat', post({ load: 0.25 }));
   assert.is(hb.status, 200);
   assert.is(hb.body.status, 'active');
-  assert.is(fed.hub.registry.get('http-dev')?.load, 0.25);
+  assert.is(fed.hub.node('http-dev')?.load, 0.25);
   const badHb = await api<ErrorBody>(fed, '/federation/nodes/http-dev/heartbeat', post({ load: -1 }));
   assert.is(badHb.status, 422);
 });

@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { Federation } from '../hub/federation.js';
+import type { Federation } from '../server/federation.js';
 import { topics } from '../lib/topics.js';
 import { device, federation, closeAll } from './helpers/federation.js';
 import { scriptedNode } from './helpers/nodes.js';
@@ -56,11 +56,11 @@ test('values move with the federation: join, heartbeats, a refusal, a WPK, a dea
   const before = (await scrape(fed)).samples;
   const node = await scriptedNode(scope, fed, 'edge-m1', { capabilities: ['monitoring', 'gpu'] });
   for (let seq = 1; seq <= 3; seq++) await node.client.publishAsync(t.heartbeat('edge-m1'), JSON.stringify({ seq, ts: Date.now(), load: 0.5 }), { qos: 1 });
-  await waitFor(() => fed.hub.counters.messages.heartbeat >= 3, { label: 'heartbeats admitted' });
+  await waitFor(() => fed.hub.counters().messages.heartbeat >= 3, { label: 'heartbeats admitted' });
   const bad = await device(fed, 'edge-bad');
   scope.defer(() => closeAll(bad));
   await bad.publishAsync(t.registration('edge-bad'), JSON.stringify({ node_id: 'edge-bad', capabilities: 'not-a-list' }), { qos: 1 });
-  await waitFor(() => (fed.hub.counters.refusals.schema ?? 0) >= 1, { label: 'refusal counted' });
+  await waitFor(() => (fed.hub.counters().refusals.schema ?? 0) >= 1, { label: 'refusal counted' });
 
   const wpk = await fed.hub.wpks.create({ capability: 'gpu', action: 'echo' });
   await node.complete(await node.triggerOf(wpk.wpk_id));
@@ -89,7 +89,7 @@ test('values move with the federation: join, heartbeats, a refusal, a WPK, a dea
   }
 
   node.kill();
-  await waitFor(() => fed.hub.registry.get('edge-m1')?.status === 'offline', { label: 'edge-m1 offline' });
+  await waitFor(() => fed.hub.node('edge-m1')?.status === 'offline', { label: 'edge-m1 offline' });
   const after = (await scrape(fed)).samples;
   assert.is(sample(after, 'edgefed_nodes', { status: 'offline' }), 1);
   assert.is(sample(after, 'edgefed_nodes', { status: 'active' }), 0);

@@ -5,7 +5,7 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { Federation } from '../hub/federation.js';
+import type { Federation } from '../server/federation.js';
 import type { Logger } from '../lib/log.js';
 import { jsonLogger } from '../lib/log.js';
 import { validators } from '../schemas/index.js';
@@ -50,8 +50,8 @@ for (const c of cases) {
     const regTopic = fed.hub.topics.registration(c.nodeId);
     // A valid registration first, so we can check nothing of it is lost.
     await dev.publishAsync(fed.hub.topics.registration('good-1'), JSON.stringify(good), { qos: 1, retain: true });
-    await waitFor(() => fed.hub.registry.get('good-1')?.status === 'active');
-    const before = JSON.stringify(fed.hub.registry.get('good-1'));
+    await waitFor(() => fed.hub.node('good-1')?.status === 'active');
+    const before = JSON.stringify(fed.hub.node('good-1'));
     const errors = await collector(dev, `${fed.hub.topics.root}/hub/errors/+`);
 
     await dev.publishAsync(regTopic, c.payload, { qos: 1, retain: true });
@@ -60,12 +60,12 @@ for (const c of cases) {
     const report = JSON.parse(errors[0]!.payload) as { code: string; reason: string; topic: string };
     assert.is(report.code, c.code);
     assert.ok(report.reason.length > 0);
-    assert.is(fed.hub.counters.refusals[c.code as 'schema'], 1, 'counted once');
+    assert.is(fed.hub.counters().refusals[c.code as 'schema'], 1, 'counted once');
     const refusedLines = ctx.lines.filter((l) => l.msg === 'refused');
     assert.is(refusedLines.length, 1, "logged once");
     assert.is(refusedLines[0]!.code, c.code);
-    assert.is(JSON.stringify(fed.hub.registry.get('good-1')), before, 'registry untouched');
-    if (c.code === 'invalid_node_id') assert.is(fed.hub.registry.size, 1);
+    assert.is(JSON.stringify(fed.hub.node('good-1')), before, 'registry untouched');
+    if (c.code === 'invalid_node_id') assert.is(fed.hub.nodes().length, 1);
 
     // Never retained: a fresh subscriber sees the last valid registration (or nothing).
     const late = await device(fed, 'late');
@@ -81,7 +81,7 @@ for (const c of cases) {
     // Everyone else is still served.
     const other = await device(fed, 'other-1');
     await other.publishAsync(fed.hub.topics.registration('other-1'), JSON.stringify(registration('other-1')), { qos: 1, retain: true });
-    await waitFor(() => fed.hub.registry.get('other-1')?.status === 'active', { label: 'others served' });
+    await waitFor(() => fed.hub.node('other-1')?.status === 'active', { label: 'others served' });
     await closeAll(dev, late, other);
   })(), 8000, c.name));
 }
@@ -104,12 +104,12 @@ test('a bad heartbeat and a bad status are refused and change nothing', (ctx) =>
   const fed = (ctx.fed = await federation());
   const dev = await device(fed, 'good-1');
   await dev.publishAsync(fed.hub.topics.registration('good-1'), JSON.stringify(good), { qos: 1, retain: true });
-  await waitFor(() => fed.hub.registry.get('good-1')?.status === 'active');
+  await waitFor(() => fed.hub.node('good-1')?.status === 'active');
   await dev.publishAsync(fed.hub.topics.heartbeat('good-1'), JSON.stringify({ seq: -1, ts: Date.now(), load: 'high' }));
   await dev.publishAsync(fed.hub.topics.status('good-1'), JSON.stringify({ state: 'sleeping', boot_id: good.boot_id, ts: Date.now() }), { qos: 1, retain: true });
-  await waitFor(() => fed.hub.counters.refusals.schema === 2, { label: 'two refusals' });
-  assert.is(fed.hub.registry.get('good-1')?.status, 'active');
-  assert.is(fed.hub.registry.get('good-1')?.load, null);
+  await waitFor(() => fed.hub.counters().refusals.schema === 2, { label: 'two refusals' });
+  assert.is(fed.hub.node('good-1')?.status, 'active');
+  assert.is(fed.hub.node('good-1')?.load, null);
   const late = await device(fed, 'late');
   const retained = await collector(late, fed.hub.topics.status('good-1'));
   await new Promise((r) => setTimeout(r, 100));
@@ -123,9 +123,9 @@ test('an empty retained status clears the topic and is not a refusal', (ctx) => 
   await dev.publishAsync(fed.hub.topics.registration('good-1'), JSON.stringify(good), { qos: 1, retain: true });
   await dev.publishAsync(fed.hub.topics.status('good-1'), JSON.stringify({ state: 'online', boot_id: good.boot_id, ts: Date.now() }), { qos: 1, retain: true });
   await dev.publishAsync(fed.hub.topics.status('good-1'), '', { qos: 1, retain: true });
-  await waitFor(() => fed.hub.counters.messages.status === 2);
-  assert.equal(fed.hub.counters.refusals, {});
-  assert.is(fed.hub.registry.get('good-1')?.status, 'active');
+  await waitFor(() => fed.hub.counters().messages.status === 2);
+  assert.equal(fed.hub.counters().refusals, {});
+  assert.is(fed.hub.node('good-1')?.status, 'active');
   await closeAll(dev);
 })(), 8000, 'empty status'));
 
@@ -133,13 +133,13 @@ test('with an external broker (repair mode) a refused retained message is repair
   const fed = (ctx.fed = await federation({ hub: { repairRetained: true } }));
   const dev = await device(fed, 'good-1');
   await dev.publishAsync(fed.hub.topics.registration('good-1'), JSON.stringify(good), { qos: 1, retain: true });
-  await waitFor(() => fed.hub.registry.get('good-1')?.status === 'active');
+  await waitFor(() => fed.hub.node('good-1')?.status === 'active');
   await dev.publishAsync(fed.hub.topics.status('good-1'), '{"state":', { qos: 1, retain: true });
   await dev.publishAsync(fed.hub.topics.registration('good-1'), '{"node_id":', { qos: 1, retain: true });
-  await waitFor(() => fed.hub.counters.refusals.not_json === 2);
+  await waitFor(() => fed.hub.counters().refusals.not_json === 2);
   await new Promise((r) => setTimeout(r, 300));
-  assert.is(fed.hub.counters.refusals.not_json, 2, 'repairs are not refused in turn');
-  assert.is(fed.hub.registry.get('good-1')?.status, 'active');
+  assert.is(fed.hub.counters().refusals.not_json, 2, 'repairs are not refused in turn');
+  assert.is(fed.hub.node('good-1')?.status, 'active');
   const late = await device(fed, 'late');
   const retained = await collector(late, fed.hub.topics.registration('good-1'));
   await waitFor(() => retained.length === 1);
@@ -156,8 +156,8 @@ test('a packet over the broker limit cuts that connection only', (ctx) => withTi
   assert.is(fed.broker!.stats.packetGuardDrops, 1);
   const other = await device(fed, 'other-1');
   await other.publishAsync(fed.hub.topics.registration('other-1'), JSON.stringify(registration('other-1')), { qos: 1, retain: true });
-  await waitFor(() => fed.hub.registry.get('other-1')?.status === 'active');
-  assert.is(fed.hub.registry.get('big'), undefined);
+  await waitFor(() => fed.hub.node('other-1')?.status === 'active');
+  assert.is(fed.hub.node('big'), undefined);
   await closeAll(bad, other);
 })(), 8000, 'packet guard'));
 

@@ -1,6 +1,6 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { Federation } from '../hub/federation.js';
+import type { Federation } from '../server/federation.js';
 import { closeAll, collector, device, federation, registration } from './helpers/federation.js';
 import { waitFor, withTimeout } from './helpers/time.js';
 
@@ -19,7 +19,7 @@ T('a plain MQTT device joins with one retained registration', async (ctx) => {
   const dev = await device(fed, 'edge-node-001');
   const reg = registration('edge-node-001', { capabilities: ['monitoring', 'basic-actions'], labels: { site: 'berlin' }, endpoint: 'http://edge-node-001:8040' });
   await dev.publishAsync(fed.hub.topics.registration('edge-node-001'), JSON.stringify(reg), { qos: 1, retain: true });
-  const node = await waitFor(() => fed.hub.registry.get('edge-node-001'), { timeoutMs: 1000, label: 'node in registry' });
+  const node = await waitFor(() => fed.hub.node('edge-node-001'), { timeoutMs: 1000, label: 'node in registry' });
   assert.is(node.status, 'active');
   assert.equal(node.capabilities, ['monitoring', 'basic-actions']);
   assert.equal(node.labels, { site: 'berlin' });
@@ -36,13 +36,13 @@ T('the Last Will marks the node offline; a will of an older boot is ignored', as
   const old = await device(fed, 'n1-old', { will: will('boot-old') });
   const dev = await device(fed, 'n1', { will: will('boot-n1') });
   await dev.publishAsync(fed.hub.topics.registration('n1'), JSON.stringify(registration('n1')), { qos: 1, retain: true });
-  await waitFor(() => fed.hub.registry.get('n1')?.status === 'active');
+  await waitFor(() => fed.hub.node('n1')?.status === 'active');
   old.stream.destroy(); // the older session dies abruptly: its will must not touch the new one
-  await waitFor(() => fed.hub.counters.ignored.older_session >= 1, { label: 'older will ignored' });
-  assert.is(fed.hub.registry.get('n1')?.status, 'active');
+  await waitFor(() => fed.hub.counters().ignored.older_session >= 1, { label: 'older will ignored' });
+  assert.is(fed.hub.node('n1')?.status, 'active');
   dev.stream.destroy();
-  await waitFor(() => fed.hub.registry.get('n1')?.status === 'offline', { label: 'offline by will' });
-  assert.is(fed.hub.registry.get('n1')?.status_reason, 'lost');
+  await waitFor(() => fed.hub.node('n1')?.status === 'offline', { label: 'offline by will' });
+  assert.is(fed.hub.node('n1')?.status_reason, 'lost');
   await closeAll(old, dev);
 });
 
@@ -50,13 +50,13 @@ T('a node silent for 3 heartbeat intervals goes stale; a heartbeat revives it', 
   const fed = (ctx.fed = await federation());
   const dev = await device(fed, 'hb1');
   await dev.publishAsync(fed.hub.topics.registration('hb1'), JSON.stringify(registration('hb1', { heartbeat_interval_ms: 100 })), { qos: 1, retain: true });
-  await waitFor(() => fed.hub.registry.get('hb1')?.status === 'active');
-  await waitFor(() => fed.hub.registry.get('hb1')?.status === 'stale', { timeoutMs: 2000, label: 'stale' });
-  assert.is(fed.hub.registry.get('hb1')?.status_reason, 'no_heartbeat');
+  await waitFor(() => fed.hub.node('hb1')?.status === 'active');
+  await waitFor(() => fed.hub.node('hb1')?.status === 'stale', { timeoutMs: 2000, label: 'stale' });
+  assert.is(fed.hub.node('hb1')?.status_reason, 'no_heartbeat');
   await dev.publishAsync(fed.hub.topics.heartbeat('hb1'), JSON.stringify({ seq: 1, ts: Date.now(), load: 0.5, running_wpks: 2 }));
-  await waitFor(() => fed.hub.registry.get('hb1')?.status === 'active', { label: 'active again' });
-  assert.is(fed.hub.registry.get('hb1')?.load, 0.5);
-  assert.is(fed.hub.registry.get('hb1')?.running_wpks, 2);
+  await waitFor(() => fed.hub.node('hb1')?.status === 'active', { label: 'active again' });
+  assert.is(fed.hub.node('hb1')?.load, 0.5);
+  assert.is(fed.hub.node('hb1')?.running_wpks, 2);
   await closeAll(dev);
 });
 
@@ -64,9 +64,9 @@ T('a node without a heartbeat interval is never marked stale by silence', async 
   const fed = (ctx.fed = await federation());
   const dev = await device(fed, 'quiet');
   await dev.publishAsync(fed.hub.topics.registration('quiet'), JSON.stringify(registration('quiet')), { qos: 1, retain: true });
-  await waitFor(() => fed.hub.registry.get('quiet')?.status === 'active');
+  await waitFor(() => fed.hub.node('quiet')?.status === 'active');
   await new Promise((r) => setTimeout(r, 400)); // many sweeps (every 50 ms)
-  assert.is(fed.hub.registry.get('quiet')?.status, 'active');
+  assert.is(fed.hub.node('quiet')?.status, 'active');
   await closeAll(dev);
 });
 
@@ -75,9 +75,9 @@ T('an empty retained registration deregisters the node', async (ctx) => {
   const dev = await device(fed, 'bye');
   const topic = fed.hub.topics.registration('bye');
   await dev.publishAsync(topic, JSON.stringify(registration('bye')), { qos: 1, retain: true });
-  await waitFor(() => fed.hub.registry.get('bye')?.status === 'active');
+  await waitFor(() => fed.hub.node('bye')?.status === 'active');
   await dev.publishAsync(topic, '', { qos: 1, retain: true });
-  await waitFor(() => fed.hub.registry.get('bye')?.status === 'deregistered', { label: 'deregistered' });
+  await waitFor(() => fed.hub.node('bye')?.status === 'deregistered', { label: 'deregistered' });
   const late = await device(fed, 'late-sub');
   const seen = await collector(late, topic);
   await new Promise((r) => setTimeout(r, 150));
@@ -92,7 +92,7 @@ T('a heartbeat from an unknown node gets a rebirth command', async (ctx) => {
   await dev.publishAsync(fed.hub.topics.heartbeat('ghost'), JSON.stringify({ seq: 1, ts: Date.now() }));
   await waitFor(() => commands.length > 0, { label: 'rebirth command' });
   assert.is(JSON.parse(commands[0]!.payload).command, 'rebirth');
-  assert.is(fed.hub.registry.get('ghost'), undefined);
+  assert.is(fed.hub.node('ghost'), undefined);
   await closeAll(dev);
 });
 
@@ -102,12 +102,12 @@ T('a heartbeat from a deregistered node does not ask it to re-register', async (
   const commands = await collector(dev, fed.hub.topics.commands('left'));
   await dev.publishAsync(fed.hub.topics.registration('left'), JSON.stringify(registration('left')), { qos: 1, retain: true });
   await dev.publishAsync(fed.hub.topics.registration('left'), '', { qos: 1, retain: true });
-  await waitFor(() => fed.hub.registry.get('left')?.status === 'deregistered');
+  await waitFor(() => fed.hub.node('left')?.status === 'deregistered');
   await dev.publishAsync(fed.hub.topics.heartbeat('left'), JSON.stringify({ seq: 1, ts: Date.now() }));
-  await waitFor(() => fed.hub.counters.messages.heartbeat === 1);
+  await waitFor(() => fed.hub.counters().messages.heartbeat === 1);
   await new Promise((r) => setTimeout(r, 100));
   assert.is(commands.length, 0);
-  assert.is(fed.hub.registry.get('left')?.status, 'deregistered');
+  assert.is(fed.hub.node('left')?.status, 'deregistered');
   await closeAll(dev);
 });
 
@@ -132,12 +132,12 @@ T('a device re-publishing the very same registration is alive again', async (ctx
   const will = { topic: fed.hub.topics.status('fixed'), payload: Buffer.from(JSON.stringify({ state: 'offline', reason: 'lost', boot_id: 'boot-fixed', ts: 1 })), qos: 1 as const, retain: true };
   const first = await device(fed, 'fixed', { will });
   await first.publishAsync(fed.hub.topics.registration('fixed'), reg, { qos: 1, retain: true });
-  await waitFor(() => fed.hub.registry.get('fixed')?.status === 'active');
+  await waitFor(() => fed.hub.node('fixed')?.status === 'active');
   first.stream.destroy();
-  await waitFor(() => fed.hub.registry.get('fixed')?.status === 'offline');
+  await waitFor(() => fed.hub.node('fixed')?.status === 'offline');
   const second = await device(fed, 'fixed', { will });
   await second.publishAsync(fed.hub.topics.registration('fixed'), reg, { qos: 1, retain: true });
-  await waitFor(() => fed.hub.registry.get('fixed')?.status === 'active', { label: 'active after identical re-publication' });
+  await waitFor(() => fed.hub.node('fixed')?.status === 'active', { label: 'active after identical re-publication' });
   await closeAll(first, second);
 });
 
@@ -146,12 +146,12 @@ T('a will held from before a live registration does not override it', async (ctx
   const will = { topic: fed.hub.topics.status('early'), payload: Buffer.from(JSON.stringify({ state: 'offline', reason: 'lost', boot_id: 'boot-early', ts: 1 })), qos: 1 as const, retain: true };
   const session = await device(fed, 'early-session', { will });
   session.stream.destroy();
-  await waitFor(() => fed.hub.counters.ignored.unknown_node >= 1, { label: 'early will seen' });
+  await waitFor(() => fed.hub.counters().ignored.unknown_node >= 1, { label: 'early will seen' });
   const dev = await device(fed, 'early');
   await dev.publishAsync(fed.hub.topics.registration('early'), JSON.stringify(registration('early')), { qos: 1, retain: true });
-  await waitFor(() => fed.hub.registry.get('early') !== undefined);
+  await waitFor(() => fed.hub.node('early') !== undefined);
   await new Promise((r) => setTimeout(r, 100));
-  assert.is(fed.hub.registry.get('early')?.status, 'active');
+  assert.is(fed.hub.node('early')?.status, 'active');
   await closeAll(session, dev);
 });
 

@@ -7,7 +7,7 @@ import mqtt from 'mqtt';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createBroker } from '../broker/index.js';
-import type { Federation } from '../hub/federation.js';
+import type { Federation } from '../server/federation.js';
 import { createHub } from '../hub/index.js';
 import { silentLogger } from '../lib/log.js';
 import { closeAll, collector, device, federation, registration } from './helpers/federation.js';
@@ -30,10 +30,10 @@ T('after a restart with the broker store lost: registry intact, nodes stale, ret
     await dev.publishAsync(first.hub.topics.registration(id), JSON.stringify(registration(id)), { qos: 1, retain: true });
   }
   await dev.publishAsync(first.hub.topics.status('alive-2'), JSON.stringify({ state: 'offline', reason: 'shutdown', boot_id: 'boot-alive-2', ts: Date.now() }), { qos: 1, retain: true });
-  await waitFor(() => first.hub.registry.get('alive-2')?.status === 'offline' && first.hub.registry.size === 3);
+  await waitFor(() => first.hub.node('alive-2')?.status === 'offline' && first.hub.nodes().length === 3);
   await dev.publishAsync(first.hub.topics.registration('gone'), '', { qos: 1, retain: true });
-  await waitFor(() => first.hub.registry.get('gone')?.status === 'deregistered');
-  const registeredAt = first.hub.registry.get('alive-1')!.registered_at;
+  await waitFor(() => first.hub.node('gone')?.status === 'deregistered');
+  const registeredAt = first.hub.node('alive-1')!.registered_at;
   await closeAll(dev);
   await first.stop();
   ctx.feds = [];
@@ -43,11 +43,10 @@ T('after a restart with the broker store lost: registry intact, nodes stale, ret
 
   const second = await federation({ dataDir: ctx.dir }); // a new embedded broker: its retained store is empty
   ctx.feds.push(second);
-  const reg = second.hub.registry;
-  assert.is(reg.get('alive-1')?.status, 'stale', 'no liveness claimed before the node re-announces');
-  assert.is(reg.get('alive-1')?.registered_at, registeredAt);
-  assert.is(reg.get('alive-2')?.status, 'offline');
-  assert.is(reg.get('gone')?.status, 'deregistered');
+  assert.is(second.hub.node('alive-1')?.status, 'stale', 'no liveness claimed before the node re-announces');
+  assert.is(second.hub.node('alive-1')?.registered_at, registeredAt);
+  assert.is(second.hub.node('alive-2')?.status, 'offline');
+  assert.is(second.hub.node('gone')?.status, 'deregistered');
 
   const op = await device(second, 'operator-late');
   const commands = await collector(op, `${second.hub.topics.root}/nodes/+/commands`);
@@ -56,13 +55,13 @@ T('after a restart with the broker store lost: registry intact, nodes stale, ret
   const retained = await collector(op, second.hub.topics.allNodes('registration'));
   await waitFor(() => retained.length >= 2, { label: 'retained registrations' });
   assert.equal(retained.map((m) => JSON.parse(m.payload).node_id).sort(), ['alive-1', 'alive-2']);
-  assert.is(reg.get('alive-1')?.status, 'stale', 'the republished copy does not make the node active');
+  assert.is(second.hub.node('alive-1')?.status, 'stale', 'the republished copy does not make the node active');
 
   // The node answers the rebirth: active again, same registration id.
   const node = await device(second, 'alive-1');
   await node.publishAsync(second.hub.topics.registration('alive-1'), JSON.stringify(registration('alive-1', { ts: Date.now() + 1 })), { qos: 1, retain: true });
-  await waitFor(() => reg.get('alive-1')?.status === 'active');
-  assert.is(reg.get('alive-1')?.id, onDisk.nodes['alive-1'].id);
+  await waitFor(() => second.hub.node('alive-1')?.status === 'active');
+  assert.is(second.hub.node('alive-1')?.id, onDisk.nodes['alive-1'].id);
   await closeAll(op, node);
 });
 
@@ -107,18 +106,18 @@ T('a hub restarted against a broker that kept its store re-publishes nothing (a 
     await first.start();
     const dev = broker.connectInMemory({ clientId: 'dev', reconnectPeriod: 0 });
     await dev.publishAsync(first.topics.registration('x'), JSON.stringify(registration('x')), { qos: 1, retain: true });
-    await waitFor(() => first.registry.get('x')?.status === 'active');
+    await waitFor(() => first.node('x')?.status === 'active');
     await first.stop();
     await dev.publishAsync(first.topics.registration('x'), '', { qos: 1, retain: true }); // deregistered while the hub is away
 
     const second = hubOf();
     await second.start();
-    assert.is(second.registry.get('x')?.status, 'stale', 'still registered in the restored registry');
+    assert.is(second.node('x')?.status, 'stale', 'still registered in the restored registry');
     await new Promise((r) => setTimeout(r, 400)); // past the resync settle time
     const seen = await collector(dev, second.topics.registration('x'));
     await new Promise((r) => setTimeout(r, 100));
     assert.is(seen.length, 0, 'not brought back on the broker');
-    assert.is(second.registry.get('x')?.status, 'deregistered', 'the registry follows the broker');
+    assert.is(second.node('x')?.status, 'deregistered', 'the registry follows the broker');
     await second.stop();
     await closeAll(dev);
   } finally {

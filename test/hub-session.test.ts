@@ -94,7 +94,7 @@ test('an update a node publishes while the hub is away waits in the broker for t
   const session: Partial<HubOptions> = { dataDir: dir, persistentSession: true, wpk: { sweepIntervalMs: 50, timeoutGraceMs: 100 } };
 
   const first = await startedHub(scope, broker, session);
-  await waitFor(() => first.registry.get('slow-1')?.status === 'active', { label: 'node active' });
+  await waitFor(() => first.node('slow-1')?.status === 'active', { label: 'node active' });
   const { wpk_id: id } = await first.wpks.create({ capability: 'slow', action: 'gated', timeout_ms: 1500, max_attempts: 3 });
   await waitFor(() => first.wpks.get(id)?.state === 'running', { label: 'running' });
   await first.stop();

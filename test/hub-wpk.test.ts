@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { Federation } from '../hub/federation.js';
+import type { Federation } from '../server/federation.js';
 import { changed, wpkFileText } from '../hub/wpk/store.js';
 import type { WpkRecord } from '../hub/wpk/types.js';
 import { topics } from '../lib/topics.js';
@@ -90,7 +90,7 @@ test('a node that answers rejected gets the WPK moved to another node (attempt +
   await second.complete(trig);
   await until(f, w, 'succeeded');
   assert.equal(f.hub.wpks.get(w.wpk_id)!.executions.map((e) => e.state), ['rejected', 'succeeded']);
-  assert.is(f.hub.counters.wpks.redispatches, 1);
+  assert.is(f.hub.counters().wpks.redispatches, 1);
 }));
 
 test('when every capable node rejected it, the WPK fails at once with the reason (no attempt wasted on the same node)', bounded(async (scope) => {
@@ -167,11 +167,11 @@ test('the node choice follows the registry: a node that re-registers with new ca
   const a = await scriptedNode(scope, f, 'a', { maxConcurrency: 4 });
   assert.is((await f.hub.wpks.create({ capability: 'monitoring', action: 'x' })).assignee, 'a');
   await a.client.publishAsync(t.registration('a'), JSON.stringify({ node_id: 'a', capabilities: ['camera'], boot_id: 'boot-a', ts: Date.now(), max_concurrency: 4 }), { qos: 1, retain: true });
-  await waitFor(() => f.hub.registry.get('a')?.capabilities.includes('camera'), { label: 'a re-registered' });
+  await waitFor(() => f.hub.node('a')?.capabilities.includes('camera'), { label: 'a re-registered' });
   assert.is((await f.hub.wpks.create({ capability: 'camera', action: 'x' })).assignee, 'a');
   assert.is((await f.hub.wpks.create({ capability: 'monitoring', action: 'x' })).state, 'pending', 'a no longer has monitoring');
   a.kill();
-  await waitFor(() => f.hub.registry.get('a')?.status === 'offline', { label: 'a offline' });
+  await waitFor(() => f.hub.node('a')?.status === 'offline', { label: 'a offline' });
   assert.is((await f.hub.wpks.create({ capability: 'camera', action: 'x' })).state, 'pending', 'an offline node gets nothing');
 }));
 
@@ -189,7 +189,7 @@ test('mode all: one trigger names every matching node; the WPK summarises them; 
   const [a, b] = await Promise.all(['a', 'b'].map((id) => scriptedNode(scope, f, id)));
   const c = await scriptedNode(scope, f, 'c');
   c.kill();
-  await waitFor(() => f.hub.registry.get('c')?.status === 'offline', { label: 'c offline' });
+  await waitFor(() => f.hub.node('c')?.status === 'offline', { label: 'c offline' });
   const w = await f.hub.wpks.create({ capability: 'monitoring', action: 'x', mode: 'all' });
   const ta = await a!.triggerOf(w.wpk_id);
   assert.equal(ta.targets?.sort(), ['a', 'b']);
@@ -253,12 +253,12 @@ test('duplicate, reordered and unknown updates never move an execution back or a
   const w = await f.hub.wpks.create({ capability: 'monitoring', action: 'x' });
   await a.complete(await a.triggerOf(w.wpk_id), 'failed', { error: 'boom' });
   await until(f, w, 'failed');
-  const before = f.hub.counters.ignored.stale_update;
+  const before = f.hub.counters().ignored.stale_update;
   await a.send(w.wpk_id, 1, 'running');
   await a.send(w.wpk_id, 1, 'succeeded', { result: {} });
   await a.send(w.wpk_id, 7, 'succeeded');
   await a.send('wpk_unknown', 1, 'succeeded');
-  await waitFor(() => f.hub.counters.ignored.stale_update === before + 2 && f.hub.counters.ignored.unknown_execution === 2, { label: 'ignored and counted' });
+  await waitFor(() => f.hub.counters().ignored.stale_update === before + 2 && f.hub.counters().ignored.unknown_execution === 2, { label: 'ignored and counted' });
   const done = f.hub.wpks.get(w.wpk_id)!;
   assert.equal([done.state, done.executions[0]!.state, done.executions[0]!.error], ['failed', 'failed', 'boom']);
 }));
@@ -270,11 +270,11 @@ test('a trigger not published by the hub is refused (logged, counted); a bad upd
   scope.defer(() => closeAll(mallory));
   const errors = await collector(mallory, t.hubError('a'));
   await mallory.publishAsync(t.trigger('monitoring'), JSON.stringify({ wpk_id: 'wpk_evil', capability: 'monitoring', action: 'x', mode: 'one', attempt: 1, created_at: 1, deadline: Date.now() + 1000 }), { qos: 1 });
-  await waitFor(() => f.hub.counters.refusals.not_allowed === 1, { label: 'foreign trigger refused' });
+  await waitFor(() => f.hub.counters().refusals.not_allowed === 1, { label: 'foreign trigger refused' });
   assert.not.ok(f.hub.wpks.get('wpk_evil'));
   const w = await f.hub.wpks.create({ capability: 'monitoring', action: 'x' });
   await a.triggerOf(w.wpk_id);
-  assert.is(f.hub.counters.refusals.not_allowed, 1, "the hub's own trigger is not refused");
+  assert.is(f.hub.counters().refusals.not_allowed, 1, "the hub's own trigger is not refused");
   await a.client.publishAsync(t.execution('a', w.wpk_id), JSON.stringify({ wpk_id: w.wpk_id, node_id: 'a', attempt: 1, state: 'done', ts: 1 }), { qos: 1 });
   await waitFor(() => errors.length === 1, { label: 'hub error to the node' });
   assert.match(errors[0]!.payload, /state/);

@@ -9,7 +9,7 @@ import type { MqttClient } from 'mqtt';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createBroker, TlsMaterialError, type BrokerTlsOptions } from '../broker/index.js';
-import type { Federation, FederationOptions } from '../hub/federation.js';
+import type { Federation, FederationOptions } from '../server/federation.js';
 import { closeAll, federation, registration } from './helpers/federation.js';
 import { connectFrame, publishHead } from './helpers/mqtt-bytes.js';
 import { bounded, type Scope } from './helpers/scope.js';
@@ -53,7 +53,7 @@ T('an mqtts client that trusts the CA registers a node the hub sees', async (cer
   assert.match(fed.mqttUrl ?? '', /^mqtt:\/\//, 'the plain listener stays on by default');
   const client = connected(scope, await tryConnect(fed.mqttsUrl!, { clientId: 'edge-tls-1', ca: certs.ca }), 'client with CA');
   await client.publishAsync(fed.hub.topics.registration('edge-tls-1'), JSON.stringify(registration('edge-tls-1')), { qos: 1, retain: true });
-  const node = await waitFor(() => fed.hub.registry.get('edge-tls-1'), { label: 'node registered over mqtts' });
+  const node = await waitFor(() => fed.hub.node('edge-tls-1'), { label: 'node registered over mqtts' });
   assert.is(node.status, 'active');
 });
 
@@ -62,7 +62,7 @@ T('an mqtts client without the CA is refused in the handshake', async (certs, sc
   const attempt = await tryConnect(fed.mqttsUrl!, { clientId: 'no-ca' });
   assert.not.ok(attempt.ok, 'connected without trusting the CA');
   if (!attempt.ok) assert.match(attempt.reason, /CERT|SIGNATURE|VERIFY/, attempt.reason);
-  assert.is(fed.hub.registry.size, 0);
+  assert.is(fed.hub.nodes().length, 0);
 });
 
 T('plain MQTT spoken to the mqtts port gets no session', async (certs, scope) => {
@@ -84,7 +84,7 @@ T('mutual TLS: no client certificate or another CA\'s is refused, the CA-signed 
   const withCert = await tryConnect(fed.mqttsUrl!, { clientId: 'with-cert', ca: certs.ca, cert: certs.client, key: certs.clientKey });
   const client = connected(scope, withCert, 'client with certificate');
   await client.publishAsync(fed.hub.topics.registration('with-cert'), JSON.stringify(registration('with-cert')), { qos: 1, retain: true });
-  await waitFor(() => fed.hub.registry.get('with-cert'), { label: 'node registered over mutual TLS' });
+  await waitFor(() => fed.hub.node('with-cert'), { label: 'node registered over mutual TLS' });
 });
 
 T('plain: false leaves mqtts as the only listener', async (certs, scope) => {

@@ -5,7 +5,7 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { Federation } from '../hub/federation.js';
+import type { Federation } from '../server/federation.js';
 import { WPK_STATES, type WpkRecord } from '../hub/wpk/types.js';
 import { isValidId } from '../lib/ids.js';
 import { api, federation, post } from './helpers/federation.js';
@@ -74,8 +74,8 @@ T('bad bodies: 400 not JSON, 422 unknown field / past deadline / bad capability;
   assert.ok((badId.body.error.details ?? []).some((d) => d.startsWith('capability')), 'names the field');
   assert.equal(fed.hub.wpks.list(), []);
   assert.is((await api<WpkList>(fed, '/federation/wpk')).body.count, 0);
-  assert.is(fed.hub.counters.refusals.not_json, 1);
-  assert.is(fed.hub.counters.refusals.schema, 3);
+  assert.is(fed.hub.counters().refusals.not_json, 1);
+  assert.is(fed.hub.counters().refusals.schema, 3);
   const health = await api<{ refusals_total: number }>(fed, '/health');
   assert.is(health.body.refusals_total, 4);
 });
@@ -130,7 +130,7 @@ T('POST /federation/wpk/:id/cancel: 200 with the canceled record, then 409 (alre
   const unknown = await cancel(fed, 'wpk_nope');
   assert.is(unknown.status, 404);
   assert.is(unknown.body.error.code, 'EDGEFED_ERR_WPK_NOT_FOUND');
-  assert.is(fed.hub.counters.refusals.schema ?? 0, 0, '404 and 409 are not refusals of a payload');
+  assert.is(fed.hub.counters().refusals.schema ?? 0, 0, '404 and 409 are not refusals of a payload');
 });
 
 test.run();

@@ -10,7 +10,7 @@ import type { Page } from 'playwright-core';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { startAgent } from '../../agent/index.js';
-import type { Federation } from '../../hub/federation.js';
+import type { Federation } from '../../server/federation.js';
 import { silentLogger } from '../../lib/log.js';
 import { topics } from '../../lib/topics.js';
 import { closeAll, device, federation, registration } from '../helpers/federation.js';
@@ -58,7 +58,7 @@ test('auth on: sign in, a node joins within 2 s, a node dies and turns offline, 
     password: await token({ role: 'agent', subject: 'edge-1', caps: ['basic-actions'] }), heartbeatIntervalMs: 500, logger: silentLogger,
   });
   scope.defer(() => agent.stop());
-  await waitFor(() => fed.hub.registry.get('edge-1')?.status === 'active', { timeoutMs: 5000, label: 'edge-1 registered' });
+  await waitFor(() => fed.hub.node('edge-1')?.status === 'active', { timeoutMs: 5000, label: 'edge-1 registered' });
   const joined = Date.now();
   await page.waitForSelector(nodeRow('edge-1', 'active'), { timeout: 2000 });
   assert.ok(Date.now() - joined <= 2000, 'on the page within 2 s of joining');
@@ -135,7 +135,7 @@ test('5,000 nodes: counts, a bounded DOM, scrolling to the end, search, and a pa
     const reg = registration(id(i), { capabilities: i % 2 ? ['monitoring', 'basic-actions'] : ['camera'], labels: { rack: `r${i % 40}` }, heartbeat_interval_ms: 60_000 });
     storm.publish(t.registration(id(i)), JSON.stringify(reg), { qos: 0, retain: true });
   }
-  await waitFor(() => fed.hub.registry.size >= N, { timeoutMs: 30_000, intervalMs: 50, label: `${N} nodes registered` });
+  await waitFor(() => fed.hub.nodes().length >= N, { timeoutMs: 30_000, intervalMs: 50, label: `${N} nodes registered` });
 
   const { page, errors } = await openPage(scope);
   await page.goto(`${fed.api.url}/`);

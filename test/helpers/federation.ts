@@ -5,7 +5,7 @@
  * collector, so tests drive it the way a device or operator would.
  */
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
-import { startFederation, type Federation, type FederationOptions } from '../../hub/federation.js';
+import { startFederation, type Federation, type FederationOptions } from '../../server/federation.js';
 import { memoryAdapter } from '../../hub/store.js';
 import { silentLogger } from '../../lib/log.js';
 import { withTimeout } from './time.js';

@@ -11,7 +11,7 @@ import { MqttClient, type IClientOptions } from 'mqtt';
 import * as assert from 'uvu/assert';
 import type { BrokerOptions, EdgefedBroker } from '../../broker/index.js';
 import { createConnectionGate, type ConnectionGate, type ConnectionGateOptions } from '../../broker/conn-limits.js';
-import type { Federation } from '../../hub/federation.js';
+import type { Federation } from '../../server/federation.js';
 import { nextEvent } from './events.js';
 import { federation, registration } from './federation.js';
 import { capturingLogger, type LogLine } from './logs.js';
@@ -63,7 +63,7 @@ export async function hostileStage(scope: Scope, options: StageOptions = {}): Pr
     port,
     lines,
     good,
-    registrySnapshot: () => JSON.stringify([...fed.hub.registry.all()]),
+    registrySnapshot: () => JSON.stringify([...fed.hub.eachNode()]),
     retainedRegistration: () => retainedOn(scope, port, fed.hub.topics.registration(GOOD_NODE)),
   };
 }
@@ -120,7 +120,7 @@ async function goodClient(scope: Scope, port: number): Promise<MqttClient> {
 async function registerGoodNode(fed: Federation, good: MqttClient): Promise<void> {
   const reg = registration(GOOD_NODE);
   await good.publishAsync(fed.hub.topics.registration(GOOD_NODE), JSON.stringify(reg), { qos: 1, retain: true });
-  await waitFor(() => fed.hub.registry.get(GOOD_NODE)?.status === 'active', { label: 'good node registered' });
+  await waitFor(() => fed.hub.node(GOOD_NODE)?.status === 'active', { label: 'good node registered' });
 }
 
 async function retainedOn(scope: Scope, port: number, topic: string): Promise<string[]> {

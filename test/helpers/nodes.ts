@@ -5,7 +5,7 @@
  * the hub's work-package rules are tested on their own.
  */
 import type { MqttClient } from 'mqtt';
-import type { Federation } from '../../hub/federation.js';
+import type { Federation } from '../../server/federation.js';
 import { topics } from '../../lib/topics.js';
 import type { ExecutionState, WpkTrigger } from '../../lib/wire.js';
 import { closeAll, device, registration } from './federation.js';
@@ -57,7 +57,7 @@ export async function scriptedNode(scope: Scope, fed: Federation, id: string, sp
   if (spec.maxConcurrency !== undefined) extra.max_concurrency = spec.maxConcurrency;
   if (spec.labels !== undefined) extra.labels = spec.labels;
   await client.publishAsync(t.registration(id), JSON.stringify(registration(id, extra)), { qos: 1, retain: true });
-  await waitFor(() => fed.hub.registry.get(id)?.status === 'active' && fed.hub.registry.get(id)?.boot_id === bootId, { label: `${id} registered` });
+  await waitFor(() => fed.hub.node(id)?.status === 'active' && fed.hub.node(id)?.boot_id === bootId, { label: `${id} registered` });
 
   const send = async (wpkId: string, attempt: number, state: ExecutionState, more: Record<string, unknown> = {}) => {
     const update = { wpk_id: wpkId, node_id: id, attempt, state, ts: Date.now(), ...more };

@@ -7,8 +7,8 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { issueToken, loadOrCreateSigningKey, type IssueOptions } from '../../auth/index.js';
-import type { Federation } from '../../hub/federation.js';
-import type { JwtAuthOptions } from '../../hub/federation-auth.js';
+import type { Federation } from '../../server/federation.js';
+import type { JwtAuthOptions } from '../../server/federation-auth.js';
 import { federation } from './federation.js';
 import type { Scope } from './scope.js';
 

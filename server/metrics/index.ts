@@ -8,10 +8,10 @@
 import { stat } from 'node:fs/promises';
 import { Histogram, Registry } from 'prom-client';
 import { VERSION } from '../../lib/version.js';
-import type { Hub } from '../index.js';
-import { NODE_STATES, type NodeState } from '../registry.js';
-import { WPK_STATES } from '../wpk/types.js';
-import { registerBrokerMetrics } from './broker.js';
+import type { CountersSnapshot, HubApi } from '../../hub/index.js';
+import { NODE_STATES, type NodeState } from '../../hub/registry.js';
+import { WPK_STATES } from '../../hub/wpk/types.js';
+import { registerBrokerMetrics, type BrokerView } from './broker.js';
 import { byLabel, mirrorCounter, mirrorGauge, type Reading } from './mirror.js';
 import { processRegistry } from './process.js';
 
@@ -31,14 +31,14 @@ const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0
 const DURATION_BUCKETS = [0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600];
 const FLUSH_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
 
-export function createHubMetrics(hub: Hub): HubMetrics {
+export function createHubMetrics(hub: HubApi, broker?: BrokerView): HubMetrics {
   const registry = new Registry();
   registerInfo(registry, hub);
   registerNodes(registry, hub);
   registerMessages(registry, hub);
   registerWpks(registry, hub);
   registerStore(registry, hub);
-  if (hub.broker) registerBrokerMetrics(registry, hub.broker);
+  if (broker) registerBrokerMetrics(registry, broker);
   const unobserve = observeEvents(registry, hub);
   const merged = Registry.merge([processRegistry(), registry]);
   return {
@@ -48,66 +48,66 @@ export function createHubMetrics(hub: Hub): HubMetrics {
   };
 }
 
-function registerInfo(registry: Registry, hub: Hub): void {
+function registerInfo(registry: Registry, hub: HubApi): void {
   mirrorGauge(registry, { name: 'edgefed_hub_info', help: 'Always 1; the labels say which hub answers', labelNames: ['version', 'boot_id'], read: () => [[{ version: VERSION, boot_id: hub.bootId }, 1]] });
   mirrorGauge(registry, { name: 'edgefed_hub_broker_connected', help: '1 while the hub\'s MQTT session is up', read: () => (hub.connected ? 1 : 0) });
   mirrorGauge(registry, { name: 'edgefed_hub_start_time_seconds', help: 'When the hub started (Unix time)', read: () => hub.startedAt / 1000 });
 }
 
-function registerNodes(registry: Registry, hub: Hub): void {
+function registerNodes(registry: Registry, hub: HubApi): void {
   mirrorGauge(registry, {
     name: 'edgefed_nodes', help: 'Nodes in the registry by status', labelNames: ['status'],
-    read: () => byLabel('status', hub.registry.countByStatus()),
+    read: () => byLabel('status', hub.countNodesByStatus()),
   });
   mirrorGauge(registry, {
     name: 'edgefed_capability_nodes', help: `Nodes per capability and status (at most ${MAX_CAPABILITY_SERIES} capabilities; the rest as "_other")`, labelNames: ['capability', 'status'],
     read: () => capabilityReading(hub),
   });
-  const c = hub.counters;
-  mirrorCounter(registry, { name: 'edgefed_registrations_total', help: 'Registrations admitted (births, re-announcements, HTTP registrations)', read: () => c.registrations });
-  mirrorCounter(registry, { name: 'edgefed_deregistrations_total', help: 'Nodes that left the federation (empty retained registration)', read: () => c.deregistrations });
+  const c = (): CountersSnapshot => hub.counters();
+  mirrorCounter(registry, { name: 'edgefed_registrations_total', help: 'Registrations admitted (births, re-announcements, HTTP registrations)', read: () => c().registrations });
+  mirrorCounter(registry, { name: 'edgefed_deregistrations_total', help: 'Nodes that left the federation (empty retained registration)', read: () => c().deregistrations });
   mirrorCounter(registry, {
     name: 'edgefed_node_transitions_total', help: 'Nodes that went stale (missed heartbeats) or offline (will or goodbye)', labelNames: ['to'],
-    read: () => [[{ to: 'stale' }, c.stale_transitions], [{ to: 'offline' }, c.offline_transitions]],
+    read: () => [[{ to: 'stale' }, c().stale_transitions], [{ to: 'offline' }, c().offline_transitions]],
   });
-  mirrorCounter(registry, { name: 'edgefed_rebirths_requested_total', help: 'Rebirth commands sent to nodes the hub heard from but did not know', read: () => c.rebirths_requested });
+  mirrorCounter(registry, { name: 'edgefed_rebirths_requested_total', help: 'Rebirth commands sent to nodes the hub heard from but did not know', read: () => c().rebirths_requested });
 }
 
-function registerMessages(registry: Registry, hub: Hub): void {
-  const c = hub.counters;
+function registerMessages(registry: Registry, hub: HubApi): void {
+  const c = (): CountersSnapshot => hub.counters();
   mirrorCounter(registry, {
     name: 'edgefed_messages_received_total', help: 'Node messages the hub admitted, by kind (heartbeat, registration, status, execution)', labelNames: ['kind'],
     read: () => [
-      [{ kind: 'registration' }, c.messages.registration], [{ kind: 'status' }, c.messages.status],
-      [{ kind: 'heartbeat' }, c.messages.heartbeat], [{ kind: 'execution' }, c.messages.executions],
+      [{ kind: 'registration' }, c().messages.registration], [{ kind: 'status' }, c().messages.status],
+      [{ kind: 'heartbeat' }, c().messages.heartbeat], [{ kind: 'execution' }, c().messages.executions],
     ],
   });
   mirrorCounter(registry, {
     name: 'edgefed_refusals_total', help: 'Messages and requests refused (logged once, reported on hub/errors), by reason', labelNames: ['reason'],
-    read: () => byLabel('reason', c.refusals),
+    read: () => byLabel('reason', c().refusals),
   });
   mirrorCounter(registry, {
     name: 'edgefed_ignored_messages_total', help: 'Valid messages that changed nothing (duplicates, older sessions, unknown nodes...), by reason', labelNames: ['reason'],
-    read: () => byLabel('reason', c.ignored),
+    read: () => byLabel('reason', c().ignored),
   });
 }
 
-function registerWpks(registry: Registry, hub: Hub): void {
-  const w = hub.counters.wpks;
+function registerWpks(registry: Registry, hub: HubApi): void {
+  const w = (): CountersSnapshot['wpks'] => hub.counters().wpks;
   mirrorGauge(registry, { name: 'edgefed_wpks', help: 'Work packages the hub holds, by state', labelNames: ['state'], read: () => byLabel('state', hub.wpks.countByState()) });
-  mirrorCounter(registry, { name: 'edgefed_wpks_created_total', help: 'Work packages created', read: () => w.created });
+  mirrorCounter(registry, { name: 'edgefed_wpks_created_total', help: 'Work packages created', read: () => w().created });
   mirrorCounter(registry, {
     name: 'edgefed_wpks_finished_total', help: 'Work packages that ended, by final state', labelNames: ['state'],
-    read: () => WPK_STATES.filter((s) => w.finished[s] !== undefined).map((s) => [{ state: s }, w.finished[s]!]),
+    read: () => WPK_STATES.filter((s) => w().finished[s] !== undefined).map((s) => [{ state: s }, w().finished[s]!]),
   });
-  mirrorCounter(registry, { name: 'edgefed_wpk_triggers_total', help: 'Triggers published (a mode-all trigger naming many nodes counts once)', read: () => w.triggers });
-  mirrorCounter(registry, { name: 'edgefed_wpk_redispatches_total', help: 'Attempts after the first of a mode-one WPK (failover, re-routing)', read: () => w.redispatches });
-  mirrorCounter(registry, { name: 'edgefed_wpk_cancel_commands_total', help: 'Cancel commands sent to nodes', read: () => w.cancel_commands });
+  mirrorCounter(registry, { name: 'edgefed_wpk_triggers_total', help: 'Triggers published (a mode-all trigger naming many nodes counts once)', read: () => w().triggers });
+  mirrorCounter(registry, { name: 'edgefed_wpk_redispatches_total', help: 'Attempts after the first of a mode-one WPK (failover, re-routing)', read: () => w().redispatches });
+  mirrorCounter(registry, { name: 'edgefed_wpk_cancel_commands_total', help: 'Cancel commands sent to nodes', read: () => w().cancel_commands });
 }
 
-function registerStore(registry: Registry, hub: Hub): void {
-  mirrorCounter(registry, { name: 'edgefed_registry_flushes_total', help: 'Registry writes to disk', read: () => hub.counters.flushes });
-  mirrorCounter(registry, { name: 'edgefed_registry_flush_errors_total', help: 'Registry writes that failed (retried)', read: () => hub.counters.flush_errors });
+function registerStore(registry: Registry, hub: HubApi): void {
+  mirrorCounter(registry, { name: 'edgefed_registry_flushes_total', help: 'Registry writes to disk', read: () => hub.counters().flushes });
+  mirrorCounter(registry, { name: 'edgefed_registry_flush_errors_total', help: 'Registry writes that failed (retried)', read: () => hub.counters().flush_errors });
   const file = hub.registryFile;
   if (file === undefined) return;
   mirrorGauge(registry, { name: 'edgefed_registry_size_bytes', help: 'Size of registry.json on disk', read: () => fileSize(file) });
@@ -121,11 +121,11 @@ async function fileSize(path: string): Promise<number | undefined> {
   }
 }
 
-function observeEvents(registry: Registry, hub: Hub): () => void {
+function observeEvents(registry: Registry, hub: HubApi): () => void {
   const latency = new Histogram({ name: 'edgefed_wpk_dispatch_latency_seconds', help: 'Trigger published to the node\'s first answer (accepted, running, rejected...)', buckets: LATENCY_BUCKETS, registers: [registry] });
   const duration = new Histogram({ name: 'edgefed_wpk_duration_seconds', help: 'Work package creation to its end, by final state', labelNames: ['state'], buckets: DURATION_BUCKETS, registers: [registry] });
   const flush = new Histogram({ name: 'edgefed_registry_flush_duration_seconds', help: 'Time to write the registry to disk', buckets: FLUSH_BUCKETS, registers: [registry] });
-  const o = hub.observers;
+  const o = hub.events;
   const off = [
     o.dispatchAnswered.add((ms) => latency.observe(ms / 1000)),
     o.wpkFinished.add((state, ms) => duration.observe({ state }, ms / 1000)),
@@ -134,9 +134,9 @@ function observeEvents(registry: Registry, hub: Hub): () => void {
   return () => { for (const f of off) f(); };
 }
 
-function capabilityReading(hub: Hub): Reading {
+function capabilityReading(hub: HubApi): Reading {
   const counts = new Map<string, Record<NodeState, number>>();
-  for (const r of hub.registry.all()) {
+  for (const r of hub.eachNode()) {
     for (const cap of r.capabilities) {
       const key = counts.has(cap) || counts.size < MAX_CAPABILITY_SERIES ? cap : '_other';
       let row = counts.get(key);

@@ -1,6 +1,6 @@
 /** JSON responses and body reading for the HTTP API, with errors users can act on. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { parseObject } from '../admission.js';
+import { parseObject } from '../../hub/admission.js';
 
 export interface ApiError { code: string; message: string; details?: string[] }
 

@@ -4,16 +4,15 @@
  * checked against the same JSON Schemas as MQTT payloads.
  */
 import { isValidId } from '../../lib/ids.js';
-import { VERSION } from '../../lib/version.js';
 import { validators } from '../../schemas/index.js';
-import { totalRefusals } from '../counters.js';
-import type { BrokerView, NodeFilter } from '../index.js';
-import { NODE_STATES } from '../registry.js';
+import type { NodeFilter } from '../../hub/index.js';
+import { NODE_STATES } from '../../hub/registry.js';
 import { HttpError, sendJson } from './respond.js';
 import { body, type Route, type RouteHandler } from './route.js';
 import { dashboardRoutes } from './dashboard-routes.js';
 import { liveRoutes } from './live-routes.js';
 import { wpkRoutes } from './wpk-routes.js';
+import { health } from './health.js';
 
 export type { RouteContext } from './route.js';
 
@@ -45,54 +44,27 @@ export function parseFilter(url: URL): NodeFilter {
   return filter;
 }
 
-const health: RouteHandler = ({ hub, live, res }) => {
-  sendJson(res, 200, {
-    status: hub.connected ? 'ok' : 'degraded',
-    version: VERSION,
-    auth: live.auth,
-    boot_id: hub.bootId,
-    uptime_s: Math.round((Date.now() - hub.startedAt) / 1000),
-    broker_connected: hub.connected,
-    nodes: hub.registry.countByStatus(),
-    refusals_total: totalRefusals(hub.counters),
-    wpks: hub.wpks.countByState(),
-    counters: hub.counters,
-    ...(hub.broker ? { broker: brokerHealth(hub.broker) } : {}),
-  });
-};
-
-function brokerHealth({ stats, auth }: BrokerView): Record<string, unknown> {
-  return {
-    connections: stats.connections ?? null,
-    clients: stats.clients,
-    traffic: stats.traffic,
-    packet_guard_drops: stats.packetGuardDrops,
-    tls_handshake_failures: stats.tlsHandshakeFailures,
-    auth: auth ?? null,
-  };
-}
-
 const listNodes: RouteHandler = ({ hub, url, res }) => {
   const nodes = hub.nodes(parseFilter(url));
   sendJson(res, 200, { count: nodes.length, nodes });
 };
 
 const getNode: RouteHandler = ({ hub, res }, [id]) => {
-  const record = hub.registry.get(requireId(id));
+  const record = hub.node(requireId(id));
   if (!record) throw new HttpError(404, 'EDGEFED_ERR_NODE_NOT_FOUND', `no node "${id}" in the registry`);
   sendJson(res, 200, record);
 };
 
 const register: RouteHandler = async (ctx) => {
   const reg = await body(ctx, validators.httpRegistration);
-  const { record, created } = ctx.hub.registerOverHttp(reg);
+  const { record, created } = ctx.hub.register(reg);
   sendJson(ctx.res, created ? 201 : 200, { status: 'registered', registration_id: record.id, node_id: record.node_id, boot_id: record.boot_id });
 };
 
 const heartbeat: RouteHandler = async (ctx, [id]) => {
   const nodeId = requireId(id);
   const hb = await body(ctx, validators.httpHeartbeat);
-  const record = ctx.hub.heartbeatOverHttp(nodeId, hb);
+  const record = ctx.hub.heartbeat(nodeId, hb);
   if (!record) throw new HttpError(404, 'EDGEFED_ERR_NODE_NOT_FOUND', `no registered node "${nodeId}"; register it first with POST /federation/register`);
   sendJson(ctx.res, 200, { status: record.status, last_seen: record.last_seen });
 };

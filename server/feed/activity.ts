@@ -3,7 +3,7 @@
  * charts. It records from the hub's start, so a page opened now shows the
  * recent past, and costs one array slot per second, whatever the rate.
  */
-import type { HubObservers } from './observe.js';
+import type { HubObservers } from '../../hub/observe.js';
 
 export interface ActivityPoint {
   /** Start of the second, epoch ms. */

@@ -10,15 +10,15 @@ import { createBroker, type BrokerOptions, type BrokerTlsOptions, type EdgefedBr
 import { jsonLogger, type Logger } from '../lib/log.js';
 import { serverTlsOptions } from '../lib/tls-material.js';
 import { DEFAULT_TOPIC_ROOT, topics } from '../lib/topics.js';
-import { DEFAULT_MAX_PAYLOAD_BYTES } from './admission.js';
+import { DEFAULT_MAX_PAYLOAD_BYTES } from '../hub/admission.js';
 import { startHttpApi, type HttpApi } from './http/server.js';
-import { createHub, type Hub, type HubOptions } from './index.js';
-import { makeRetainGate } from './retain-gate.js';
+import { createHub, type Hub, type HubOptions } from '../hub/index.js';
+import { makeRetainGate } from '../hub/retain-gate.js';
 import { createAuthHooks, type AuthHooks } from '../broker/auth-hooks.js';
 import type { AuthorizePublishHook } from '../broker/options.js';
 import type { Verifier } from '../auth/types.js';
 import { prepareJwtAuth, type JwtAuth, type JwtAuthOptions } from './federation-auth.js';
-import type { RegistryFile } from './store.js';
+import type { RegistryFile } from '../hub/store.js';
 
 export interface FederationOptions {
   /** Address the broker and the API listen on (default 127.0.0.1). */
@@ -101,10 +101,10 @@ export async function startFederation(o: FederationOptions): Promise<Federation>
     await broker?.close();
     throw err;
   }
-  if (broker) hub.broker = { stats: broker.stats, auth: hooks?.stats };
   let api: HttpApi;
   try {
     api = await startHttpApi(hub, {
+      ...(broker ? { broker: { stats: broker.stats, auth: hooks?.stats } } : {}),
       host: bind, port: o.httpPort ?? 8080, bodyLimit: maxPayloadBytes, ...(o.tls ? { tls: o.tls } : {}), ...(auth ? { verifier: auth.verifier } : {}),
     });
   } catch (err) {

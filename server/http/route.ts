@@ -7,14 +7,15 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Validator } from '../../schemas/index.js';
 import type { Identity } from '../../auth/types.js';
 import type { FleetFeed } from '../feed/index.js';
-import type { Hub } from '../index.js';
+import type { HubApi } from '../../hub/index.js';
 import type { HubMetrics } from '../metrics/index.js';
+import type { BrokerView } from '../metrics/broker.js';
 import { HttpError, readJsonObject } from './respond.js';
 
 /** What the API serves besides the hub's own state: metrics, the dashboard's feed, whether auth is on. */
-export interface LiveServices { metrics: HubMetrics; feed: FleetFeed; auth: 'jwt' | 'none' }
+export interface LiveServices { metrics: HubMetrics; feed: FleetFeed; auth: 'jwt' | 'none'; broker?: BrokerView }
 export interface RouteContext {
-  hub: Hub; live: LiveServices; bodyLimit: number; url: URL; req: IncomingMessage; res: ServerResponse;
+  hub: HubApi; live: LiveServices; bodyLimit: number; url: URL; req: IncomingMessage; res: ServerResponse;
   /** Who called, when auth is on (absent on public routes and without auth). */
   identity?: Identity;
 }

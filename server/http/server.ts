@@ -6,7 +6,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
-import type { Hub } from '../index.js';
+import type { HubApi } from '../../hub/index.js';
 import type { Verifier } from '../../auth/types.js';
 import { serverTlsOptions, type TlsMaterial } from '../../lib/tls-material.js';
 import type { RefusalCode } from '../../lib/wire.js';
@@ -14,6 +14,8 @@ import { authorizeRequest, isPublic } from './auth.js';
 import { HttpError, sendError } from './respond.js';
 import { FleetFeed } from '../feed/index.js';
 import { createHubMetrics } from '../metrics/index.js';
+import type { BrokerView } from '../metrics/broker.js';
+import { ActivitySeries } from '../feed/activity.js';
 import type { LiveServices } from './route.js';
 import { routes, type RouteContext } from './routes.js';
 
@@ -25,14 +27,20 @@ export interface HttpApiOptions {
   verifier?: Verifier;
   /** Serve HTTPS with this certificate and key instead of HTTP; a `ca` requires a client certificate it signed (mutual TLS). */
   tls?: TlsMaterial;
+  /** What the embedded broker counts (connections, traffic, refusals), for /health and /metrics. */
+  broker?: BrokerView;
 }
 
 export interface HttpApi { readonly port: number; readonly url: string; close(): Promise<void> }
 
-export async function startHttpApi(hub: Hub, opts: HttpApiOptions): Promise<HttpApi> {
+export async function startHttpApi(hub: HubApi, opts: HttpApiOptions): Promise<HttpApi> {
   const bodyLimit = opts.bodyLimit ?? 64 * 1024;
   const auth = opts.verifier ? 'jwt' : 'none';
-  const live: LiveServices = { metrics: createHubMetrics(hub), feed: new FleetFeed(hub, { auth }), auth };
+  // Dispatches, finished WPKs and latency per second over the last five minutes: the dashboard's chart.
+  const activity = new ActivitySeries(hub.events);
+  const live: LiveServices = {
+    metrics: createHubMetrics(hub, opts.broker), feed: new FleetFeed(hub, { auth, activity }), auth, ...(opts.broker ? { broker: opts.broker } : {}),
+  };
   const server = createServer(opts.tls, (req, res) => {
     handle({ hub, live, bodyLimit, verifier: opts.verifier }, req, res).catch((err: Error) => {
       hub.log.error({ err: err.message }, 'HTTP request failed');
@@ -94,7 +102,7 @@ function decodePathPart(part: string): string {
   }
 }
 
-interface Served { hub: Hub; live: LiveServices; bodyLimit: number; verifier: Verifier | undefined }
+interface Served { hub: HubApi; live: LiveServices; bodyLimit: number; verifier: Verifier | undefined }
 
 async function handle({ hub, live, bodyLimit, verifier }: Served, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
   let url = new URL('http://hub/');

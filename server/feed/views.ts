@@ -3,9 +3,9 @@
  * records (no params, results or executions), and the counts of its header.
  * A 5,000-node snapshot stays around a megabyte.
  */
-import type { Hub } from '../index.js';
-import type { NodeRecord, NodeState } from '../registry.js';
-import type { WpkRecord, WpkState } from '../wpk/types.js';
+import type { HubApi } from '../../hub/index.js';
+import type { NodeRecord, NodeState } from '../../hub/registry.js';
+import type { WpkRecord, WpkState } from '../../hub/wpk/types.js';
 
 export interface NodeView {
   node_id: string;
@@ -70,11 +70,11 @@ export function wpkView(w: WpkRecord): WpkView {
   };
 }
 
-export function fleetCounts(hub: Hub): FleetCounts {
+export function fleetCounts(hub: HubApi): FleetCounts {
   const nodes: Record<NodeState, number> = { active: 0, stale: 0, offline: 0, deregistered: 0 };
   // A Map, not an object: capability names are the devices' words (a "__proto__" must stay a plain key).
   const capabilities = new Map<string, Record<NodeState, number>>();
-  for (const r of hub.registry.all()) {
+  for (const r of hub.eachNode()) {
     nodes[r.status] += 1;
     for (const c of r.capabilities) {
       let row = capabilities.get(c);

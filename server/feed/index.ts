@@ -7,7 +7,8 @@
  * page is open. One serialisation per tick serves every open page.
  */
 import { VERSION } from '../../lib/version.js';
-import type { Hub } from '../index.js';
+import type { HubApi } from '../../hub/index.js';
+import type { ActivitySeries } from './activity.js';
 import { fleetCounts, nodeSignature, nodeView, wpkView, type NodeView, type WpkView } from './views.js';
 
 export type { FleetCounts, NodeView, WpkView } from './views.js';
@@ -30,6 +31,8 @@ export interface FeedOptions {
   maxWpks?: number;
   /** `auth` as the snapshot tells the page. */
   auth: 'jwt' | 'none';
+  /** The per-second series of the dashboard's chart. */
+  activity: ActivitySeries;
 }
 
 export class FleetFeed {
@@ -41,7 +44,7 @@ export class FleetFeed {
   /** The second of the last stats point sent. */
   #lastPoint = 0;
 
-  constructor(private readonly hub: Hub, options: FeedOptions) {
+  constructor(private readonly hub: HubApi, options: FeedOptions) {
     this.#o = { batchMs: 500, statsMs: 1000, pingMs: 15_000, maxWpks: 200, ...options };
   }
 
@@ -70,7 +73,7 @@ export class FleetFeed {
     // The baseline of the diffs: a page's snapshot is at least this new.
     this.#diffNodes();
     this.#diffWpks();
-    this.#lastPoint = this.hub.activity.last()?.t ?? 0;
+    this.#lastPoint = this.#o.activity.last()?.t ?? 0;
     this.#timers = [
       setInterval(() => this.#tick(), this.#o.batchMs),
       setInterval(() => this.#stats(), this.#o.statsMs),
@@ -100,7 +103,7 @@ export class FleetFeed {
   #stats(): void {
     const counts = fleetCounts(this.hub);
     const connected = this.hub.connected;
-    const fresh = this.hub.activity.points().filter((p) => p.t > this.#lastPoint);
+    const fresh = this.#o.activity.points().filter((p) => p.t > this.#lastPoint);
     if (fresh.length === 0) return this.#broadcast('stats', { now: Date.now(), point: null, counts, connected });
     for (const point of fresh) this.#broadcast('stats', { now: Date.now(), point, counts, connected });
     this.#lastPoint = fresh.at(-1)!.t;
@@ -115,13 +118,13 @@ export class FleetFeed {
 
   #snapshot(): unknown {
     const nodes: NodeView[] = [];
-    for (const r of this.hub.registry.all()) nodes.push(nodeView(r, this.hub.wpks.inFlightOn(r.node_id)));
+    for (const r of this.hub.eachNode()) nodes.push(nodeView(r, this.hub.wpks.inFlightOn(r.node_id)));
     return {
       now: Date.now(),
       hub: { boot_id: this.hub.bootId, version: VERSION, auth: this.#o.auth, connected: this.hub.connected },
       nodes,
       wpks: this.hub.wpks.list({ limit: this.#o.maxWpks }).map(wpkView),
-      series: this.hub.activity.points(),
+      series: this.#o.activity.points(),
       counts: fleetCounts(this.hub),
     };
   }
@@ -130,7 +133,7 @@ export class FleetFeed {
   #diffNodes(): { upsert: NodeView[]; remove: string[] } {
     const upsert: NodeView[] = [];
     const present = new Set<string>();
-    for (const r of this.hub.registry.all()) {
+    for (const r of this.hub.eachNode()) {
       present.add(r.node_id);
       const running = this.hub.wpks.inFlightOn(r.node_id);
       const sig = nodeSignature(r, running);

@@ -6,7 +6,7 @@
  */
 import { isValidId } from '../../lib/ids.js';
 import { validators } from '../../schemas/index.js';
-import { WPK_STATES, WpkRequestError, type WpkListFilter, type WpkState } from '../wpk/types.js';
+import { WPK_STATES, WpkRequestError, type WpkListFilter, type WpkState } from '../../hub/wpk/types.js';
 import { HttpError, sendJson } from './respond.js';
 import { body, type Route, type RouteHandler } from './route.js';
 
