@@ -5,7 +5,6 @@
 import type { Logger } from '../lib/log.js';
 import type { Topics } from '../lib/topics.js';
 import type { HubCounters } from './counters.js';
-import type { Flusher } from './flusher.js';
 import type { Refusals } from './refusals.js';
 import type { Registry } from './registry.js';
 
@@ -25,15 +24,12 @@ export interface ResyncState {
 export interface HubContext {
   readonly topics: Topics;
   readonly registry: Registry;
-  readonly flusher: Flusher;
   readonly counters: HubCounters;
   readonly refusals: Refusals;
   readonly log: Logger;
   readonly out: Publisher;
   /** Asks a node to publish its registration and status again (throttled per node). */
   requestRebirth(nodeId: string): void;
-  /** A node's status, session or description changed: work may move (dispatch, failover). */
-  nodeChanged(nodeId: string): void;
   /** What the broker showed since the last (re)connect. */
   readonly resync: ResyncState;
   /** Registrations the hub itself re-published, per node: their echoes are not signs of life. */

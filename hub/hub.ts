@@ -3,110 +3,48 @@
  * tracks liveness. `createHub()` does no work; `start()` locks the data dir,
  * loads the registry, connects, and resynchronises the broker.
  */
-import type { Adapter } from 'lowdb';
-import type { IClientOptions, MqttClient } from 'mqtt';
 import { nanoid } from 'nanoid';
 import { jsonLogger, type Logger } from '../lib/log.js';
-import { topics as makeTopics, DEFAULT_TOPIC_ROOT, type Topics } from '../lib/topics.js';
+import { topics as makeTopics, type Topics } from '../lib/topics.js';
+import { VERSION } from '../lib/version.js';
 import type { HttpHeartbeat, HttpRegistration, Registration } from '../lib/wire.js';
-import { DEFAULT_MAX_PAYLOAD_BYTES } from './admission.js';
 import type { CountersSnapshot, HubApi, NodeFilter } from './api.js';
+import { createChangeSink } from './changes.js';
 import type { HubContext } from './context.js';
 import { newCounters, type HubCounters } from './counters.js';
-import { defaultFlusherOptions, Flusher, type FlusherOptions } from './flusher.js';
+import { defaultFlusherOptions, Flusher } from './flusher.js';
+import { handleHeartbeat } from './handlers/heartbeat.js';
+import { handleRegistration } from './handlers/registration.js';
+import { NodeJournal } from './journal.js';
 import { checkClientId, hubClientId, HubLink } from './link.js';
 import { lockDataDir, type DataDirLock } from './lock.js';
 import { HubObservers } from './observe.js';
+import { defaultHubOptions, type HubDefaults, type HubOptions } from './options.js';
 import { Refusals, type RefusalReport } from './refusals.js';
 import { Registry, registrationOf, type NodeRecord, type NodeState } from './registry.js';
 import { deregisterMissing, expectEcho, republishMissing, requestRebirthAll, waitForReplay } from './republish.js';
 import { createRouter } from './router.js';
-import { fileAdapter, registryPath, RegistryStore, type RegistryFile } from './store.js';
-import { VERSION } from '../lib/version.js';
-import { WpkService, type WpkOptions } from './wpk/service.js';
-import { wpkFileAdapter, wpkMemoryAdapter, wpkPath, type WpkFile } from './wpk/store.js';
+import { LowdbStore } from './store/lowdb.js';
+import { registryPath } from './store/registry-file.js';
+import type { Store } from './store/types.js';
+import { WpkService } from './wpk/service.js';
 import type { WorkPackages } from './wpk/types.js';
 
 
-export interface HubOptions {
-  /** Opens the hub's MQTT client: `broker.connectInMemory` for the embedded broker, `mqtt.connect(url, o)` for an external one. */
-  connect: (opts: IClientOptions) => MqttClient;
-  /** Directory of registry.json and the lock. Required unless `adapter` is given. */
-  dataDir?: string;
-  /** Storage of the registry; default JSONFile at `<dataDir>/registry.json`. Tests pass lowdb's Memory. */
-  adapter?: Adapter<RegistryFile>;
-  /** Storage of work packages; default `<dataDir>/wpks.json`, in memory when there is no dataDir. */
-  wpkAdapter?: Adapter<WpkFile>;
-  /** Work-package timers, limits and defaults. */
-  wpk?: WpkOptions;
-  /** Topic root, default `edgefed/v1`. */
-  topicRoot?: string;
-  logger?: Logger;
-  /** Largest node payload accepted, in bytes (default 64 KiB). */
-  maxPayloadBytes?: number;
-  /** Heartbeat intervals a node may miss before it is stale (default 3). */
-  missedBeats?: number;
-  /** How often liveness is checked (default 1000 ms). */
-  sweepIntervalMs?: number;
-  /** After a refusal on a retained topic, restore the last valid retained message (external brokers keep what they got). */
-  repairRetained?: boolean;
-  /** How long a deregistered node's record is kept before it is forgotten (default 7 days). */
-  deregisteredRetentionMs?: number;
-  /** Minimum time between two rebirth requests to one node (default 30 s). */
-  rebirthThrottleMs?: number;
-  /** MQTT keepalive of the hub's own session, seconds (default 30). */
-  keepaliveS?: number;
-  /**
-   * A persistent MQTT session (clean: false): the broker keeps the hub's
-   * subscriptions and queues what nodes publish at QoS 1 (execution updates,
-   * registrations, statuses) while the hub is away. startFederation turns it
-   * on for an external broker. Default false: a clean session, as suits the
-   * embedded broker, which goes away with the hub.
-   */
-  persistentSession?: boolean;
-  /**
-   * MQTT client id of the hub. Default: with a persistent session, a stable
-   * one (`hubClientId(topicRoot)`: `edgefed-hub` for the default root, else
-   * `edgefed-hub-` and 8 hex digits of the root's SHA-256); otherwise one per
-   * boot. Two hubs with one client id on one broker take the session from
-   * each other in a loop. 1 to 128 of letters, digits and `. _ : @ -`.
-   */
-  clientId?: string;
-  /** Credentials of the hub's MQTT session (JWT auth). */
-  username?: string;
-  password?: string;
-  flush?: Partial<Omit<FlusherOptions, 'onError'>>;
-  resync?: { settleMs: number; maxWaitMs: number };
-}
-
-type HubDefaults = Required<Pick<HubOptions,
-  'topicRoot' | 'maxPayloadBytes' | 'missedBeats' | 'sweepIntervalMs' | 'repairRetained' | 'rebirthThrottleMs' | 'keepaliveS' | 'resync'
-  | 'deregisteredRetentionMs' | 'persistentSession'>>;
-
-export const defaultHubOptions: HubDefaults = {
-  topicRoot: DEFAULT_TOPIC_ROOT,
-  maxPayloadBytes: DEFAULT_MAX_PAYLOAD_BYTES,
-  missedBeats: 3,
-  sweepIntervalMs: 1000,
-  repairRetained: false,
-  rebirthThrottleMs: 30_000,
-  deregisteredRetentionMs: 7 * 24 * 3600 * 1000,
-  keepaliveS: 30,
-  persistentSession: false,
-  resync: { settleMs: 300, maxWaitMs: 5000 },
-};
+export { defaultHubOptions, type HubOptions } from './options.js';
 
 export class Hub implements HubApi {
   readonly bootId = nanoid();
   readonly topics: Topics;
   /** Events for metrics and the dashboard (dispatch latency, finished WPKs, registry writes). */
   readonly events = new HubObservers();
-  readonly #registry = new Registry();
   readonly #counters: HubCounters = newCounters();
+  readonly #registry: Registry;
+  readonly #journal: NodeJournal;
   readonly log: Logger;
   readonly startedAt = Date.now();
   #o: HubOptions & HubDefaults;
-  #store: RegistryStore;
+  #store: Store;
   #flusher: Flusher;
   #link: HubLink;
   #ctx: HubContext;
@@ -119,15 +57,18 @@ export class Hub implements HubApi {
 
   constructor(options: HubOptions) {
     this.#o = { ...defaultHubOptions, ...options };
-    if (!this.#o.adapter && !this.#o.dataDir) throw new Error('EDGEFED_ERR_HUB_CONFIG: give the hub a dataDir (or a storage adapter)');
+    if (!this.#o.store && !this.#o.adapter && !this.#o.dataDir) throw new Error('EDGEFED_ERR_HUB_CONFIG: give the hub a dataDir (or a store)');
     this.topics = makeTopics(this.#o.topicRoot);
     const persistent = this.#o.persistentSession === true;
     const clientId = this.#o.clientId !== undefined ? checkClientId(this.#o.clientId)
       : persistent ? hubClientId(this.#o.topicRoot) : `edgefed-hub-${this.bootId.slice(0, 8)}`;
     this.log = (this.#o.logger ?? jsonLogger('info')).child({ component: 'hub' });
-    const where = this.#o.dataDir ? registryPath(this.#o.dataDir) : 'registry';
-    this.#store = new RegistryStore(this.#o.adapter ?? fileAdapter(this.#o.dataDir!), where);
-    this.#flusher = new Flusher(() => this.#save(), {
+    this.#store = this.#o.store ?? new LowdbStore({
+      ...(this.#o.dataDir !== undefined ? { dataDir: this.#o.dataDir } : {}),
+      ...(this.#o.adapter ? { registry: this.#o.adapter } : {}),
+      ...(this.#o.wpkAdapter ? { wpks: this.#o.wpkAdapter } : {}),
+    });
+    this.#flusher = new Flusher(() => this.#writeNodes(), {
       ...defaultFlusherOptions,
       ...this.#o.flush,
       onError: (err) => { this.#counters.flush_errors += 1; this.log.error({ err: err.message }, 'registry flush failed; will retry'); },
@@ -156,10 +97,13 @@ export class Hub implements HubApi {
       },
       onSubscribed: (first) => void this.#resync(first),
     });
+    this.#journal = new NodeJournal((urgency) => this.#flusher.markDirty(urgency));
+    this.#registry = new Registry(createChangeSink({
+      journal: this.#journal, counters: this.#counters, log: this.log, events: this.events, nodeChanged: (id) => this.#wpks.nodeChanged(id),
+    }));
     this.#ctx = {
       topics: this.topics,
       registry: this.#registry,
-      flusher: this.#flusher,
       counters: this.#counters,
       refusals: new Refusals(this.topics, this.#counters, this.log, (t, p, o) => this.#link.publish(t, p, o)),
       log: this.log,
@@ -167,10 +111,8 @@ export class Hub implements HubApi {
       resync: { seen: new Set(), brokerKeptStore: false, generation: 0 },
       expectedEchoes: new Map(),
       requestRebirth: (id) => this.#requestRebirth(id),
-      nodeChanged: (id) => this.#wpks.nodeChanged(id),
       now: () => Date.now(),
     };
-    const dataDir = this.#o.dataDir;
     this.#wpks = new WpkService({
       topics: this.topics,
       registry: this.#registry,
@@ -178,8 +120,7 @@ export class Hub implements HubApi {
       counters: this.#counters,
       refusals: this.#ctx.refusals,
       log: this.log,
-      adapter: this.#o.wpkAdapter ?? (dataDir ? wpkFileAdapter(dataDir) : wpkMemoryAdapter()),
-      where: dataDir ? wpkPath(dataDir) : 'wpks',
+      store: this.#store,
       startedAt: this.startedAt,
       observe: this.events,
     }, this.#o.wpk);
@@ -193,7 +134,7 @@ export class Hub implements HubApi {
 
   get connected(): boolean { return this.#link.connected; }
   /** Where the registry is written, or undefined with a storage adapter of the embedder's. */
-  get registryFile(): string | undefined { return this.#o.adapter || !this.#o.dataDir ? undefined : registryPath(this.#o.dataDir); }
+  get registryFile(): string | undefined { return this.#o.store || this.#o.adapter || !this.#o.dataDir ? undefined : registryPath(this.#o.dataDir); }
   /** Work packages: create, list, cancel (the HTTP API and the CLI use this). */
   get wpks(): WorkPackages { return this.#wpks; }
   get context(): HubContext { return this.#ctx; }
@@ -206,9 +147,10 @@ export class Hub implements HubApi {
   async #start(): Promise<void> {
     if (this.#o.dataDir) this.#lock = await lockDataDir(this.#o.dataDir);
     try {
-      this.#registry.restore(await this.#store.load());
+      const stored = await this.#store.load();
+      for (const id of this.#registry.restore(stored.nodes)) this.#journal.upserted(id);
       this.log.info({ nodes: this.#registry.size, data: this.#o.dataDir }, 'registry loaded');
-      await this.#wpks.load();
+      this.#wpks.restore(stored.wpks);
       if (this.#stopped) throw new Error('EDGEFED_ERR_HUB_STOPPED: the hub was stopped while starting');
       await this.#link.start();
     } catch (err) {
@@ -228,6 +170,7 @@ export class Hub implements HubApi {
     clearInterval(this.#sweep);
     await this.#wpks.stop();
     await this.#flusher.stop();
+    await this.#store.close();
     await this.#lock?.release();
     this.log.info('hub stopped');
   }
@@ -253,17 +196,19 @@ export class Hub implements HubApi {
     return out.sort((a, b) => a.node_id.localeCompare(b.node_id, 'en', { numeric: true }));
   }
 
-  /** `POST /federation/register`: an HTTP-only device joins; bridged to its retained MQTT registration. */
+  /**
+   * `POST /federation/register`: an HTTP-only device joins. The same door as
+   * a retained registration over MQTT (handlers/registration.ts), then
+   * bridged to the broker so MQTT subscribers see the node too; the echo of
+   * that publication is expected and proves nothing.
+   */
   register(body: HttpRegistration): { record: NodeRecord; created: boolean } {
     const reg: Registration = { ...body, boot_id: body.boot_id ?? nanoid(), ts: Date.now() };
-    const { outcome, record } = this.#registry.applyRegistration(reg, { now: Date.now(), live: true });
-    this.#counters.registrations += 1;
-    this.#flusher.markDirty('durable');
+    const existed = this.#registry.get(reg.node_id)?.status;
+    handleRegistration(this.#ctx, reg.node_id, reg, true);
     expectEcho(this.#ctx, reg.node_id);
     this.#link.publish(this.topics.registration(reg.node_id), JSON.stringify(reg), { qos: 1, retain: true });
-    this.log.info({ node_id: reg.node_id, outcome, via: 'http' }, 'node registered');
-    this.#wpks.nodeChanged(reg.node_id);
-    return { record, created: outcome === 'created' };
+    return { record: this.#registry.get(reg.node_id)!, created: existed === undefined };
   }
 
   /** Records a refusal (HTTP bodies too): logged once, counted with the MQTT ones. */
@@ -271,34 +216,29 @@ export class Hub implements HubApi {
     this.#ctx.refusals.record(report);
   }
 
-  /** `POST /federation/nodes/:id/heartbeat`: liveness for HTTP-only devices. */
+  /** `POST /federation/nodes/:id/heartbeat`: the same door as an MQTT heartbeat; undefined for an unknown node. */
   heartbeat(nodeId: string, body: HttpHeartbeat): NodeRecord | undefined {
-    const change = this.#registry.applyHeartbeat(nodeId, body, Date.now());
-    if (change === 'unknown_node') return undefined;
+    if (!handleHeartbeat(this.#ctx, nodeId, body, 'http')) return undefined;
     this.#counters.messages.heartbeat += 1;
-    if (change !== 'none') this.#flusher.markDirty(change);
-    if (change === 'durable') this.#wpks.nodeChanged(nodeId);
     return this.#registry.get(nodeId);
   }
 
-  async #save(): Promise<void> {
-    await this.#store.save(this.#registry.all(), Date.now());
+  /** One batch of node changes for the store; a failed write puts them back for the retry. */
+  async #writeNodes(): Promise<void> {
+    const changes = this.#journal.take((id) => this.#registry.get(id));
+    try {
+      await this.#store.writeNodes(changes);
+    } catch (err) {
+      this.#journal.putBack(changes);
+      throw err;
+    }
   }
 
+  /** Forgets long-deregistered nodes and marks silent ones stale; the registry reports each change. */
   #sweepLiveness(): void {
-    const pruned = this.#registry.pruneDeregistered(Date.now(), this.#o.deregisteredRetentionMs);
-    if (pruned.length > 0) {
-      this.log.info({ nodes: pruned.length }, 'forgot nodes deregistered long ago');
-      this.#flusher.markDirty('durable');
-    }
-    const changed = this.#registry.sweep(Date.now(), this.#o.missedBeats);
-    if (changed.length === 0) return;
-    this.#counters.stale_transitions += changed.length;
-    for (const r of changed) {
-      this.log.info({ node_id: r.node_id, last_seen: r.last_seen }, 'node stale (missed heartbeats)');
-      this.#wpks.nodeChanged(r.node_id);
-    }
-    this.#flusher.markDirty('durable');
+    const now = Date.now();
+    this.#registry.pruneDeregistered(now, this.#o.deregisteredRetentionMs);
+    this.#registry.sweep(now, this.#o.missedBeats);
   }
 
   #requestRebirth(nodeId: string): void {

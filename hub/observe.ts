@@ -28,6 +28,8 @@ export class HubObservers {
   readonly triggered = new Signal<[]>();
   /** A WPK ended: its final state and ms since it was created. */
   readonly wpkFinished = new Signal<[state: WpkState, durationMs: number]>();
+  /** A node's record changed durably (registration, status, presence, removal); liveness alone is not reported. */
+  readonly nodeChanged = new Signal<[nodeId: string]>();
   /** The registry reached disk: how long the write took. */
   readonly registryFlushed = new Signal<[durationMs: number]>();
 }

@@ -1,7 +1,8 @@
 /**
  * The node registry as an in-memory model: records and the status rules of
- * the contract. No I/O here: the hub persists snapshots through the store and
- * decides what to publish; this module only says what changed.
+ * the contract. No I/O here: every change is reported to one listener (the
+ * hub's change sink, hub/changes.ts), which turns it into persistence,
+ * counters, logs and WPK notices; this module only says what changed.
  */
 import { nanoid } from 'nanoid';
 import type { AgentInfo, HardwareInfo, Heartbeat, NodeStatus, Registration } from '../lib/wire.js';
@@ -64,22 +65,51 @@ export interface Seen { now: number; live: boolean }
 /** Statuses held for nodes not registered yet: retained replay has no order across topics. */
 const MAX_EARLY_STATUSES = 10_000;
 
+/** What changed in the registry, reported once per change (hub/changes.ts acts on it). */
+export type NodeChange =
+  | { kind: 'registered'; record: NodeRecord; outcome: 'created' | 'updated' | 'rebirth'; live: boolean }
+  | { kind: 'deregistered'; record: NodeRecord }
+  /** An online/offline status was applied (the Last Will among them). */
+  | { kind: 'status'; record: NodeRecord; live: boolean }
+  /** A stale or offline node showed life (a heartbeat, the same registration re-published). */
+  | { kind: 'alive'; record: NodeRecord }
+  /** Missed its heartbeats. */
+  | { kind: 'stale'; record: NodeRecord }
+  /** Deregistered long ago: the record is gone. */
+  | { kind: 'forgotten'; nodeId: string }
+  /** Only last_seen, load or running_wpks moved. */
+  | { kind: 'liveness'; record: NodeRecord };
+
+export type NodeChangeListener = (change: NodeChange) => void;
+
 export class Registry {
   readonly #nodes = new Map<string, NodeRecord>();
   readonly #early = new Map<string, { status: NodeStatus; seen: Seen }>();
+
+  constructor(private readonly changed: NodeChangeListener = () => undefined) {}
 
   get size(): number { return this.#nodes.size; }
   get(nodeId: string): NodeRecord | undefined { return this.#nodes.get(nodeId); }
   all(): IterableIterator<NodeRecord> { return this.#nodes.values(); }
 
-  /** Loads records from disk. Liveness is not carried over: the hub claims none it has not seen. */
-  restore(records: Iterable<NodeRecord>): void {
+  /**
+   * Loads records from the store. Liveness is not carried over: the hub
+   * claims none it has not seen. Returns the nodes that were active, now
+   * stale: a change the store should learn.
+   */
+  restore(records: Iterable<NodeRecord>): string[] {
     this.#nodes.clear();
+    const demoted: string[] = [];
     for (const r of records) {
       const restored = { ...r };
-      if (restored.status === 'active') { restored.status = 'stale'; restored.status_reason = 'restored'; }
+      if (restored.status === 'active') {
+        restored.status = 'stale';
+        restored.status_reason = 'restored';
+        demoted.push(r.node_id);
+      }
       this.#nodes.set(r.node_id, restored);
     }
+    return demoted;
   }
 
   /**
@@ -121,7 +151,8 @@ export class Registry {
     // live registration is newer than anything held, so the held one is dropped.
     if (seen.live) this.#early.delete(reg.node_id);
     else this.#applyEarlyStatus(reg.node_id);
-    const outcome: RegistrationOutcome = !old ? 'created' : old.boot_id !== reg.boot_id ? 'rebirth' : 'updated';
+    const outcome = !old ? 'created' : old.boot_id !== reg.boot_id ? 'rebirth' : 'updated';
+    this.changed({ kind: 'registered', record, outcome, live: seen.live });
     return { outcome, record };
   }
 
@@ -132,6 +163,7 @@ export class Registry {
     r.status = 'deregistered';
     r.status_reason = 'deregistered';
     r.updated_at = now;
+    this.changed({ kind: 'deregistered', record: r });
     return r;
   }
 
@@ -151,12 +183,14 @@ export class Registry {
       if (r.status === 'active') return 'unchanged';
       r.status = 'active';
       r.status_reason = null;
+      this.changed({ kind: 'status', record: r, live: seen.live });
       return 'applied';
     }
     const reason = status.reason ?? 'lost';
     if (r.status === 'offline' && r.status_reason === reason) return 'unchanged';
     r.status = 'offline';
     r.status_reason = reason;
+    this.changed({ kind: 'status', record: r, live: seen.live });
     return 'applied';
   }
 
@@ -167,9 +201,13 @@ export class Registry {
     r.last_seen = now;
     if (hb.load !== undefined) r.load = hb.load;
     if (hb.running_wpks !== undefined) r.running_wpks = hb.running_wpks;
-    if (r.status === 'active') return 'liveness';
+    if (r.status === 'active') {
+      this.changed({ kind: 'liveness', record: r });
+      return 'liveness';
+    }
     r.status = 'active';
     r.status_reason = null;
+    this.changed({ kind: 'alive', record: r });
     return 'durable';
   }
 
@@ -187,6 +225,7 @@ export class Registry {
         r.status = 'stale';
         r.status_reason = 'no_heartbeat';
         changed.push(r);
+        this.changed({ kind: 'stale', record: r });
       }
     }
     return changed;
@@ -219,6 +258,7 @@ export class Registry {
       if (r.status === 'deregistered' && now - r.updated_at > retentionMs) {
         this.#nodes.delete(r.node_id);
         pruned.push(r.node_id);
+        this.changed({ kind: 'forgotten', nodeId: r.node_id });
       }
     }
     return pruned;

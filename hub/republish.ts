@@ -74,7 +74,6 @@ export function deregisterMissing(ctx: HubContext): string[] {
     if (record.status === 'deregistered' || ctx.resync.seen.has(record.node_id)) continue;
     if (ctx.registry.deregister(record.node_id, ctx.now())) gone.push(record.node_id);
   }
-  if (gone.length > 0) ctx.flusher.markDirty('durable');
   return gone;
 }
 

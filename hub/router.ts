@@ -38,14 +38,14 @@ export function createRouter(ctx: HubContext, opts: RouterOptions) {
 }
 
 function dispatch(ctx: HubContext, opts: RouterOptions, nodeId: string, message: Admitted, live: boolean): void {
+  ctx.counters.messages[message.family] += 1;
   switch (message.family) {
     case 'registration': return handleRegistration(ctx, nodeId, message.value, live);
     case 'status': return handleStatus(ctx, nodeId, message.value, live);
-    case 'heartbeat': return handleHeartbeat(ctx, nodeId, message.value);
-    case 'executions': {
-      ctx.counters.messages.executions += 1;
-      opts.onExecution?.(ctx, nodeId, message.value);
+    case 'heartbeat': {
+      handleHeartbeat(ctx, nodeId, message.value);
       return;
     }
+    case 'executions': return opts.onExecution?.(ctx, nodeId, message.value);
   }
 }

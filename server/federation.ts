@@ -18,7 +18,7 @@ import { createAuthHooks, type AuthHooks } from '../broker/auth-hooks.js';
 import type { AuthorizePublishHook } from '../broker/options.js';
 import type { Verifier } from '../auth/types.js';
 import { prepareJwtAuth, type JwtAuth, type JwtAuthOptions } from './federation-auth.js';
-import type { RegistryFile } from '../hub/store.js';
+import type { RegistryFile } from '../hub/store/registry-file.js';
 
 export interface FederationOptions {
   /** Address the broker and the API listen on (default 127.0.0.1). */

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { DurableDataFile, DurableTextFile, DurableWriteError, nodeFs, writeFileDurably, type DurableFs, type DurableHandle } from '../lib/durable-file.js';
-import { RegistryStore, fileAdapter, registryPath } from '../hub/store.js';
+import { RegistryStore, fileAdapter, registryPath } from '../hub/store/registry-file.js';
 import type { NodeRecord } from '../hub/registry.js';
 import { withTimeout } from './helpers/time.js';
 

@@ -11,7 +11,7 @@ import * as assert from 'uvu/assert';
 import { startAgent } from '../agent/index.js';
 import { createBroker, type EdgefedBroker } from '../broker/index.js';
 import { createHub, hubClientId, type Hub, type HubOptions } from '../hub/index.js';
-import { memoryAdapter } from '../hub/store.js';
+import { memoryAdapter } from '../hub/store/registry-file.js';
 import { silentLogger } from '../lib/log.js';
 import { federation } from './helpers/federation.js';
 import { capturingLogger, linesWith, type LogLine } from './helpers/logs.js';

@@ -3,7 +3,6 @@ import type { HubContext } from '../context.js';
 
 /** `nodes/{id}/status`: online, or offline (shutdown, or the Last Will: lost). */
 export function handleStatus(ctx: HubContext, nodeId: string, status: NodeStatus | null, live: boolean): void {
-  ctx.counters.messages.status += 1;
   if (status === null) return; // a cleared retained status says nothing about the node
   const outcome = ctx.registry.applyStatus(nodeId, status, { now: ctx.now(), live });
   if (outcome === 'older_session') {
@@ -15,11 +14,5 @@ export function handleStatus(ctx: HubContext, nodeId: string, status: NodeStatus
   if (outcome === 'unknown_node') {
     ctx.counters.ignored.unknown_node += 1;
     if (live && status.state === 'online') ctx.requestRebirth(nodeId);
-    return;
   }
-  if (outcome === 'unchanged') return;
-  if (status.state === 'offline') ctx.counters.offline_transitions += 1;
-  ctx.flusher.markDirty('durable');
-  ctx.log.info({ node_id: nodeId, state: status.state, reason: status.reason, live }, 'node status');
-  ctx.nodeChanged(nodeId);
 }

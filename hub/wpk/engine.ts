@@ -41,6 +41,8 @@ export interface EngineDeps {
   /** When this hub process started: timers of work restored from disk count from here. */
   startedAt: number;
   /** Reports dispatch latency and finished WPKs (metrics, the dashboard). */
+  /** A WPK ended (the service's journal: it must be written). */
+  finished?: (w: WpkRecord) => void;
   observe?: Pick<HubObservers, 'dispatchAnswered' | 'wpkFinished'>;
 }
 
@@ -314,6 +316,7 @@ export class WpkEngine {
     finish(w, state, now, error, result);
     this.open.delete(w.wpk_id);
     this.#unwait(w);
+    this.deps.finished?.(w);
     this.deps.counters.wpks.finished[state] = (this.deps.counters.wpks.finished[state] ?? 0) + 1;
     this.deps.observe?.wpkFinished.emit(state, now - w.created_at);
     this.deps.log.info({ wpk_id: w.wpk_id, state, attempts: w.attempt, error }, 'work package finished');

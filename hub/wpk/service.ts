@@ -3,7 +3,6 @@
  * engine on a sweep timer and on node changes, publishes triggers and cancel
  * commands, and keeps every WPK in `wpks.json` (a hub restart loses nothing).
  */
-import type { Adapter } from 'lowdb';
 import type { Logger } from '../../lib/log.js';
 import type { Topics } from '../../lib/topics.js';
 import type { CancelCommand, ExecutionUpdate, HttpWpkRequest, WpkTrigger } from '../../lib/wire.js';
@@ -16,7 +15,8 @@ import type { Refusals } from '../refusals.js';
 import type { Registry } from '../registry.js';
 import { WpkEngine, type Change, type EngineOptions, type Signals } from './engine.js';
 import { DEFAULT_WPK, isFinalWpk, newWpk, type WpkDefaults } from './model.js';
-import { changed, WpkStore, type WpkFile } from './store.js';
+import type { Store } from '../store/types.js';
+import { changed } from './store.js';
 import { WPK_STATES, WpkRequestError, type WorkPackages, type WpkListFilter, type WpkRecord, type WpkState } from './types.js';
 
 export interface WpkOptions extends Partial<EngineOptions> {
@@ -49,8 +49,8 @@ export interface WpkDeps {
   counters: HubCounters;
   refusals: Refusals;
   log: Logger;
-  adapter: Adapter<WpkFile>;
-  where: string;
+  /** Where work packages are written, as batches of changes. */
+  store: Pick<Store, 'writeWpks'>;
   startedAt: number;
   observe?: HubObservers;
 }
@@ -62,8 +62,10 @@ export class WpkService implements WorkPackages {
   readonly #o: Required<Omit<WpkOptions, 'defaults' | 'flush'>>;
   readonly #defaults: WpkDefaults;
   readonly #engine: WpkEngine;
-  readonly #store: WpkStore;
   readonly #flusher: Flusher;
+  /** Changed since the last write (the next write's batch), and forgotten ones. */
+  #dirty = new Set<WpkRecord>();
+  #removed = new Set<string>();
   readonly #ownTriggers = new Map<string, number>();
   #sweep: NodeJS.Timeout | undefined;
 
@@ -71,20 +73,20 @@ export class WpkService implements WorkPackages {
     const { defaults, flush, ...rest } = options;
     this.#o = { ...defaultWpkOptions, ...rest };
     this.#defaults = { ...DEFAULT_WPK, ...defaults };
-    this.#store = new WpkStore(deps.adapter, deps.where);
-    this.#flusher = new Flusher(() => this.#store.save(this.#engine.all.values(), Date.now()), {
+    this.#flusher = new Flusher(() => this.#write(), {
       ...defaultFlusherOptions,
       ...flush,
       onError: (err) => { deps.counters.flush_errors += 1; deps.log.error({ err: err.message }, 'work package flush failed; will retry'); },
     });
     const signals: Signals = { trigger: (w, attempt, who) => this.#trigger(w, attempt, who), cancel: (n, w, a) => this.#cancelCommand(n, w, a) };
     this.#engine = new WpkEngine({
-      registry: deps.registry, signals, counters: deps.counters, log: deps.log, startedAt: deps.startedAt, ...(deps.observe ? { observe: deps.observe } : {}),
+      registry: deps.registry, signals, finished: (w) => this.#dirty.add(w), counters: deps.counters, log: deps.log, startedAt: deps.startedAt, ...(deps.observe ? { observe: deps.observe } : {}),
     }, this.#o);
   }
 
-  async load(): Promise<void> {
-    this.#engine.restore(await this.#store.load());
+  /** Takes the work packages the store held (oldest first). */
+  restore(records: WpkRecord[]): void {
+    this.#engine.restore(records);
     const open = this.#engine.open.size;
     if (this.#engine.all.size > 0) this.deps.log.info({ wpks: this.#engine.all.size, open }, 'work packages loaded');
   }
@@ -106,6 +108,7 @@ export class WpkService implements WorkPackages {
     const now = Date.now();
     const w = newWpk(checked.value, now, this.#defaults);
     this.#engine.add(w, now);
+    this.#dirty.add(w);
     this.deps.log.info({ wpk_id: w.wpk_id, capability: w.capability, action: w.action, mode: w.mode, state: w.state, assignee: w.assignee }, 'work package created');
     await this.#flusher.whenWritten();
     return w;
@@ -133,6 +136,7 @@ export class WpkService implements WorkPackages {
     if (!w) throw new WpkRequestError(404, 'EDGEFED_ERR_WPK_NOT_FOUND', `no work package "${wpkId}"`);
     if (isFinalWpk(w)) throw new WpkRequestError(409, 'EDGEFED_ERR_WPK_FINISHED', `work package ${wpkId} already ended ${w.state}; only an unfinished one can be canceled`);
     this.#engine.cancel(w, Date.now(), 'canceled by an operator');
+    this.#dirty.add(w);
     await this.#flusher.whenWritten();
     return w;
   }
@@ -152,7 +156,9 @@ export class WpkService implements WorkPackages {
   onExecution(nodeId: string, update: ExecutionUpdate): void {
     const w = this.#engine.all.get(update.wpk_id);
     if (w) changed(w); // a finished WPK may take a late result: its kept JSON is stale
-    this.#mark(this.#engine.onUpdate(nodeId, update, Date.now()));
+    const change = this.#engine.onUpdate(nodeId, update, Date.now());
+    if (w && change !== 'none') this.#dirty.add(w);
+    this.#mark(change);
   }
 
   /** From the registry handlers: a node's status or registration changed. */
@@ -162,7 +168,7 @@ export class WpkService implements WorkPackages {
     // Give up on work the node lost first (a restart frees its slots), then offer it new work.
     const gaveUp = this.#engine.check(now, nodeId);
     const dispatched = this.deps.registry.get(nodeId)?.status === 'active' && this.#engine.pump(nodeId, now);
-    if (gaveUp || dispatched) this.#flusher.markDirty('durable');
+    if (gaveUp || dispatched) this.#openChanged();
   }
 
   /**
@@ -184,7 +190,7 @@ export class WpkService implements WorkPackages {
     const now = Date.now();
     const gaveUp = this.#engine.check(now);
     const woke = this.#engine.wake(now);
-    if (gaveUp || woke) this.#flusher.markDirty('durable');
+    if (gaveUp || woke) this.#openChanged();
     if (this.#prune(now) > 0) this.#flusher.markDirty('durable');
   }
 
@@ -197,6 +203,8 @@ export class WpkService implements WorkPackages {
       if (!isFinalWpk(w)) continue;
       if (over > 0 || now - (w.finished_at ?? w.created_at) > this.#o.retentionMs) {
         all.delete(w.wpk_id);
+        this.#dirty.delete(w);
+        this.#removed.add(w.wpk_id);
         over -= 1;
         pruned += 1;
       } else if (over <= 0) {
@@ -204,6 +212,27 @@ export class WpkService implements WorkPackages {
       }
     }
     return pruned;
+  }
+
+  /** The engine moved open work (timeouts, dispatch): any open WPK may have changed; ended ones came through `finished`. */
+  #openChanged(): void {
+    for (const w of this.#engine.open.values()) this.#dirty.add(w);
+    this.#flusher.markDirty('durable');
+  }
+
+  /** One batch for the store; a failed write leaves its WPKs pending for the retry. */
+  async #write(): Promise<void> {
+    const upserted = [...this.#dirty];
+    const removed = [...this.#removed];
+    this.#dirty = new Set();
+    this.#removed = new Set();
+    try {
+      await this.deps.store.writeWpks({ upserted, removed });
+    } catch (err) {
+      for (const w of upserted) if (this.#engine.all.has(w.wpk_id)) this.#dirty.add(w);
+      for (const id of removed) this.#removed.add(id);
+      throw err;
+    }
   }
 
   #mark(change: Change): void {

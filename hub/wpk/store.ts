@@ -6,7 +6,7 @@
  */
 import path from 'node:path';
 import { Low, Memory, type Adapter } from 'lowdb';
-import { compactJsonFile, readDocument } from '../store.js';
+import { compactJsonFile, readDocument } from '../store/registry-file.js';
 import type { WpkRecord } from './types.js';
 
 export const WPK_FORMAT = 1;

@@ -6,7 +6,7 @@
  */
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { startFederation, type Federation, type FederationOptions } from '../../server/federation.js';
-import { memoryAdapter } from '../../hub/store.js';
+import { memoryAdapter } from '../../hub/store/registry-file.js';
 import { silentLogger } from '../../lib/log.js';
 import { withTimeout } from './time.js';
 

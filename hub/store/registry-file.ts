@@ -8,8 +8,8 @@
  */
 import path from 'node:path';
 import { Low, Memory, type Adapter } from 'lowdb';
-import { DurableDataFile } from '../lib/durable-file.js';
-import type { NodeRecord } from './registry.js';
+import { DurableDataFile } from '../../lib/durable-file.js';
+import type { NodeRecord } from '../registry.js';
 
 export const REGISTRY_FORMAT = 1;
 

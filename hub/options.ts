@@ -1,0 +1,87 @@
+/**
+ * The hub's options, one interface with a comment on every field, and their
+ * defaults in one object (as MQTT.js does).
+ */
+import type { Adapter } from 'lowdb';
+import type { IClientOptions, MqttClient } from 'mqtt';
+import type { Logger } from '../lib/log.js';
+import { DEFAULT_TOPIC_ROOT } from '../lib/topics.js';
+import { DEFAULT_MAX_PAYLOAD_BYTES } from './admission.js';
+import type { FlusherOptions } from './flusher.js';
+import type { RegistryFile } from './store/registry-file.js';
+import type { Store } from './store/types.js';
+import type { WpkOptions } from './wpk/service.js';
+import type { WpkFile } from './wpk/store.js';
+
+export interface HubOptions {
+  /** Opens the hub's MQTT client: `broker.connectInMemory` for the embedded broker, `mqtt.connect(url, o)` for an external one. */
+  connect: (opts: IClientOptions) => MqttClient;
+  /** Directory of registry.json, wpks.json and the lock. Required unless `store` or `adapter` is given. */
+  dataDir?: string;
+  /**
+   * Where the hub keeps its state (hub/store/types.ts). Default: the lowdb
+   * files in `dataDir` (or the `adapter` / `wpkAdapter` given below).
+   */
+  store?: Store;
+  /** Storage of the registry; default JSONFile at `<dataDir>/registry.json`. Tests pass lowdb's Memory. */
+  adapter?: Adapter<RegistryFile>;
+  /** Storage of work packages; default `<dataDir>/wpks.json`, in memory when there is no dataDir. */
+  wpkAdapter?: Adapter<WpkFile>;
+  /** Work-package timers, limits and defaults. */
+  wpk?: WpkOptions;
+  /** Topic root, default `edgefed/v1`. */
+  topicRoot?: string;
+  logger?: Logger;
+  /** Largest node payload accepted, in bytes (default 64 KiB). */
+  maxPayloadBytes?: number;
+  /** Heartbeat intervals a node may miss before it is stale (default 3). */
+  missedBeats?: number;
+  /** How often liveness is checked (default 1000 ms). */
+  sweepIntervalMs?: number;
+  /** After a refusal on a retained topic, restore the last valid retained message (external brokers keep what they got). */
+  repairRetained?: boolean;
+  /** How long a deregistered node's record is kept before it is forgotten (default 7 days). */
+  deregisteredRetentionMs?: number;
+  /** Minimum time between two rebirth requests to one node (default 30 s). */
+  rebirthThrottleMs?: number;
+  /** MQTT keepalive of the hub's own session, seconds (default 30). */
+  keepaliveS?: number;
+  /**
+   * A persistent MQTT session (clean: false): the broker keeps the hub's
+   * subscriptions and queues what nodes publish at QoS 1 (execution updates,
+   * registrations, statuses) while the hub is away. startFederation turns it
+   * on for an external broker. Default false: a clean session, as suits the
+   * embedded broker, which goes away with the hub.
+   */
+  persistentSession?: boolean;
+  /**
+   * MQTT client id of the hub. Default: with a persistent session, a stable
+   * one (`hubClientId(topicRoot)`: `edgefed-hub` for the default root, else
+   * `edgefed-hub-` and 8 hex digits of the root's SHA-256); otherwise one per
+   * boot. Two hubs with one client id on one broker take the session from
+   * each other in a loop. 1 to 128 of letters, digits and `. _ : @ -`.
+   */
+  clientId?: string;
+  /** Credentials of the hub's MQTT session (JWT auth). */
+  username?: string;
+  password?: string;
+  flush?: Partial<Omit<FlusherOptions, 'onError'>>;
+  resync?: { settleMs: number; maxWaitMs: number };
+}
+
+export type HubDefaults = Required<Pick<HubOptions,
+  'topicRoot' | 'maxPayloadBytes' | 'missedBeats' | 'sweepIntervalMs' | 'repairRetained' | 'rebirthThrottleMs' | 'keepaliveS' | 'resync'
+  | 'deregisteredRetentionMs' | 'persistentSession'>>;
+
+export const defaultHubOptions: HubDefaults = {
+  topicRoot: DEFAULT_TOPIC_ROOT,
+  maxPayloadBytes: DEFAULT_MAX_PAYLOAD_BYTES,
+  missedBeats: 3,
+  sweepIntervalMs: 1000,
+  repairRetained: false,
+  rebirthThrottleMs: 30_000,
+  deregisteredRetentionMs: 7 * 24 * 3600 * 1000,
+  keepaliveS: 30,
+  persistentSession: false,
+  resync: { settleMs: 300, maxWaitMs: 5000 },
+};
