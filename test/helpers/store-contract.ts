@@ -1,0 +1,81 @@
+/**
+ * The contract every Store (hub/store/types.ts) keeps, as one suite run
+ * against each implementation (as MQTT.js runs abstract_store against its
+ * stores): the lowdb files now, PostgreSQL next. `open` gives a fresh store
+ * and a way to open the same data again (a restarted hub).
+ */
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { Registry } from '../../hub/registry.js';
+import type { NodeRecord } from '../../hub/registry.js';
+import type { Store } from '../../hub/store/types.js';
+import type { WpkRecord } from '../../hub/wpk/types.js';
+import { newWpk, DEFAULT_WPK } from '../../hub/wpk/model.js';
+
+export interface StoreFixture {
+  store: Store;
+  /** The same data, as a restarted hub opens it. */
+  reopen(): Store;
+  close(): Promise<void>;
+}
+
+function node(id: string, now = 1000): NodeRecord {
+  const r = new Registry();
+  return r.applyRegistration({ node_id: id, capabilities: ['monitoring'], boot_id: 'b1', ts: now, labels: { site: 'a' } }, { now, live: true }).record;
+}
+
+function wpk(n: number): WpkRecord {
+  return newWpk({ capability: 'monitoring', action: 'echo', params: { n } }, 1000 + n, DEFAULT_WPK);
+}
+
+export function storeContract(name: string, open: () => Promise<StoreFixture>): void {
+  const test = suite<{ fx?: StoreFixture }>(`store contract: ${name}`, {});
+  test.after.each(async (ctx) => { await ctx.fx?.close(); ctx.fx = undefined; });
+
+  test('an empty store loads nothing', async (ctx) => {
+    ctx.fx = await open();
+    assert.equal(await ctx.fx.store.load(), { nodes: [], wpks: [] });
+  });
+
+  test('upserted and removed nodes are what a restarted hub loads', async (ctx) => {
+    ctx.fx = await open();
+    const { store } = ctx.fx;
+    await store.load();
+    const a = node('a'); const b = node('b'); const c = node('c');
+    await store.writeNodes({ upserted: [a, b, c], removed: [], liveness: [] });
+    const changedB = { ...b, status: 'offline' as const, status_reason: 'lost' };
+    await store.writeNodes({ upserted: [changedB], removed: ['c'], liveness: [] });
+    const again = await ctx.fx.reopen().load();
+    const byId = new Map(again.nodes.map((r) => [r.node_id, r]));
+    assert.equal([...byId.keys()].sort(), ['a', 'b']);
+    assert.equal(byId.get('a'), a);
+    assert.equal(byId.get('b'), changedB);
+  });
+
+  test('a liveness batch moves last_seen and load only', async (ctx) => {
+    ctx.fx = await open();
+    const { store } = ctx.fx;
+    await store.load();
+    const a = node('a');
+    await store.writeNodes({ upserted: [a], removed: [], liveness: [] });
+    await store.writeNodes({ upserted: [], removed: [], liveness: [{ node_id: 'a', last_seen: 5000, load: 0.25, running_wpks: 2 }, { node_id: 'unknown', last_seen: 1, load: null, running_wpks: null }] });
+    const [got] = (await ctx.fx.reopen().load()).nodes;
+    assert.equal(got, { ...a, last_seen: 5000, load: 0.25, running_wpks: 2 });
+  });
+
+  test('work packages: upserts keep creation order, removals forget', async (ctx) => {
+    ctx.fx = await open();
+    const { store } = ctx.fx;
+    await store.load();
+    const [w1, w2, w3] = [wpk(1), wpk(2), wpk(3)];
+    await store.writeWpks({ upserted: [w1!, w2!, w3!], removed: [] });
+    const ended = { ...w1!, state: 'succeeded' as const, finished_at: 2000, updated_at: 2000 };
+    await store.writeWpks({ upserted: [ended], removed: [w2!.wpk_id] });
+    const again = await ctx.fx.reopen().load();
+    assert.equal(again.wpks.map((w) => w.wpk_id), [w1!.wpk_id, w3!.wpk_id]);
+    assert.equal(again.wpks[0], ended);
+    assert.equal(again.nodes, [], 'work packages and nodes are apart');
+  });
+
+  test.run();
+}
