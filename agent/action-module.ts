@@ -10,12 +10,12 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { isValidId } from '../lib/ids.js';
 import type { ActionHandler, ActionMap } from './actions.js';
+import { EdgefedError } from '../lib/errors.js';
 
-export class ActionModuleError extends Error {
-  readonly code = 'EDGEFED_ERR_ACTIONS';
+export class ActionModuleError extends EdgefedError {
+  override readonly name = 'ActionModuleError';
   constructor(readonly file: string, readonly problems: string[]) {
-    super(`EDGEFED_ERR_ACTIONS: ${file}: ${problems.join('; ')}`);
-    this.name = 'ActionModuleError';
+    super('EDGEFED_ERR_ACTIONS', `${file}: ${problems.join('; ')}`);
   }
 }
 

@@ -12,6 +12,7 @@ import { DEFAULT_TOPIC_ROOT, validateRoot } from '../lib/topics.js';
 import type { ActionMap } from './actions.js';
 import { DEFAULT_REPLAY_FINAL_MS } from './recent-finals.js';
 import { DEFAULT_SPOOL_MAX } from './spool.js';
+import { EdgefedError } from '../lib/errors.js';
 
 export interface AgentOptions {
   /** This node's id; also its MQTT client id. `^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`. */
@@ -100,11 +101,10 @@ export const AGENT_DEFAULTS = {
 type Defaulted = keyof typeof AGENT_DEFAULTS;
 export type ResolvedAgentOptions = Omit<AgentOptions, Defaulted> & { [K in Defaulted]-?: NonNullable<AgentOptions[K]> };
 
-export class AgentConfigError extends Error {
-  readonly code = 'EDGEFED_ERR_AGENT_CONFIG';
+export class AgentConfigError extends EdgefedError {
+  override readonly name = 'AgentConfigError';
   constructor(readonly problems: string[]) {
-    super(`EDGEFED_ERR_AGENT_CONFIG: ${problems.join('; ')}`);
-    this.name = 'AgentConfigError';
+    super('EDGEFED_ERR_AGENT_CONFIG', problems.join('; '));
   }
 }
 

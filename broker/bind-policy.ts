@@ -1,4 +1,5 @@
 import { isIPv4, isIPv6 } from 'node:net';
+import { EdgefedError } from '../lib/errors.js';
 
 /**
  * Where the broker may listen. As mosquitto 2.0 does: without authentication
@@ -30,8 +31,8 @@ export function isLoopbackHost(host: string): boolean {
 /** Throws an actionable EDGEFED_ERR_INSECURE_BIND error when the bind would expose an open broker. */
 export function assertBindAllowed(request: BindRequest): void {
   if (request.authConfigured || request.insecure || isLoopbackHost(request.host)) return;
-  throw new Error(
-    `${INSECURE_BIND_CODE}: refusing to listen on "${request.host}" without authentication: ` +
+  throw new EdgefedError(INSECURE_BIND_CODE,
+    `refusing to listen on "${request.host}" without authentication: ` +
       'anyone who can reach it could read and publish every topic. ' +
       'Configure auth, bind to a loopback address (127.0.0.1), ' +
       'or pass --insecure (insecure: true) if the network is trusted.',

@@ -1,6 +1,7 @@
 import type { Logger } from '../lib/log.js';
 import { isLoopbackHost } from './bind-policy.js';
 import { BROKER_OPTION_CODE } from './options.js';
+import { EdgefedError } from '../lib/errors.js';
 
 /**
  * The accept-path gate of the broker's listeners: a per-address connect-rate
@@ -157,7 +158,7 @@ function resolveLimits(options: ConnectionGateOptions): Limits {
   checkNumber('maxTrackedAddresses', limits.maxTrackedAddresses, 1, 10_000_000, true);
   checkNumber('logIntervalMs', limits.logIntervalMs, 1, 2 ** 31 - 1, true);
   if (typeof limits.exemptLoopback !== 'boolean') {
-    throw new Error(`${BROKER_OPTION_CODE}: exemptLoopback must be true or false, got ${String(limits.exemptLoopback)}`);
+    throw new EdgefedError(BROKER_OPTION_CODE, `exemptLoopback must be true or false, got ${String(limits.exemptLoopback)}`);
   }
   return limits;
 }
@@ -166,7 +167,7 @@ function checkNumber(name: string, value: unknown, min: number, max: number, int
   const ok = typeof value === 'number' && Number.isFinite(value) && value >= min && value <= max;
   if (ok && (!integer || Number.isInteger(value))) return;
   const kind = integer ? 'an integer' : 'a number';
-  throw new Error(`${BROKER_OPTION_CODE}: ${name} must be ${kind} in [${min}, ${max}], got ${String(value)}`);
+  throw new EdgefedError(BROKER_OPTION_CODE, `${name} must be ${kind} in [${min}, ${max}], got ${String(value)}`);
 }
 
 /**

@@ -1,6 +1,7 @@
 import type { AedesOptions } from 'aedes';
 import { silentLogger, type Logger } from '../lib/log.js';
 import type { TlsMaterial } from '../lib/tls-material.js';
+import { EdgefedError } from '../lib/errors.js';
 
 /*
  * Hooks that can veto (authenticate, authorize*) are passed through to aedes
@@ -129,12 +130,12 @@ export function resolveBrokerOptions(options: BrokerOptions): ResolvedBrokerOpti
   const given = Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined));
   const resolved = { ...defaultBrokerOptions, ...given } as ResolvedBrokerOptions;
   if (typeof resolved.host !== 'string' || resolved.host.trim() === '') {
-    throw new Error(`${BROKER_OPTION_CODE}: host must be a non-empty address or name, got ${JSON.stringify(resolved.host)}`);
+    throw new EdgefedError(BROKER_OPTION_CODE, `host must be a non-empty address or name, got ${JSON.stringify(resolved.host)}`);
   }
   checkInteger('port', resolved.port, 0, 65_535);
   if (resolved.tls?.port !== undefined) checkInteger('tls.port', resolved.tls.port, 0, 65_535);
   if (resolved.listen && !resolved.plain && resolved.tls === undefined) {
-    throw new Error(`${BROKER_OPTION_CODE}: plain: false turns off the only listener; give tls (--tls-cert/--tls-key) or keep the plain listener`);
+    throw new EdgefedError(BROKER_OPTION_CODE, `plain: false turns off the only listener; give tls (--tls-cert/--tls-key) or keep the plain listener`);
   }
   // 2 bytes is the smallest MQTT packet (PINGREQ); the 4-byte length field caps the largest.
   checkInteger('maxPacketBytes', resolved.maxPacketBytes, 2, 268_435_460);
@@ -146,5 +147,5 @@ export function resolveBrokerOptions(options: BrokerOptions): ResolvedBrokerOpti
 
 function checkInteger(name: string, value: unknown, min: number, max: number): void {
   if (typeof value === 'number' && Number.isInteger(value) && value >= min && value <= max) return;
-  throw new Error(`${BROKER_OPTION_CODE}: ${name} must be an integer in [${min}, ${max}], got ${String(value)}`);
+  throw new EdgefedError(BROKER_OPTION_CODE, `${name} must be an integer in [${min}, ${max}], got ${String(value)}`);
 }

@@ -1,6 +1,7 @@
 import { Duplex } from 'node:stream';
 import { FrameScanner, type FrameViolation } from './frame-scanner.js';
 import type { ByteMeter } from './traffic.js';
+import { EdgefedError } from '../lib/errors.js';
 
 /**
  * A transparent Duplex between a connection and `aedes.handle()` that cuts
@@ -22,12 +23,11 @@ export interface PacketGuardViolation extends FrameViolation {
 export type PacketGuardListener = (violation: PacketGuardViolation) => void;
 
 /** The error the guard is destroyed with, so aedes reports it as a client error. */
-export class PacketGuardError extends Error {
-  readonly code = 'EDGEFED_ERR_PACKET_REFUSED';
+export class PacketGuardError extends EdgefedError {
+  override readonly name = 'PacketGuardError';
 
   constructor(readonly violation: PacketGuardViolation) {
-    super(describeViolation(violation));
-    this.name = 'PacketGuardError';
+    super('EDGEFED_ERR_PACKET_REFUSED', describeViolation(violation));
   }
 }
 

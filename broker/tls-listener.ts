@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net';
 import { createServer, type TLSSocket, type TlsOptions } from 'node:tls';
 import { serveOn, type TcpListener } from './tcp-listener.js';
+import { EdgefedError } from '../lib/errors.js';
 
 /**
  * The mqtts side of the broker: a node:tls server whose decrypted sockets go
@@ -40,7 +41,6 @@ export async function listenTls(options: TlsListenerOptions): Promise<TcpListene
   server.on('tlsClientError', (error: Error, socket: Socket) => options.onHandshakeError(error, socket.remoteAddress));
   return serveOn(server, options).catch((error: NodeJS.ErrnoException) => {
     // Named apart from the plain port, so the user knows which flag to change.
-    const wrapped = new Error(`${MQTTS_LISTEN_CODE}: cannot listen for mqtts on ${options.host}:${options.port} (${error.code ?? error.message}); choose another --mqtts-port`, { cause: error });
-    throw Object.assign(wrapped, { code: MQTTS_LISTEN_CODE });
+    throw new EdgefedError(MQTTS_LISTEN_CODE, `cannot listen for mqtts on ${options.host}:${options.port} (${error.code ?? error.message}); choose another --mqtts-port`, { cause: error });
   });
 }

@@ -6,6 +6,8 @@
  * write is in flight, and the pause after a write grows with its cost so a
  * registration storm cannot turn into a write storm.
  */
+import { EdgefedError } from '../lib/errors.js';
+
 export interface FlusherOptions {
   /** Delay before writing a durable change. */
   soonMs: number;
@@ -50,7 +52,7 @@ export class Flusher {
    * call is on disk (many callers share one write). Rejects if that write fails.
    */
   whenWritten(): Promise<void> {
-    if (this.#stopped) return Promise.reject(new Error('EDGEFED_ERR_HUB_STOPPED: the store is closed'));
+    if (this.#stopped) return Promise.reject(new EdgefedError('EDGEFED_ERR_HUB_STOPPED', 'the store is closed'));
     const done = new Promise<void>((resolve, reject) => this.#waiters.push({ resolve, reject }));
     this.markDirty('durable');
     return done;

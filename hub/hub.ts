@@ -4,7 +4,7 @@
  * loads the registry, connects, and resynchronises the broker.
  */
 import { nanoid } from 'nanoid';
-import { jsonLogger, type Logger } from '../lib/log.js';
+import { errorFields, jsonLogger, type Logger } from '../lib/log.js';
 import { topics as makeTopics, type Topics } from '../lib/topics.js';
 import { VERSION } from '../lib/version.js';
 import type { HttpHeartbeat, HttpRegistration, Registration } from '../lib/wire.js';
@@ -29,6 +29,7 @@ import { registryPath } from './store/registry-file.js';
 import type { Store } from './store/types.js';
 import { WpkService } from './wpk/service.js';
 import type { WorkPackages } from './wpk/types.js';
+import { EdgefedError } from '../lib/errors.js';
 
 
 export { defaultHubOptions, type HubOptions } from './options.js';
@@ -57,7 +58,7 @@ export class Hub implements HubApi {
 
   constructor(options: HubOptions) {
     this.#o = { ...defaultHubOptions, ...options };
-    if (!this.#o.store && !this.#o.adapter && !this.#o.dataDir) throw new Error('EDGEFED_ERR_HUB_CONFIG: give the hub a dataDir (or a store)');
+    if (!this.#o.store && !this.#o.adapter && !this.#o.dataDir) throw new EdgefedError('EDGEFED_ERR_HUB_CONFIG', 'give the hub a dataDir (or a store)');
     this.topics = makeTopics(this.#o.topicRoot);
     const persistent = this.#o.persistentSession === true;
     const clientId = this.#o.clientId !== undefined ? checkClientId(this.#o.clientId)
@@ -71,7 +72,7 @@ export class Hub implements HubApi {
     this.#flusher = new Flusher(() => this.#writeNodes(), {
       ...defaultFlusherOptions,
       ...this.#o.flush,
-      onError: (err) => { this.#counters.flush_errors += 1; this.log.error({ err: err.message }, 'registry flush failed; will retry'); },
+      onError: (err) => { this.#counters.flush_errors += 1; this.log.error(errorFields(err), 'registry flush failed; will retry'); },
       onFlushed: (ms) => { this.#counters.flushes += 1; this.#counters.last_flush_ms = ms; this.events.registryFlushed.emit(ms); },
     });
     this.#link = new HubLink({
@@ -151,7 +152,7 @@ export class Hub implements HubApi {
       for (const id of this.#registry.restore(stored.nodes)) this.#journal.upserted(id);
       this.log.info({ nodes: this.#registry.size, data: this.#o.dataDir }, 'registry loaded');
       this.#wpks.restore(stored.wpks);
-      if (this.#stopped) throw new Error('EDGEFED_ERR_HUB_STOPPED: the hub was stopped while starting');
+      if (this.#stopped) throw new EdgefedError('EDGEFED_ERR_HUB_STOPPED', 'the hub was stopped while starting');
       await this.#link.start();
     } catch (err) {
       await this.#lock?.release();

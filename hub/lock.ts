@@ -14,6 +14,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { EdgefedError } from '../lib/errors.js';
 
 export interface LockOwner { pid: number; hostname: string; proc_start: string | null; acquired_at: number }
 export interface DataDirLock { readonly path: string; release(): Promise<void> }
@@ -112,14 +113,14 @@ export async function lockDataDir(dataDir: string, staleMs = STALE_MS): Promise<
     if (current === null) continue; // released meanwhile
     if (isAlive(current.owner, current.ageMs, staleMs)) {
       const who = current.owner ? `pid ${current.owner.pid} on ${current.owner.hostname}` : 'an unknown owner';
-      throw new Error(
-        `EDGEFED_ERR_DATA_DIR_LOCKED: ${dataDir} is used by another hub (${who}). ` +
+      throw new EdgefedError('EDGEFED_ERR_DATA_DIR_LOCKED',
+        `${dataDir} is used by another hub (${who}). ` +
           `Stop that hub, or give this one another --data-dir. A lock of a dead hub on another host is taken over after ${Math.round(staleMs / 1000)} s.`,
       );
     }
     await evict(file, current.raw);
   }
-  throw new Error(`EDGEFED_ERR_DATA_DIR_LOCKED: could not take ${file}; other hubs are starting at the same time.`);
+  throw new EdgefedError('EDGEFED_ERR_DATA_DIR_LOCKED', `could not take ${file}; other hubs are starting at the same time.`);
 }
 
 /** Keeps the lock fresh (its mtime) while held, so other hosts can tell it is alive. */

@@ -16,6 +16,7 @@
 import { open, readFile, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { Adapter } from 'lowdb';
+import { EdgefedError } from './errors.js';
 
 /** An open file, as far as the writer uses it (node's FileHandle fits). */
 export interface DurableHandle {
@@ -81,19 +82,20 @@ export async function syncDirectory(dir: string, fs: DurableFs = nodeFs): Promis
 }
 
 /**
- * A failed write: names the target and the step, keeps the errno `code` and
+ * A failed write: names the target and the step, keeps the `errno` and
  * the cause. `replaced` tells whether the new file was already renamed into
  * place (only its directory's fsync failed) or the previous file is untouched.
  */
-export class DurableWriteError extends Error {
-  readonly code: string | undefined;
+export class DurableWriteError extends EdgefedError {
+  override readonly name = 'DurableWriteError';
+  /** The errno of the step that failed (ENOSPC, EROFS...). */
+  readonly errno: string | undefined;
 
   constructor(readonly file: string, readonly step: string, cause: unknown, readonly replaced = false) {
     const why = cause instanceof Error ? cause.message : String(cause);
     const state = replaced ? 'the new file is in place but may not survive a power cut' : 'the previous file is unchanged';
-    super(`EDGEFED_ERR_FILE_WRITE: could not write ${file} (${step}: ${why}); ${state}. Check that its directory exists, is writable and has space.`, { cause });
-    this.name = 'DurableWriteError';
-    this.code = errnoOf(cause);
+    super('EDGEFED_ERR_FILE_WRITE', `could not write ${file} (${step}: ${why}); ${state}. Check that its directory exists, is writable and has space.`, { cause });
+    this.errno = errnoOf(cause);
   }
 }
 

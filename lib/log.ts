@@ -3,6 +3,8 @@
  * uses pino); the agent ships a tiny JSON-lines logger of the same shape so
  * that constrained devices do not load pino.
  */
+import { EdgefedError } from './errors.js';
+
 export interface LogFn {
   (obj: object, msg?: string): void;
   (msg: string): void;
@@ -43,3 +45,15 @@ export function jsonLogger(
 }
 
 export const silentLogger: Logger = jsonLogger('silent');
+
+/**
+ * The log fields of a caught error. An EdgefedError was expected and says what
+ * to do: its code and message. Anything else is unexpected: its stack too,
+ * so the line points at the code that failed.
+ */
+export function errorFields(err: unknown): { err: string; code?: string; stack?: string } {
+  if (err instanceof EdgefedError) return { err: err.message, code: err.code };
+  if (!(err instanceof Error)) return { err: String(err) };
+  const code = (err as NodeJS.ErrnoException).code;
+  return { err: err.message, ...(typeof code === 'string' ? { code } : {}), ...(err.stack ? { stack: err.stack } : {}) };
+}

@@ -6,6 +6,7 @@
  */
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { createSecureContext, type TlsOptions } from 'node:tls';
+import { EdgefedError } from './errors.js';
 
 export const TLS_ERROR_CODE = 'EDGEFED_ERR_TLS';
 
@@ -24,10 +25,10 @@ export interface TlsMaterial {
 export type TlsField = keyof TlsMaterial;
 
 /** A TLS option that cannot work; `field` says which, so the CLI can name its flag. */
-export class TlsMaterialError extends Error {
-  readonly code = TLS_ERROR_CODE;
+export class TlsMaterialError extends EdgefedError {
+  override readonly name = 'TlsMaterialError';
   constructor(readonly field: TlsField, readonly problem: string) {
-    super(`${TLS_ERROR_CODE}: tls.${field} ${problem}`);
+    super(TLS_ERROR_CODE, `tls.${field} ${problem}`);
   }
 }
 

@@ -1,4 +1,5 @@
 import { isValidId } from './ids.js';
+import { EdgefedError } from './errors.js';
 
 /**
  * The only module that knows the topic root and the shape of every topic.
@@ -46,7 +47,7 @@ export interface Topics {
 
 export function validateRoot(root: string): string {
   if (root.length === 0 || /[+#\0]/.test(root) || root.startsWith('/') || root.endsWith('/') || root.startsWith('$')) {
-    throw new Error(`EDGEFED_ERR_TOPIC_ROOT: "${root}" is not a usable topic root (no + # NUL, no leading $ or /, no trailing /)`);
+    throw new EdgefedError('EDGEFED_ERR_TOPIC_ROOT', `"${root}" is not a usable topic root (no + # NUL, no leading $ or /, no trailing /)`);
   }
   return root;
 }

@@ -5,6 +5,7 @@
  */
 import { createVerifier, issueToken, loadOrCreateSigningKey, TokenError, type Identity, type Verifier } from '../auth/index.js';
 import type { Logger } from '../lib/log.js';
+import { EdgefedError } from '../lib/errors.js';
 
 export interface JwtAuthOptions {
   /** Extra verification keys: a JWKS file (tokens signed elsewhere). */
@@ -33,7 +34,7 @@ export interface JwtAuth {
 const HUB_TOKEN_TTL_S = 365 * 24 * 3600;
 
 export async function prepareJwtAuth(dataDir: string | undefined, o: JwtAuthOptions, log: Logger): Promise<JwtAuth> {
-  if (dataDir === undefined) throw new Error('EDGEFED_ERR_AUTH_CONFIG: --auth jwt needs a data dir for the hub\'s signing key (--data-dir)');
+  if (dataDir === undefined) throw new EdgefedError('EDGEFED_ERR_AUTH_CONFIG', '--auth jwt needs a data dir for the hub\'s signing key (--data-dir)');
   const key = await loadOrCreateSigningKey(dataDir);
   if (key.created) log.info({ kid: key.kid, jwks: key.jwksFile }, 'made a new signing key (first start with --auth jwt)');
   const checks = { ...(o.issuer ? { issuer: o.issuer } : {}), ...(o.audience ? { audience: o.audience } : {}) };

@@ -19,6 +19,7 @@ import type { AuthorizePublishHook } from '../broker/options.js';
 import type { Verifier } from '../auth/types.js';
 import { prepareJwtAuth, type JwtAuth, type JwtAuthOptions } from './federation-auth.js';
 import type { RegistryFile } from '../hub/store/registry-file.js';
+import { EdgefedError } from '../lib/errors.js';
 
 export interface FederationOptions {
   /** Address the broker and the API listen on (default 127.0.0.1). */
@@ -91,7 +92,7 @@ export async function startFederation(o: FederationOptions): Promise<Federation>
   const broker = o.brokerUrl ? undefined : await startEmbeddedBroker(o, bind, topicRoot, maxPayloadBytes, log, hooks).catch((err: NodeJS.ErrnoException) => {
     // The mqtts listener names its own port (EDGEFED_ERR_MQTTS_LISTEN).
     if (err.code !== 'EADDRINUSE') throw err;
-    throw new Error(`EDGEFED_ERR_MQTT_LISTEN: ${bind}:${o.mqttPort ?? 1883} is already in use (another edgefed start, or a mosquitto?). Stop it, choose another --mqtt-port, or use it with --broker-url.`);
+    throw new EdgefedError('EDGEFED_ERR_MQTT_LISTEN', `${bind}:${o.mqttPort ?? 1883} is already in use (another edgefed start, or a mosquitto?). Stop it, choose another --mqtt-port, or use it with --broker-url.`);
   });
   let hub: Hub;
   try {
@@ -110,7 +111,7 @@ export async function startFederation(o: FederationOptions): Promise<Federation>
   } catch (err) {
     await hub.stop();
     await broker?.close();
-    throw new Error(`EDGEFED_ERR_HTTP_LISTEN: cannot listen on ${bind}:${o.httpPort ?? 8080} (${(err as Error).message}); choose another --http-port`);
+    throw new EdgefedError('EDGEFED_ERR_HTTP_LISTEN', `cannot listen on ${bind}:${o.httpPort ?? 8080} (${(err as Error).message}); choose another --http-port`);
   }
   return {
     broker,

@@ -140,7 +140,7 @@ test('a concurrent reader never sees a partial file', async ({ dir }) => {
 test('a write into a missing directory rejects with the target, the step and the errno', async ({ dir }) => {
   const file = path.join(dir, 'gone', 'registry.json');
   const err = await rejection(json(file).write({ a: 1 }));
-  assert.is(err.code, 'ENOENT');
+  assert.is(err.errno, 'ENOENT');
   assert.ok(err.message.startsWith(`EDGEFED_ERR_FILE_WRITE: could not write ${file} (create `), err.message);
   assert.match(err.message, /the previous file is unchanged/);
   assert.is(err.replaced, false);
@@ -151,7 +151,7 @@ test('a read-only directory or file system (EROFS; root writes into a 0555 direc
   await seed(file, '{"old":true}');
   const log: string[] = [];
   const err = await rejection(json(file, { fs: spyFs(dir, log, (op) => (op === 'open' ? errno('EROFS') : undefined)) }).write({ old: false }));
-  assert.is(err.code, 'EROFS');
+  assert.is(err.errno, 'EROFS');
   assert.equal(log, ['open .state.json.tmp w']);
   assert.is(await fs.readFile(file, 'utf8'), '{"old":true}');
 });
@@ -161,7 +161,7 @@ test('a full disk mid-write rejects, removes the half-written temp file and leav
   await seed(file, '{"old":true}');
   const log: string[] = [];
   const err = await rejection(json(file, { fs: spyFs(dir, log, (op) => (op === 'write' ? errno('ENOSPC') : undefined)) }).write({ pad: 'y'.repeat(1000) }));
-  assert.is(err.code, 'ENOSPC');
+  assert.is(err.errno, 'ENOSPC');
   assert.match(err.message, /write .*\.state\.json\.tmp: ENOSPC/);
   assert.equal(log, ['open .state.json.tmp w', 'write .state.json.tmp', 'close .state.json.tmp', 'unlink .state.json.tmp']);
   assert.is(await fs.readFile(file, 'utf8'), '{"old":true}');
@@ -174,7 +174,7 @@ test('a failed fsync of the temp file stops the write before the rename', async 
   const log: string[] = [];
   const fault: Fault = (op, f) => (op === 'sync' && f.endsWith('.tmp') ? errno('EIO') : undefined);
   const err = await rejection(json(file, { fs: spyFs(dir, log, fault) }).write({ old: false }));
-  assert.is(err.code, 'EIO');
+  assert.is(err.errno, 'EIO');
   assert.not.ok(log.some((l) => l.startsWith('rename')), 'no rename after a failed fsync');
   assert.is(await fs.readFile(file, 'utf8'), '{"old":true}');
 });
@@ -191,7 +191,7 @@ test('a directory that cannot be synced (EINVAL, EISDIR, EPERM) is not an error;
   }
   const log: string[] = [];
   const err = await rejection(json(file, { fs: spyFs(dir, log, (op, f) => (op === 'sync' && f === dir ? errno('EIO') : undefined)) }).write({ v: 'new' }));
-  assert.is(err.code, 'EIO');
+  assert.is(err.errno, 'EIO');
   assert.is(err.replaced, true);
   assert.match(err.message, /the new file is in place but may not survive a power cut/);
   assert.equal(log.slice(-1), ['close .'], 'the directory handle is closed');
@@ -204,7 +204,7 @@ test('a failed write does not stall the queue: the write queued behind it still 
   const a = json<{ v: number }>(file, { fs: spyFs(dir, [], (op, f) => (op === 'open' && f.endsWith('.tmp') && ++opens === 1 ? errno('EIO') : undefined)) });
   const first = a.write({ v: 1 });
   const second = a.write({ v: 2 });
-  assert.is((await rejection(first)).code, 'EIO');
+  assert.is((await rejection(first)).errno, 'EIO');
   await withTimeout(second, 3000, 'second write');
   assert.equal(await a.read(), { v: 2 });
 });
@@ -219,7 +219,7 @@ test('a busy rename (EBUSY, as Windows gives) is retried only when renameRetries
   assert.equal(JSON.parse(await fs.readFile(file, 'utf8')), { v: 1 });
   renames = 0;
   const err = await rejection(json(file, { fs: spyFs(dir, [], busyOnce), renameRetries: 0 }).write({ v: 2 }));
-  assert.is(err.code, 'EBUSY');
+  assert.is(err.errno, 'EBUSY');
   assert.equal(JSON.parse(await fs.readFile(file, 'utf8')), { v: 1 });
 });
 

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { Low, Memory, type Adapter } from 'lowdb';
 import { DurableDataFile } from '../../lib/durable-file.js';
 import type { NodeRecord } from '../registry.js';
+import { EdgefedError } from '../../lib/errors.js';
 
 export const REGISTRY_FORMAT = 1;
 
@@ -75,19 +76,19 @@ export async function readDocument<T extends { format: number }>(db: Low<T>, whe
   try {
     await db.read();
   } catch (err) {
-    throw new Error(
-      `EDGEFED_ERR_REGISTRY_UNREADABLE: ${where} is not valid JSON (${(err as Error).message}). ` +
+    throw new EdgefedError('EDGEFED_ERR_REGISTRY_UNREADABLE',
+      `${where} is not valid JSON (${(err as Error).message}). ` +
         'Restore it from a backup or move it aside to start empty.',
     );
   }
   const data = db.data as unknown;
   const held = typeof data === 'object' && data !== null ? (data as Record<string, unknown>)[collection] : undefined;
   if (typeof held !== 'object' || held === null) {
-    throw new Error(`EDGEFED_ERR_REGISTRY_UNREADABLE: ${where} does not hold an edgefed ${collection} document (no "${collection}" object).`);
+    throw new EdgefedError('EDGEFED_ERR_REGISTRY_UNREADABLE', `${where} does not hold an edgefed ${collection} document (no "${collection}" object).`);
   }
   const doc = data as T;
   if (doc.format > maxFormat) {
-    throw new Error(`EDGEFED_ERR_REGISTRY_FORMAT: ${where} has format ${doc.format}; this hub reads up to ${maxFormat}. Upgrade edgefed.`);
+    throw new EdgefedError('EDGEFED_ERR_REGISTRY_FORMAT', `${where} has format ${doc.format}; this hub reads up to ${maxFormat}. Upgrade edgefed.`);
   }
   return doc;
 }

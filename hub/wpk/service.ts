@@ -3,7 +3,7 @@
  * engine on a sweep timer and on node changes, publishes triggers and cancel
  * commands, and keeps every WPK in `wpks.json` (a hub restart loses nothing).
  */
-import type { Logger } from '../../lib/log.js';
+import { errorFields, type Logger } from '../../lib/log.js';
 import type { Topics } from '../../lib/topics.js';
 import type { CancelCommand, ExecutionUpdate, HttpWpkRequest, WpkTrigger } from '../../lib/wire.js';
 import { validators } from '../../schemas/index.js';
@@ -76,7 +76,7 @@ export class WpkService implements WorkPackages {
     this.#flusher = new Flusher(() => this.#write(), {
       ...defaultFlusherOptions,
       ...flush,
-      onError: (err) => { deps.counters.flush_errors += 1; deps.log.error({ err: err.message }, 'work package flush failed; will retry'); },
+      onError: (err) => { deps.counters.flush_errors += 1; deps.log.error(errorFields(err), 'work package flush failed; will retry'); },
     });
     const signals: Signals = { trigger: (w, attempt, who) => this.#trigger(w, attempt, who), cancel: (n, w, a) => this.#cancelCommand(n, w, a) };
     this.#engine = new WpkEngine({

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { Low, Memory, type Adapter } from 'lowdb';
 import { compactJsonFile, readDocument } from '../store/registry-file.js';
 import type { WpkRecord } from './types.js';
+import { EdgefedError } from '../../lib/errors.js';
 
 export const WPK_FORMAT = 1;
 
@@ -62,7 +63,7 @@ export class WpkStore {
 
   async load(): Promise<WpkRecord[]> {
     const doc = await readDocument(this.#db, this.where, 'wpks', WPK_FORMAT);
-    if (!Array.isArray(doc.wpks)) throw new Error(`EDGEFED_ERR_REGISTRY_UNREADABLE: ${this.where}: "wpks" is not an array`);
+    if (!Array.isArray(doc.wpks)) throw new EdgefedError('EDGEFED_ERR_REGISTRY_UNREADABLE', `${this.where}: "wpks" is not an array`);
     return doc.wpks;
   }
 

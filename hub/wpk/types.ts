@@ -4,6 +4,7 @@
  * times are epoch milliseconds; a field that does not apply yet is null.
  */
 import type { ExecutionState, HttpWpkRequest } from '../../lib/wire.js';
+import { EdgefedError, type EdgefedErrorCode } from '../../lib/errors.js';
 
 export type WpkState = 'pending' | 'dispatched' | 'running' | 'succeeded' | 'failed' | 'timed_out' | 'canceled' | 'expired';
 export const WPK_STATES: readonly WpkState[] = ['pending', 'dispatched', 'running', 'succeeded', 'failed', 'timed_out', 'canceled', 'expired'];
@@ -69,10 +70,10 @@ export interface WpkRecord {
 export interface WpkListFilter { state?: WpkState; capability?: string; limit?: number }
 
 /** A refused request, mapped to an HTTP status by the API and to an exit code by the CLI. */
-export class WpkRequestError extends Error {
-  constructor(readonly status: 404 | 409 | 422, readonly code: string, message: string) {
-    super(message);
-    this.name = 'WpkRequestError';
+export class WpkRequestError extends EdgefedError {
+  override readonly name = 'WpkRequestError';
+  constructor(readonly status: 404 | 409 | 422, code: EdgefedErrorCode, message: string) {
+    super(code, message);
   }
 }
 

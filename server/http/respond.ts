@@ -1,12 +1,15 @@
 /** JSON responses and body reading for the HTTP API, with errors users can act on. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parseObject } from '../../hub/admission.js';
+import { EdgefedError, type EdgefedErrorCode } from '../../lib/errors.js';
 
 export interface ApiError { code: string; message: string; details?: string[] }
 
-export class HttpError extends Error {
-  constructor(readonly status: number, readonly code: string, message: string, readonly details?: string[]) {
-    super(message);
+/** An answer other than 2xx: the status, and the code and words the body carries. */
+export class HttpError extends EdgefedError {
+  override readonly name = 'HttpError';
+  constructor(readonly status: number, code: EdgefedErrorCode, message: string, readonly details?: string[]) {
+    super(code, message);
   }
 }
 
@@ -17,7 +20,7 @@ export function sendJson(res: ServerResponse, status: number, body: unknown): vo
 }
 
 export function sendError(res: ServerResponse, err: HttpError): void {
-  const error: ApiError = { code: err.code, message: err.message };
+  const error: ApiError = { code: err.code, message: err.detail };
   if (err.details) error.details = err.details;
   sendJson(res, err.status, { error });
 }

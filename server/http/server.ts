@@ -9,6 +9,7 @@ import type { AddressInfo } from 'node:net';
 import type { HubApi } from '../../hub/index.js';
 import type { Verifier } from '../../auth/types.js';
 import { serverTlsOptions, type TlsMaterial } from '../../lib/tls-material.js';
+import { errorFields } from '../../lib/log.js';
 import type { RefusalCode } from '../../lib/wire.js';
 import { authorizeRequest, isPublic } from './auth.js';
 import { HttpError, sendError } from './respond.js';
@@ -43,7 +44,7 @@ export async function startHttpApi(hub: HubApi, opts: HttpApiOptions): Promise<H
   };
   const server = createServer(opts.tls, (req, res) => {
     handle({ hub, live, bodyLimit, verifier: opts.verifier }, req, res).catch((err: Error) => {
-      hub.log.error({ err: err.message }, 'HTTP request failed');
+      hub.log.error(errorFields(err), 'HTTP request failed');
       if (!res.headersSent) sendError(res, new HttpError(500, 'EDGEFED_ERR_INTERNAL', 'internal error'));
       else res.destroy();
     });
@@ -55,7 +56,7 @@ export async function startHttpApi(hub: HubApi, opts: HttpApiOptions): Promise<H
     server.listen(opts.port, opts.host, () => { server.off('error', reject); resolve(); });
   }).catch((err: unknown) => { stopLive(); throw err; });
   // Accept errors (EMFILE...) after start must not crash the hub and its broker.
-  server.on('error', (err) => hub.log.error({ err: err.message }, 'HTTP server error'));
+  server.on('error', (err) => hub.log.error(errorFields(err), 'HTTP server error'));
   const port = (server.address() as AddressInfo).port;
   const host = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
   return {
@@ -124,12 +125,12 @@ async function handle({ hub, live, bodyLimit, verifier }: Served, req: http.Inco
     await route.handler(ctx, params);
   } catch (err) {
     const e = err instanceof HttpError ? err : new HttpError(500, 'EDGEFED_ERR_INTERNAL', 'internal error');
-    if (!(err instanceof HttpError)) hub.log.error({ err: (err as Error).message, path: url.pathname }, 'HTTP handler failed');
+    if (!(err instanceof HttpError)) hub.log.error({ ...errorFields(err), path: url.pathname }, 'HTTP handler failed');
     if (e.status === 401) res.setHeader('www-authenticate', 'Bearer');
     if (e.status === 400 || e.status === 401 || e.status === 403 || e.status === 413 || e.status === 422) {
       hub.refuse({
         code: refusalCode(e),
-        reason: e.details ? `${e.message}: ${e.details.join('; ')}` : e.message,
+        reason: e.details ? `${e.detail}: ${e.details.join('; ')}` : e.detail,
         topic: `${req.method ?? ''} ${url.pathname}`,
         via: 'http',
       });

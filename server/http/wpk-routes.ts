@@ -33,7 +33,7 @@ async function service<T>(call: () => Promise<T>): Promise<T> {
   try {
     return await call();
   } catch (err) {
-    if (err instanceof WpkRequestError) throw new HttpError(err.status, err.code, err.message);
+    if (err instanceof WpkRequestError) throw new HttpError(err.status, err.code, err.detail);
     throw err;
   }
 }
