@@ -99,7 +99,7 @@ export class WpkEngine {
     if (now >= w.deadline) {
       return this.#finish(w, 'expired', now, last ? `deadline passed before a new attempt; ${describeEnd(last)}` : 'no capable node could take it before the deadline');
     }
-    const node = this.placement.pick(w);
+    const node = this.placement.pick(w, now);
     if (!node && last?.state === 'rejected' && !this.placement.anyoneLeft(w)) {
       return this.#finish(w, 'failed', now, `every capable node rejected it; ${describeEnd(last)}`);
     }
@@ -123,7 +123,7 @@ export class WpkEngine {
     const targets: string[] = [];
     for (const node of this.deps.registry.all()) {
       if (served.has(node.node_id) || !this.placement.matches(w, node)) continue;
-      if (now < w.deadline && this.placement.eligible(w, node) && this.placement.hasRoom(node)) {
+      if (now < w.deadline && this.placement.eligible(w, node) && this.placement.hasRoom(node, now)) {
         this.#dispatch(w, node, 1, now);
         targets.push(node.node_id);
       } else {
@@ -293,7 +293,7 @@ export class WpkEngine {
       if (!waiting) continue;
       // Deleting while iterating a Set is safe; advance() only removes the current WPK.
       for (const w of waiting) {
-        if (!this.placement.hasRoom(node)) return moved;
+        if (!this.placement.hasRoom(node, now)) return moved;
         const before = w.executions.length;
         this.advance(w, now);
         if (w.executions.length !== before || isFinalWpk(w)) moved = true;

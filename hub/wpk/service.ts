@@ -4,6 +4,7 @@
  * commands, and keeps every WPK in `wpks.json` (a hub restart loses nothing).
  */
 import type { Adapter } from 'lowdb';
+import { systemClock, type Clock, type TimerHandle } from '../../lib/clock.js';
 import type { Logger } from '../../lib/log.js';
 import type { Topics } from '../../lib/topics.js';
 import type { CancelCommand, ExecutionUpdate, HttpWpkRequest, WpkTrigger } from '../../lib/wire.js';
@@ -53,6 +54,8 @@ export interface WpkDeps {
   where: string;
   startedAt: number;
   observe?: HubObservers;
+  /** Time and the sweep timer (default: the system clock). */
+  clock?: Clock;
 }
 
 /** Own triggers not yet seen back from the broker; bounded so a lost echo cannot grow it. */
@@ -65,14 +68,17 @@ export class WpkService implements WorkPackages {
   readonly #store: WpkStore;
   readonly #flusher: Flusher;
   readonly #ownTriggers = new Map<string, number>();
-  #sweep: NodeJS.Timeout | undefined;
+  readonly #clock: Clock;
+  #sweep: TimerHandle | undefined;
+  #running = false;
 
   constructor(private readonly deps: WpkDeps, options: WpkOptions = {}) {
     const { defaults, flush, ...rest } = options;
     this.#o = { ...defaultWpkOptions, ...rest };
     this.#defaults = { ...DEFAULT_WPK, ...defaults };
+    this.#clock = deps.clock ?? systemClock;
     this.#store = new WpkStore(deps.adapter, deps.where);
-    this.#flusher = new Flusher(() => this.#store.save(this.#engine.all.values(), Date.now()), {
+    this.#flusher = new Flusher(() => this.#store.save(this.#engine.all.values(), this.#clock.now()), {
       ...defaultFlusherOptions,
       ...flush,
       onError: (err) => { deps.counters.flush_errors += 1; deps.log.error({ err: err.message }, 'work package flush failed; will retry'); },
@@ -90,12 +96,23 @@ export class WpkService implements WorkPackages {
   }
 
   start(): void {
-    this.#sweep = setInterval(() => this.#tick(), this.#o.sweepIntervalMs);
+    this.#running = true;
+    this.#armSweep();
   }
 
   async stop(): Promise<void> {
-    clearInterval(this.#sweep);
+    this.#running = false;
+    this.#clock.clearTimeout(this.#sweep);
+    this.#sweep = undefined;
     await this.#flusher.stop();
+  }
+
+  /** One timer re-armed after each sweep (the Clock has no interval: one primitive for a fake to get right). */
+  #armSweep(): void {
+    this.#sweep = this.#clock.setTimeout(() => {
+      this.#tick();
+      if (this.#running) this.#armSweep();
+    }, this.#o.sweepIntervalMs);
   }
 
   flush(): Promise<void> { return this.#flusher.flushNow(); }
@@ -103,7 +120,7 @@ export class WpkService implements WorkPackages {
   async create(request: HttpWpkRequest): Promise<WpkRecord> {
     const checked = validators.httpWpkRequest(request);
     if (!checked.ok) throw new WpkRequestError(422, 'EDGEFED_ERR_SCHEMA', `work package request: ${checked.errors.join('; ')}`);
-    const now = Date.now();
+    const now = this.#clock.now();
     const w = newWpk(checked.value, now, this.#defaults);
     this.#engine.add(w, now);
     this.deps.log.info({ wpk_id: w.wpk_id, capability: w.capability, action: w.action, mode: w.mode, state: w.state, assignee: w.assignee }, 'work package created');
@@ -132,7 +149,7 @@ export class WpkService implements WorkPackages {
     const w = this.#engine.all.get(wpkId);
     if (!w) throw new WpkRequestError(404, 'EDGEFED_ERR_WPK_NOT_FOUND', `no work package "${wpkId}"`);
     if (isFinalWpk(w)) throw new WpkRequestError(409, 'EDGEFED_ERR_WPK_FINISHED', `work package ${wpkId} already ended ${w.state}; only an unfinished one can be canceled`);
-    this.#engine.cancel(w, Date.now(), 'canceled by an operator');
+    this.#engine.cancel(w, this.#clock.now(), 'canceled by an operator');
     await this.#flusher.whenWritten();
     return w;
   }
@@ -152,12 +169,12 @@ export class WpkService implements WorkPackages {
   onExecution(nodeId: string, update: ExecutionUpdate): void {
     const w = this.#engine.all.get(update.wpk_id);
     if (w) changed(w); // a finished WPK may take a late result: its kept JSON is stale
-    this.#mark(this.#engine.onUpdate(nodeId, update, Date.now()));
+    this.#mark(this.#engine.onUpdate(nodeId, update, this.#clock.now()));
   }
 
   /** From the registry handlers: a node's status or registration changed. */
   nodeChanged(nodeId: string): void {
-    const now = Date.now();
+    const now = this.#clock.now();
     this.#engine.placement.invalidate();
     // Give up on work the node lost first (a restart frees its slots), then offer it new work.
     const gaveUp = this.#engine.check(now, nodeId);
@@ -181,7 +198,7 @@ export class WpkService implements WorkPackages {
   }
 
   #tick(): void {
-    const now = Date.now();
+    const now = this.#clock.now();
     const gaveUp = this.#engine.check(now);
     const woke = this.#engine.wake(now);
     if (gaveUp || woke) this.#flusher.markDirty('durable');
@@ -227,7 +244,7 @@ export class WpkService implements WorkPackages {
   }
 
   #cancelCommand(nodeId: string, wpkId: string, attempt: number): void {
-    const c: CancelCommand = { command: 'cancel', wpk_id: wpkId, attempt, ts: Date.now() };
+    const c: CancelCommand = { command: 'cancel', wpk_id: wpkId, attempt, ts: this.#clock.now() };
     this.deps.counters.wpks.cancel_commands += 1;
     this.deps.out.publish(this.deps.topics.commands(nodeId), JSON.stringify(c), { qos: 1, retain: false });
   }
