@@ -7,6 +7,8 @@
 import * as assert from 'uvu/assert';
 import { defaultWpkOptions } from '../hub/wpk/service.js';
 import type { WpkRecord } from '../hub/wpk/types.js';
+import { wpkMemoryAdapter } from '../hub/wpk/store.js';
+import { FakeClock } from './helpers/clock.js';
 import { rigSuite, runs, type Rig } from './helpers/wpk-rig.js';
 
 const test = rigSuite('wpk placement: mode one');
@@ -150,6 +152,42 @@ test('no node free: the WPK waits pending and goes out as soon as a node appears
   assert.equal(assignees(ws), ['a', 'a', null], 'a freed slot takes the next oldest');
   rig.node('b', { maxConcurrency: 2 });
   assert.equal(assignees(ws), ['a', 'a', 'b']);
+});
+
+test('a freed slot goes to the next waiting WPK when the oldest one was refused by that node', async ({ rig }) => {
+  rig.node('a');
+  rig.node('b');
+  const refused = await rig.create({});
+  const onB = await rig.create({});
+  assert.equal(assignees([refused, onB]), ['a', 'b']);
+  rig.send('a', refused.wpk_id, 1, 'rejected', { error: 'unsupported' });
+  assert.is(refused.state, 'pending', 'waits for b, the only node left');
+  const onA = await rig.create({});
+  const next = await rig.create({});
+  assert.equal([onA.assignee, next.state], ['a', 'pending']);
+  rig.complete('a', onA.wpk_id, 1);
+  assert.equal([next.assignee, next.state], ['a', 'dispatched'], 'a is free: the WPK behind the one a refused goes to it');
+  assert.is(refused.state, 'pending');
+});
+
+test('after a hub restart, pending work behind restored work in flight goes to a node that appears', async ({ rig: before, use }) => {
+  const adapter = wpkMemoryAdapter();
+  const first = use({ adapter, clock: before.clock });
+  first.node('a');
+  const running = await first.create({});
+  first.send('a', running.wpk_id, 1, 'accepted');
+  const waiting = await first.create({});
+  assert.is(waiting.state, 'pending');
+  await first.stop();
+
+  const clock = new FakeClock(first.clock.now() + 5000);
+  const second = use({ adapter, clock, start: false });
+  second.registry.restore([...first.registry.all()]);
+  await second.service.load();
+  second.service.start();
+  assert.equal([second.get(running.wpk_id).state, second.get(waiting.wpk_id).state], ['dispatched', 'pending']);
+  second.node('b');
+  assert.equal([second.get(waiting.wpk_id).assignee, second.get(waiting.wpk_id).state], ['b', 'dispatched']);
 });
 
 test.run();

@@ -68,7 +68,8 @@ export class WpkEngine {
       if (isFinalWpk(w)) continue;
       this.open.set(w.wpk_id, w);
       for (const e of w.executions) if (isInFlight(e)) this.placement.hold(e.node_id, key(w, e));
-      this.#wait(w);
+      // A mode-one attempt in flight waits for its node, not for a slot: its end moves it on.
+      if (w.mode === 'all' || !w.executions.some(isInFlight)) this.#wait(w);
     }
   }
 
@@ -297,8 +298,7 @@ export class WpkEngine {
         const before = w.executions.length;
         this.advance(w, now);
         if (w.executions.length !== before || isFinalWpk(w)) moved = true;
-        // An unselective mode-one WPK that found no slot means none of the rest will either.
-        else if (w.mode === 'one' && w.nodes === null && w.labels === null) break;
+        // One that stays (this node refused it, or it selects other nodes) must not hold up the rest.
       }
     }
     return moved;
