@@ -106,6 +106,23 @@ test('at the deadline, once nothing runs, it ends with the nodes it did not reac
   assert.equal([w.state, w.error], ['failed', '2 of 2 node(s) succeeded; 1 node(s) were not reached before the deadline']);
 });
 
+test('a node that registers later gets it while it is open, even when every earlier node is still running it', async ({ rig }) => {
+  rig.node('a');
+  rig.node('b');
+  const w = await rig.create({ mode: 'all' });
+  rig.send('a', w.wpk_id, 1, 'accepted');
+  rig.send('b', w.wpk_id, 1, 'running');
+  rig.node('late');
+  assert.equal(rig.triggers(w.wpk_id).map((t) => t.targets), [['a', 'b'], ['late']]);
+  rig.complete('a', w.wpk_id, 1);
+  rig.complete('b', w.wpk_id, 1);
+  assert.is(w.state, 'running', 'late is still running it');
+  rig.complete('late', w.wpk_id, 1);
+  assert.equal([w.state, w.summary], ['succeeded', { succeeded: 3 }]);
+  rig.node('after');
+  assert.equal(rig.triggers(w.wpk_id).length, 2, 'a node that registers after it ended does not get it');
+});
+
 test('more than MAX_TARGETS active nodes: several triggers, none listing more than MAX_TARGETS', async ({ rig }) => {
   for (let i = 0; i <= MAX_TARGETS; i++) rig.node(`n${i}`);
   const w = await rig.create({ mode: 'all' });

@@ -133,10 +133,13 @@ export class WpkEngine {
     }
     if (targets.length > 0) w.attempt = 1;
     for (let i = 0; i < targets.length; i += MAX_TARGETS) this.deps.signals.trigger(w, 1, { targets: targets.slice(i, i + MAX_TARGETS) });
-    // Waits for registered nodes that are away or busy; with no node at all, for the first one to come.
-    if ((unserved > 0 || w.executions.length === 0) && now < w.deadline) return this.#wait(w);
+    // Until the deadline it waits for registered nodes that are away or busy,
+    // for the first node when there is none, and, while some node still runs
+    // it, for nodes that register meanwhile: they get it too.
+    const running = w.executions.some(isInFlight);
+    if (now < w.deadline && (unserved > 0 || w.executions.length === 0 || running)) return this.#wait(w);
     this.#unwait(w);
-    if (w.executions.some(isInFlight)) return;
+    if (running) return;
     this.#finishAll(w, unserved, now);
   }
 
