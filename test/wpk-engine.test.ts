@@ -187,4 +187,20 @@ test('the deadline stops new attempts only: one in flight runs on; after it the 
   assert.is(expired.error, 'deadline passed before a new attempt; attempt 1 on a rejected: nope');
 });
 
+
+test("moving on: the timeout is measured on the hub's clock, whatever the node's clock says", async ({ use }) => {
+  const rig = use({ startedAt: 0 }); // a hub up for long: nothing counts from its start
+  for (const [id, skew] of [['behind', -3_600_000], ['ahead', 3_600_000]] as const) {
+    rig.node(id, { capabilities: [id] });
+    const w = await rig.create({ capability: id, timeout_ms: 1000, max_attempts: 1 });
+    rig.send(id, w.wpk_id, 1, 'running', { ts: rig.clock.now() + skew });
+    const e = w.executions[0]!;
+    assert.ok(e.started_at! >= e.dispatched_at && e.started_at! <= rig.clock.now(), `${id}: started_at within dispatch and now`);
+    rig.advance(1000 + GRACE);
+    assert.is(w.state, 'running', `${id}: not before timeout_ms + grace`);
+    rig.advance(SWEEP);
+    assert.is(w.state, 'timed_out', `${id}: not long after either`);
+  }
+});
+
 test.run();
