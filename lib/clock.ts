@@ -9,7 +9,7 @@ declare const timerBrand: unique symbol;
 export interface TimerHandle { readonly [timerBrand]: true }
 
 export interface Clock {
-  /** Epoch milliseconds. */
+  /** Milliseconds: epoch time from `systemClock`; a clock kept only for intervals may be monotonic. */
   now(): number;
   /** Calls `fn` once, `ms` from now. */
   setTimeout(fn: () => void, ms: number): TimerHandle;
