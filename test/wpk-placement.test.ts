@@ -190,4 +190,15 @@ test('after a hub restart, pending work behind restored work in flight goes to a
   assert.equal([second.get(waiting.wpk_id).assignee, second.get(waiting.wpk_id).state], ['b', 'dispatched']);
 });
 
+test('oldest first holds for a WPK that waits again after its node was lost', async ({ rig }) => {
+  rig.node('a');
+  rig.node('b');
+  const [older, onB, newer] = await createMany(rig, 3);
+  assert.equal(assignees([older!, onB!, newer!]), ['a', 'b', null]);
+  rig.offline('a');
+  assert.equal([older!.state, older!.attempt], ['pending', 1], 'lost, and no node free');
+  rig.complete('b', onB!.wpk_id, 1);
+  assert.equal([older!.assignee, older!.attempt, newer!.state], ['b', 2, 'pending'], 'the older WPK goes first');
+});
+
 test.run();

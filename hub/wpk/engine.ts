@@ -55,6 +55,9 @@ export class WpkEngine {
   readonly open = new Map<string, WpkRecord>();
   /** Open WPKs waiting for a node (or a free slot), per capability, oldest first. */
   readonly #waiting = new Map<string, Set<WpkRecord>>();
+  /** Creation order of the WPKs this process knows: what "oldest first" means. */
+  readonly #age = new WeakMap<WpkRecord, number>();
+  #created = 0;
   readonly placement: Placement;
 
   constructor(private readonly deps: EngineDeps, private readonly opts: EngineOptions) {
@@ -65,6 +68,7 @@ export class WpkEngine {
   restore(records: Iterable<WpkRecord>): void {
     for (const w of records) {
       this.all.set(w.wpk_id, w);
+      this.#age.set(w, ++this.#created);
       if (isFinalWpk(w)) continue;
       this.open.set(w.wpk_id, w);
       for (const e of w.executions) if (isInFlight(e)) this.placement.hold(e.node_id, key(w, e));
@@ -75,6 +79,7 @@ export class WpkEngine {
 
   add(w: WpkRecord, now: number): void {
     this.all.set(w.wpk_id, w);
+    this.#age.set(w, ++this.#created);
     this.open.set(w.wpk_id, w);
     this.deps.counters.wpks.created += 1;
     this.advance(w, now);
@@ -327,9 +332,20 @@ export class WpkEngine {
   }
 
   #wait(w: WpkRecord): void {
-    let set = this.#waiting.get(w.capability);
-    if (!set) this.#waiting.set(w.capability, (set = new Set()));
-    set.add(w);
+    const set = this.#waiting.get(w.capability);
+    if (!set) return void this.#waiting.set(w.capability, new Set([w]));
+    if (set.has(w)) return;
+    if (w.executions.length === 0) return void set.add(w); // new: the youngest
+    // Back to waiting (its node was lost, or rejected it busy): it keeps its
+    // place by age, oldest first, rather than queueing behind newer work.
+    const age = this.#age.get(w) ?? 0;
+    const ordered = new Set<WpkRecord>();
+    for (const x of set) {
+      if (!ordered.has(w) && (this.#age.get(x) ?? 0) > age) ordered.add(w);
+      ordered.add(x);
+    }
+    ordered.add(w);
+    this.#waiting.set(w.capability, ordered);
   }
 
   #unwait(w: WpkRecord): void {
