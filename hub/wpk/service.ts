@@ -110,8 +110,12 @@ export class WpkService implements WorkPackages {
   /** One timer re-armed after each sweep (the Clock has no interval: one primitive for a fake to get right). */
   #armSweep(): void {
     this.#sweep = this.#clock.setTimeout(() => {
-      this.#tick();
-      if (this.#running) this.#armSweep();
+      try {
+        this.#tick();
+      } finally {
+        // As setInterval did: one failed tick does not end the sweeps.
+        if (this.#running) this.#armSweep();
+      }
     }, this.#o.sweepIntervalMs);
   }
 
