@@ -201,4 +201,13 @@ test('oldest first holds for a WPK that waits again after its node was lost', as
   assert.equal([older!.assignee, older!.attempt, newer!.state], ['b', 2, 'pending'], 'the older WPK goes first');
 });
 
+test('the choice follows the registry at once: a node re-registering with other capabilities is chosen by those', async ({ rig }) => {
+  rig.node('a', { maxConcurrency: 4 });
+  assert.is((await rig.create({})).assignee, 'a');
+  rig.node('a', { maxConcurrency: 4, capabilities: ['camera'] }); // same boot, new description
+  assert.equal([(await rig.create({ capability: 'camera' })).assignee, (await rig.create({})).state], ['a', 'pending']);
+  rig.offline('a');
+  assert.is((await rig.create({ capability: 'camera' })).state, 'pending', 'an offline node gets nothing');
+});
+
 test.run();

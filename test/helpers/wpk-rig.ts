@@ -113,7 +113,9 @@ export function wpkRig(o: RigOptions = {}): Rig {
     node(id, n = {}) {
       const bootId = n.bootId ?? bootOf(id);
       boots.set(id, bootId);
-      const reg: Registration = { node_id: id, capabilities: n.capabilities ?? ['monitoring'], boot_id: bootId, ts: clock.now() };
+      // A node's announcements have increasing ts (an equal one is a duplicate), even within one fake millisecond.
+      const ts = Math.max(clock.now(), (registry.get(id)?.registration_ts ?? -1) + 1);
+      const reg: Registration = { node_id: id, capabilities: n.capabilities ?? ['monitoring'], boot_id: bootId, ts };
       if (n.maxConcurrency !== undefined) reg.max_concurrency = n.maxConcurrency;
       if (n.labels) reg.labels = n.labels;
       if (n.heartbeatIntervalMs !== undefined) reg.heartbeat_interval_ms = n.heartbeatIntervalMs;
