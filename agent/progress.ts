@@ -7,39 +7,44 @@
  * a pending report is dropped (`cancel`): the final state supersedes it, and
  * a `running` right before `succeeded` would only be noise.
  */
+import type { Clock, TimerHandle } from '../lib/clock.js';
+
 export const PROGRESS_INTERVAL_MS = 250;
+
+/** Monotonic time; a report's timer never keeps a process alive on its own (the action's own work does). */
+const progressClock: Clock = {
+  now: () => performance.now(),
+  setTimeout: (fn, ms) => setTimeout(fn, ms).unref() as unknown as TimerHandle,
+  clearTimeout: (handle) => clearTimeout(handle as unknown as NodeJS.Timeout | undefined),
+};
 
 export class ProgressThrottle {
   private lastSentAt = -Infinity;
   private lastSent: number | undefined;
   private pending: number | undefined;
-  private timer: NodeJS.Timeout | undefined;
+  private timer: TimerHandle | undefined;
 
   constructor(
     private readonly emit: (fraction: number) => void,
     private readonly intervalMs: number = PROGRESS_INTERVAL_MS,
-    private readonly now: () => number = () => performance.now(),
+    private readonly clock: Clock = progressClock,
   ) {}
 
   /** Accepts any number; NaN and infinities are ignored, the rest is clamped to 0..1. */
   report(fraction: number): void {
     if (typeof fraction !== 'number' || !Number.isFinite(fraction)) return;
     const value = Math.min(1, Math.max(0, fraction));
-    const wait = this.lastSentAt + this.intervalMs - this.now();
+    const wait = this.lastSentAt + this.intervalMs - this.clock.now();
     if (wait <= 0 && this.timer === undefined) {
       this.send(value);
       return;
     }
     this.pending = value;
-    if (this.timer === undefined) {
-      this.timer = setTimeout(() => this.flush(), Math.max(0, wait));
-      // A report never keeps a process alive on its own; the action's own work does.
-      this.timer.unref();
-    }
+    if (this.timer === undefined) this.timer = this.clock.setTimeout(() => this.flush(), Math.max(0, wait));
   }
 
   cancel(): void {
-    clearTimeout(this.timer);
+    this.clock.clearTimeout(this.timer);
     this.timer = undefined;
     this.pending = undefined;
   }
@@ -54,7 +59,7 @@ export class ProgressThrottle {
   private send(value: number): void {
     if (value === this.lastSent) return; // the hub knows already
     this.lastSent = value;
-    this.lastSentAt = this.now();
+    this.lastSentAt = this.clock.now();
     this.emit(value);
   }
 }

@@ -15,6 +15,7 @@ import { parseTrigger } from '../agent/triggers.js';
 import { topics } from '../lib/topics.js';
 import type { ExecutionUpdate } from '../lib/wire.js';
 import { validators } from '../schemas/index.js';
+import { FakeClock } from './helpers/clock.js';
 import { bounded } from './helpers/scope.js';
 import { sleep, waitFor } from './helpers/time.js';
 import { agentOn, fresh, gated, hubOn, NODE, setup, startBroker, states, type Hub } from './helpers/wpk.js';
@@ -264,7 +265,8 @@ offline('broker gone mid-WPK: updates are spooled and replayed in order after th
   // Accepted work keeps running while offline.
   gate.contexts[0]!.progress(0.5);
   gate.release({ finished: 'offline' });
-  await sleep(50);
+  // Logged right before the final update goes to the spool (offline: at once).
+  await waitFor(() => logs.some((l) => l.msg === 'work package finished' && l.wpk_id === trigger.wpk_id), { label: 'final update spooled' });
   // The hub's client is subscribed on the new broker before the agent can reach it (the old port opens last).
   const second = await startBroker(scope);
   const hub2 = await hubOn(scope, second.port);
@@ -323,7 +325,8 @@ offline('a full spool drops the oldest updates, with one warning per overflow ep
   await first.close();
   await waitFor(() => !agent.connected, { label: 'agent noticed the outage' });
   gate.release('ok'); // three final updates for a spool of two
-  await sleep(50);
+  // Each is logged right before it goes to the spool: after the third, every overflow warning is out.
+  await waitFor(() => logs.filter((l) => l.msg === 'work package finished').length === 3, { label: 'three final updates spooled' });
   const full = logs.filter((l) => /offline spool full/.test(String(l.msg)));
   assert.equal(full.length, 1);
   assert.equal(full[0]!.level, 40);
@@ -356,25 +359,27 @@ units('parseTrigger agrees with wpkTriggerSchema', () => {
   }
 });
 
-units('ProgressThrottle: leading report, one trailing report with the latest value, clamped, cancel drops', async () => {
-  let clock = 0;
+units('ProgressThrottle: leading report, one trailing report with the latest value, clamped, cancel drops', () => {
+  const clock = new FakeClock(0);
   const sent: number[] = [];
-  const throttle = new ProgressThrottle((f) => sent.push(f), 40, () => clock);
+  const throttle = new ProgressThrottle((f) => sent.push(f), 40, clock);
   throttle.report(-1);
   throttle.report(0.5);
   throttle.report(2);
   assert.equal(sent, [0]);
-  clock = 40;
-  await sleep(60);
+  clock.advance(39);
+  assert.equal(sent, [0], 'within the interval: held');
+  clock.advance(1);
   assert.equal(sent, [0, 1], 'trailing report carries the latest value, clamped');
-  clock = 200;
+  clock.advance(160);
   throttle.report(1);
   assert.equal(sent, [0, 1], 'an unchanged value is not sent again');
   throttle.report(0.7);
   assert.equal(sent, [0, 1, 0.7]);
   throttle.report(0.8);
   throttle.cancel();
-  await sleep(60);
+  assert.is(clock.pending, 0, 'cancel clears the timer');
+  clock.advance(1000);
   assert.equal(sent, [0, 1, 0.7], 'cancel drops the pending report');
 });
 

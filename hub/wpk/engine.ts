@@ -57,6 +57,9 @@ export class WpkEngine {
   readonly open = new Map<string, WpkRecord>();
   /** Open WPKs waiting for a node (or a free slot), per capability, oldest first. */
   readonly #waiting = new Map<string, Set<WpkRecord>>();
+  /** Creation order of the WPKs this process knows: what "oldest first" means. */
+  readonly #age = new WeakMap<WpkRecord, number>();
+  #created = 0;
   readonly placement: Placement;
 
   constructor(private readonly deps: EngineDeps, private readonly opts: EngineOptions) {
@@ -67,15 +70,18 @@ export class WpkEngine {
   restore(records: Iterable<WpkRecord>): void {
     for (const w of records) {
       this.all.set(w.wpk_id, w);
+      this.#age.set(w, ++this.#created);
       if (isFinalWpk(w)) continue;
       this.open.set(w.wpk_id, w);
       for (const e of w.executions) if (isInFlight(e)) this.placement.hold(e.node_id, key(w, e));
-      this.#wait(w);
+      // A mode-one attempt in flight waits for its node, not for a slot: its end moves it on.
+      if (w.mode === 'all' || !w.executions.some(isInFlight)) this.#wait(w);
     }
   }
 
   add(w: WpkRecord, now: number): void {
     this.all.set(w.wpk_id, w);
+    this.#age.set(w, ++this.#created);
     this.open.set(w.wpk_id, w);
     this.deps.counters.wpks.created += 1;
     this.advance(w, now);
@@ -101,7 +107,7 @@ export class WpkEngine {
     if (now >= w.deadline) {
       return this.#finish(w, 'expired', now, last ? `deadline passed before a new attempt; ${describeEnd(last)}` : 'no capable node could take it before the deadline');
     }
-    const node = this.placement.pick(w);
+    const node = this.placement.pick(w, now);
     if (!node && last?.state === 'rejected' && !this.placement.anyoneLeft(w)) {
       return this.#finish(w, 'failed', now, `every capable node rejected it; ${describeEnd(last)}`);
     }
@@ -125,7 +131,7 @@ export class WpkEngine {
     const targets: string[] = [];
     for (const node of this.deps.registry.all()) {
       if (served.has(node.node_id) || !this.placement.matches(w, node)) continue;
-      if (now < w.deadline && this.placement.eligible(w, node) && this.placement.hasRoom(node)) {
+      if (now < w.deadline && this.placement.eligible(w, node) && this.placement.hasRoom(node, now)) {
         this.#dispatch(w, node, 1, now);
         targets.push(node.node_id);
       } else {
@@ -134,10 +140,13 @@ export class WpkEngine {
     }
     if (targets.length > 0) w.attempt = 1;
     for (let i = 0; i < targets.length; i += MAX_TARGETS) this.deps.signals.trigger(w, 1, { targets: targets.slice(i, i + MAX_TARGETS) });
-    // Waits for registered nodes that are away or busy; with no node at all, for the first one to come.
-    if ((unserved > 0 || w.executions.length === 0) && now < w.deadline) return this.#wait(w);
+    // Until the deadline it waits for registered nodes that are away or busy,
+    // for the first node when there is none, and, while some node still runs
+    // it, for nodes that register meanwhile: they get it too.
+    const running = w.executions.some(isInFlight);
+    if (now < w.deadline && (unserved > 0 || w.executions.length === 0 || running)) return this.#wait(w);
     this.#unwait(w);
-    if (w.executions.some(isInFlight)) return;
+    if (running) return;
     this.#finishAll(w, unserved, now);
   }
 
@@ -295,12 +304,11 @@ export class WpkEngine {
       if (!waiting) continue;
       // Deleting while iterating a Set is safe; advance() only removes the current WPK.
       for (const w of waiting) {
-        if (!this.placement.hasRoom(node)) return moved;
+        if (!this.placement.hasRoom(node, now)) return moved;
         const before = w.executions.length;
         this.advance(w, now);
         if (w.executions.length !== before || isFinalWpk(w)) moved = true;
-        // An unselective mode-one WPK that found no slot means none of the rest will either.
-        else if (w.mode === 'one' && w.nodes === null && w.labels === null) break;
+        // One that stays (this node refused it, or it selects other nodes) must not hold up the rest.
       }
     }
     return moved;
@@ -327,9 +335,20 @@ export class WpkEngine {
   }
 
   #wait(w: WpkRecord): void {
-    let set = this.#waiting.get(w.capability);
-    if (!set) this.#waiting.set(w.capability, (set = new Set()));
-    set.add(w);
+    const set = this.#waiting.get(w.capability);
+    if (!set) return void this.#waiting.set(w.capability, new Set([w]));
+    if (set.has(w)) return;
+    if (w.executions.length === 0) return void set.add(w); // new: the youngest
+    // Back to waiting (its node was lost, or rejected it busy): it keeps its
+    // place by age, oldest first, rather than queueing behind newer work.
+    const age = this.#age.get(w) ?? 0;
+    const ordered = new Set<WpkRecord>();
+    for (const x of set) {
+      if (!ordered.has(w) && (this.#age.get(x) ?? 0) > age) ordered.add(w);
+      ordered.add(x);
+    }
+    ordered.add(w);
+    this.#waiting.set(w.capability, ordered);
   }
 
   #unwait(w: WpkRecord): void {

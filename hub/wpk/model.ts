@@ -98,7 +98,9 @@ export function applyUpdate(e: ExecutionRecord, u: ExecutionUpdate, now: number)
   if (u.progress !== undefined) e.progress = u.progress;
   if (u.result !== undefined) e.result = u.result;
   if (u.error !== undefined) e.error = u.error;
-  if (u.state === 'running' && e.started_at === null) e.started_at = u.ts;
+  // The node's own start (a replayed `running` carries it), but on the hub's
+  // clock: a node whose clock is off must not end or stretch its timeout.
+  if (u.state === 'running' && e.started_at === null) e.started_at = Math.min(Math.max(u.ts, e.dispatched_at), now);
   if (isNodeFinal(u.state)) {
     e.finished_at = now;
     if (u.state === 'succeeded') e.progress = 1;

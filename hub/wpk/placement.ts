@@ -61,8 +61,8 @@ export class Placement {
     return this.#inFlight.get(nodeId)?.size ?? 0;
   }
 
-  hasRoom(node: NodeRecord): boolean {
-    return this.load(node.node_id) < this.capacity(node) && !this.#resting(node.node_id);
+  hasRoom(node: NodeRecord, now: number): boolean {
+    return this.load(node.node_id) < this.capacity(node) && !this.#resting(node.node_id, now);
   }
 
   /** A node said it is busy (it runs more than the hub knows of): give it a rest. */
@@ -77,9 +77,9 @@ export class Placement {
     return done;
   }
 
-  #resting(nodeId: string): boolean {
+  #resting(nodeId: string, now: number): boolean {
     const until = this.#busyUntil.get(nodeId);
-    return until !== undefined && until > Date.now();
+    return until !== undefined && until > now;
   }
 
   /** Keys of the executions holding a slot on this node. */
@@ -115,7 +115,7 @@ export class Placement {
    * eligible node has a free slot. A node that rejected this WPK is not asked
    * again; nodes that tried it otherwise are taken only when no other can.
    */
-  pick(w: WpkRecord): NodeRecord | undefined {
+  pick(w: WpkRecord, now: number): NodeRecord | undefined {
     // This runs once per dispatch over every node: no allocation per node.
     const tried = w.executions.length > 0 ? new Set(w.executions.map((e) => e.node_id)) : undefined;
     const refused = w.executions.length > 0 ? rejectedBy(w) : undefined;
@@ -126,7 +126,7 @@ export class Placement {
       if (!this.eligible(w, node) || refused?.has(node.node_id)) continue;
       const inFlight = this.load(node.node_id);
       const capacity = this.capacity(node);
-      if (inFlight >= capacity || this.#resting(node.node_id)) continue;
+      if (inFlight >= capacity || this.#resting(node.node_id, now)) continue;
       key[0] = tried?.has(node.node_id) ? 1 : 0;
       key[1] = inFlight / capacity;
       key[2] = Math.round((node.load ?? 0) / LOAD_STEP);

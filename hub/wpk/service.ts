@@ -3,6 +3,7 @@
  * engine on a sweep timer and on node changes, publishes triggers and cancel
  * commands, and keeps every WPK in `wpks.json` (a hub restart loses nothing).
  */
+import { systemClock, type Clock, type TimerHandle } from '../../lib/clock.js';
 import { errorFields, type Logger } from '../../lib/log.js';
 import type { Topics } from '../../lib/topics.js';
 import type { CancelCommand, ExecutionUpdate, HttpWpkRequest, WpkTrigger } from '../../lib/wire.js';
@@ -53,6 +54,8 @@ export interface WpkDeps {
   store: Pick<Store, 'writeWpks'>;
   startedAt: number;
   observe?: HubObservers;
+  /** Time and the sweep timer (default: the system clock). */
+  clock?: Clock;
 }
 
 /** Own triggers not yet seen back from the broker; bounded so a lost echo cannot grow it. */
@@ -67,12 +70,15 @@ export class WpkService implements WorkPackages {
   #dirty = new Set<WpkRecord>();
   #removed = new Set<string>();
   readonly #ownTriggers = new Map<string, number>();
-  #sweep: NodeJS.Timeout | undefined;
+  readonly #clock: Clock;
+  #sweep: TimerHandle | undefined;
+  #running = false;
 
   constructor(private readonly deps: WpkDeps, options: WpkOptions = {}) {
     const { defaults, flush, ...rest } = options;
     this.#o = { ...defaultWpkOptions, ...rest };
     this.#defaults = { ...DEFAULT_WPK, ...defaults };
+    this.#clock = deps.clock ?? systemClock;
     this.#flusher = new Flusher(() => this.#write(), {
       ...defaultFlusherOptions,
       ...flush,
@@ -92,12 +98,27 @@ export class WpkService implements WorkPackages {
   }
 
   start(): void {
-    this.#sweep = setInterval(() => this.#tick(), this.#o.sweepIntervalMs);
+    this.#running = true;
+    this.#armSweep();
   }
 
   async stop(): Promise<void> {
-    clearInterval(this.#sweep);
+    this.#running = false;
+    this.#clock.clearTimeout(this.#sweep);
+    this.#sweep = undefined;
     await this.#flusher.stop();
+  }
+
+  /** One timer re-armed after each sweep (the Clock has no interval: one primitive for a fake to get right). */
+  #armSweep(): void {
+    this.#sweep = this.#clock.setTimeout(() => {
+      try {
+        this.#tick();
+      } finally {
+        // As setInterval did: one failed tick does not end the sweeps.
+        if (this.#running) this.#armSweep();
+      }
+    }, this.#o.sweepIntervalMs);
   }
 
   flush(): Promise<void> { return this.#flusher.flushNow(); }
@@ -105,7 +126,7 @@ export class WpkService implements WorkPackages {
   async create(request: HttpWpkRequest): Promise<WpkRecord> {
     const checked = validators.httpWpkRequest(request);
     if (!checked.ok) throw new WpkRequestError(422, 'EDGEFED_ERR_SCHEMA', `work package request: ${checked.errors.join('; ')}`);
-    const now = Date.now();
+    const now = this.#clock.now();
     const w = newWpk(checked.value, now, this.#defaults);
     this.#engine.add(w, now);
     this.#dirty.add(w);
@@ -135,7 +156,7 @@ export class WpkService implements WorkPackages {
     const w = this.#engine.all.get(wpkId);
     if (!w) throw new WpkRequestError(404, 'EDGEFED_ERR_WPK_NOT_FOUND', `no work package "${wpkId}"`);
     if (isFinalWpk(w)) throw new WpkRequestError(409, 'EDGEFED_ERR_WPK_FINISHED', `work package ${wpkId} already ended ${w.state}; only an unfinished one can be canceled`);
-    this.#engine.cancel(w, Date.now(), 'canceled by an operator');
+    this.#engine.cancel(w, this.#clock.now(), 'canceled by an operator');
     this.#dirty.add(w);
     await this.#flusher.whenWritten();
     return w;
@@ -156,14 +177,14 @@ export class WpkService implements WorkPackages {
   onExecution(nodeId: string, update: ExecutionUpdate): void {
     const w = this.#engine.all.get(update.wpk_id);
     if (w) changed(w); // a finished WPK may take a late result: its kept JSON is stale
-    const change = this.#engine.onUpdate(nodeId, update, Date.now());
+    const change = this.#engine.onUpdate(nodeId, update, this.#clock.now());
     if (w && change !== 'none') this.#dirty.add(w);
     this.#mark(change);
   }
 
   /** From the registry handlers: a node's status or registration changed. */
   nodeChanged(nodeId: string): void {
-    const now = Date.now();
+    const now = this.#clock.now();
     this.#engine.placement.invalidate();
     // Give up on work the node lost first (a restart frees its slots), then offer it new work.
     const gaveUp = this.#engine.check(now, nodeId);
@@ -187,7 +208,7 @@ export class WpkService implements WorkPackages {
   }
 
   #tick(): void {
-    const now = Date.now();
+    const now = this.#clock.now();
     const gaveUp = this.#engine.check(now);
     const woke = this.#engine.wake(now);
     if (gaveUp || woke) this.#openChanged();
@@ -256,7 +277,7 @@ export class WpkService implements WorkPackages {
   }
 
   #cancelCommand(nodeId: string, wpkId: string, attempt: number): void {
-    const c: CancelCommand = { command: 'cancel', wpk_id: wpkId, attempt, ts: Date.now() };
+    const c: CancelCommand = { command: 'cancel', wpk_id: wpkId, attempt, ts: this.#clock.now() };
     this.deps.counters.wpks.cancel_commands += 1;
     this.deps.out.publish(this.deps.topics.commands(nodeId), JSON.stringify(c), { qos: 1, retain: false });
   }

@@ -31,7 +31,7 @@ export interface ExecutionRecord {
   result: Record<string, unknown> | null;
   error: string | null;
   dispatched_at: number;
-  /** When the node reported `running`. */
+  /** When the node reported `running`: its `ts`, kept between `dispatched_at` and the hub's time of receipt. */
   started_at: number | null;
   finished_at: number | null;
   updated_at: number;
