@@ -5,11 +5,12 @@
  */
 import { isValidId } from '../lib/ids.js';
 import { parseObject } from '../lib/json.js';
+import { MAX_PAYLOAD_BYTES } from '../lib/limits.js';
 import type { Logger } from '../lib/log.js';
 import type { Command, HubStatus } from '../lib/wire.js';
 
 /** Commands are tiny; refusing big payloads before JSON.parse bounds the cost of a hostile one. */
-export const MAX_INBOUND_BYTES = 64 * 1024;
+export const MAX_INBOUND_BYTES = MAX_PAYLOAD_BYTES;
 
 export type Parsed<T> = { ok: true; value: T } | { ok: false; reason: string };
 

@@ -6,15 +6,10 @@
  * been seen already.
  */
 import { isValidId } from '../lib/ids.js';
+import { MAX_ATTEMPT, MAX_PARAMS, MAX_TARGETS, MAX_TIMEOUT_MS } from '../lib/limits.js';
 import type { WpkTrigger } from '../lib/wire.js';
 import { parseJsonObject, type Parsed } from './commands.js';
 
-/** Mirrors the schema: `params` and `result` objects hold at most 256 properties. */
-export const MAX_PARAMS = 256;
-/** Mirrors `MAX_TARGETS` in schemas/definitions.ts (not imported: that module is the schema bundle). */
-export const MAX_TARGETS = 1000;
-const MAX_ATTEMPT = 1000;
-const MAX_TIMEOUT_MS = 604_800_000;
 const FIELDS = new Set(['wpk_id', 'capability', 'action', 'params', 'mode', 'assignee', 'targets', 'attempt', 'created_at', 'deadline', 'timeout_ms']);
 
 const isEpochMs = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;

@@ -4,6 +4,7 @@
  * `edgefed trigger --wait`.
  */
 import { FINAL_WPK_STATES, WPK_STATES, type ExecutionRecord, type WpkRecord } from '../hub/wpk/types.js';
+import { DEFAULT_WPK_LIST_LIMIT, MAX_WPK_LIST_LIMIT } from '../lib/limits.js';
 import { CliError, commandFlags, int, str, type Flags, type FlagSpecs } from './args.js';
 import { getJson, HUB_FLAGS, hubOf, postJson } from './hub-client.js';
 import { ago, table } from './table.js';
@@ -14,7 +15,7 @@ const LIST_SPECS: FlagSpecs = {
   json: { type: 'boolean', help: 'Print the hub\'s records as a JSON array' },
   state: { type: 'string', value: 'S', help: `Only work packages in this state (${WPK_STATES.join(', ')})` },
   capability: { type: 'string', value: 'C', help: 'Only work packages for this capability' },
-  limit: { type: 'string', value: 'N', help: 'At most N work packages, newest first (1-1000; the hub answers 100 without it)' },
+  limit: { type: 'string', value: 'N', help: `At most N work packages, newest first (1-${MAX_WPK_LIST_LIMIT}; the hub answers ${DEFAULT_WPK_LIST_LIMIT} without it)` },
 };
 const ONE_SPECS: FlagSpecs = { ...HUB_FLAGS, json: { type: 'boolean', help: 'Print the hub\'s record as JSON' } };
 
@@ -161,7 +162,7 @@ export function listQuery(flags: Flags): string {
   }
   const capability = str(flags, 'capability');
   if (capability !== undefined) query.set('capability', capability);
-  const limit = int(flags, 'limit', { min: 1, max: 1000 });
+  const limit = int(flags, 'limit', { min: 1, max: MAX_WPK_LIST_LIMIT });
   if (limit !== undefined) query.set('limit', String(limit));
   return query.toString();
 }

@@ -5,14 +5,12 @@
  * (WpkRequestError) keep their status and code here.
  */
 import { isValidId } from '../../lib/ids.js';
+import { DEFAULT_WPK_LIST_LIMIT, MAX_WPK_LIST_LIMIT } from '../../lib/limits.js';
 import { validators } from '../../schemas/index.js';
 import { WPK_STATES, WpkRequestError, type WpkListFilter, type WpkState } from '../../hub/wpk/types.js';
 import { HttpError, sendJson } from './respond.js';
 import { body, type Route, type RouteHandler } from './route.js';
 
-/** `GET /federation/wpk` answers at most this many records unless `limit` says otherwise. */
-export const DEFAULT_WPK_LIST_LIMIT = 100;
-export const MAX_WPK_LIST_LIMIT = 1000;
 
 function badFilter(message: string): HttpError {
   return new HttpError(400, 'EDGEFED_ERR_BAD_FILTER', message);
