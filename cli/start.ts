@@ -4,8 +4,7 @@
  */
 import path from 'node:path';
 import { pino } from 'pino';
-import { DEFAULT_MAX_PAYLOAD_BYTES } from '../hub/admission.js';
-import { MAX_PACKET_BYTES } from '../lib/limits.js';
+import { MAX_PACKET_BYTES, MAX_PAYLOAD_BYTES } from '../lib/limits.js';
 import { startFederation } from '../server/federation.js';
 import { checkClientId } from '../hub/link.js';
 import type { Logger } from '../lib/log.js';
@@ -24,7 +23,7 @@ const SPECS: FlagSpecs = {
   'hub-client-id': { type: 'string', value: 'ID', help: 'MQTT client id of the hub\'s persistent session on --broker-url (default edgefed-hub, or derived from --topic-root)' },
   'topic-root': { type: 'string', value: 'ROOT', help: 'Topic root of the federation', default: DEFAULT_TOPIC_ROOT },
   'max-packet': { type: 'string', value: 'BYTES', help: 'Largest MQTT packet the embedded broker accepts', default: String(MAX_PACKET_BYTES) },
-  'max-payload': { type: 'string', value: 'BYTES', help: 'Largest node payload the hub accepts', default: String(DEFAULT_MAX_PAYLOAD_BYTES) },
+  'max-payload': { type: 'string', value: 'BYTES', help: 'Largest node payload the hub accepts', default: String(MAX_PAYLOAD_BYTES) },
   'log-level': { type: 'string', value: 'LEVEL', help: 'debug, info, warn, error or silent', default: 'info' },
   'max-connections': { type: 'string', value: 'N', help: 'Open MQTT connections the embedded broker allows (0 = no limit)', default: '10000' },
   'connect-rate': { type: 'string', value: 'N', help: 'New connections per second one address may sustain (0 = no limit; loopback is exempt)', default: '20' },
@@ -54,7 +53,7 @@ export async function runStart(argv: string[], env: NodeJS.ProcessEnv): Promise<
     ...(brokerUrl ? { brokerUrl } : {}),
     topicRoot: str(flags, 'topic-root') ?? DEFAULT_TOPIC_ROOT,
     maxPacketBytes: int(flags, 'max-packet', { min: 1024, max: 256 * 1024 * 1024 }) ?? MAX_PACKET_BYTES,
-    maxPayloadBytes: int(flags, 'max-payload', { min: 256, max: 16 * 1024 * 1024 }) ?? DEFAULT_MAX_PAYLOAD_BYTES,
+    maxPayloadBytes: int(flags, 'max-payload', { min: 256, max: 16 * 1024 * 1024 }) ?? MAX_PAYLOAD_BYTES,
     logger: log,
     ...(clientId !== undefined ? { hub: { clientId } } : {}),
     broker: {

@@ -7,7 +7,7 @@
 import type { HttpWpkRequest } from '../lib/wire.js';
 import { parseDuration } from '../lib/duration.js';
 import { isValidId } from '../lib/ids.js';
-import type { WpkRecord } from '../hub/wpk/types.js';
+import type { ApiWpk } from '../lib/api.js';
 import { CliError, envName, helpText, int, labels, list, parseFlags, str, type Flags, type FlagSpecs } from './args.js';
 import { getJson, HUB_FLAGS, hubOf, postJson, type HubTarget } from './hub-client.js';
 import { finalReport, isFinal, progressLine, wpkPath } from './wpk.js';
@@ -110,7 +110,7 @@ function sleep(ms: number): Promise<void> {
  * new progress line before that. Bounded: past its deadline plus one attempt's timeout
  * the hub must have ended it, so a WPK still open then means a hub problem.
  */
-export async function waitUntilFinal(hub: HubTarget, first: WpkRecord, onChange: (line: string) => void, intervalMs = POLL_INTERVAL_MS): Promise<WpkRecord> {
+export async function waitUntilFinal(hub: HubTarget, first: ApiWpk, onChange: (line: string) => void, intervalMs = POLL_INTERVAL_MS): Promise<ApiWpk> {
   const giveUpAt = first.deadline + first.timeout_ms + WAIT_GRACE_MS;
   let record = first;
   let shown = '';
@@ -123,7 +123,7 @@ export async function waitUntilFinal(hub: HubTarget, first: WpkRecord, onChange:
       throw new CliError(`gave up waiting: ${record.wpk_id} is still ${record.state} past its deadline. See "edgefed wpk show ${record.wpk_id}".`, 1);
     }
     await sleep(intervalMs);
-    record = await getJson<WpkRecord>(hub, wpkPath(record.wpk_id));
+    record = await getJson<ApiWpk>(hub, wpkPath(record.wpk_id));
   }
 }
 
@@ -136,7 +136,7 @@ export async function runTrigger(argv: string[], env: NodeJS.ProcessEnv): Promis
   if (positionals.length > 0) throw usageError(`unexpected argument "${positionals[0]}"`);
   const request = buildRequest(flags);
   const hub = hubOf(flags);
-  const created = await postJson<WpkRecord>(hub, 'federation/wpk', request);
+  const created = await postJson<ApiWpk>(hub, 'federation/wpk', request);
   if (!flags.wait) {
     process.stdout.write(flags.json ? `${JSON.stringify(created, null, 2)}\n` : `${created.wpk_id} ${created.state}\n`);
     return 0;
