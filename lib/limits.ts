@@ -4,7 +4,7 @@
  * the agent's generated validators enforce them; the agent's own options, the
  * HTTP API and the CLI import them where they check the same thing earlier.
  * No dependencies: the agent loads this module. docs/protocol.md documents
- * the values (a test compares the exported schemas with the file).
+ * the values for device makers; schemas/json/ publishes them.
  */
 
 /** Node ids, capability names, WPK ids, action names and label names: 1..64 characters. */
