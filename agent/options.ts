@@ -20,7 +20,7 @@ import { DEFAULT_SPOOL_MAX } from './spool.js';
 export interface AgentOptions {
   /** This node's id; also its MQTT client id. `^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`. */
   nodeId: string;
-  /** What this node can run: 1..32 distinct ids. Work packages are routed by capability. */
+  /** What this node can run: 1..MAX_CAPABILITIES (32) distinct ids. Work packages are routed by capability. */
   capabilities: string[];
   /** Broker to connect to, e.g. `mqtt://hub.local:1883` or `mqtts://...`. Ignored when `connect` is given. */
   brokerUrl?: string;

@@ -7,6 +7,7 @@
 import type { HttpWpkRequest } from '../lib/wire.js';
 import { parseDuration } from '../lib/duration.js';
 import { isValidId } from '../lib/ids.js';
+import { MAX_ATTEMPTS } from '../lib/limits.js';
 import type { ApiWpk } from '../lib/api.js';
 import { CliError, envName, helpText, int, labels, list, parseFlags, str, type Flags, type FlagSpecs } from './args.js';
 import { getJson, HUB_FLAGS, hubOf, postJson, type HubTarget } from './hub-client.js';
@@ -21,7 +22,7 @@ export const TRIGGER_FLAGS: FlagSpecs = {
   label: { type: 'string', multiple: true, value: 'K=V', help: 'Only nodes with this label may run it (repeatable)' },
   timeout: { type: 'string', value: 'DURATION', help: 'How long one attempt may run, e.g. 30s' },
   deadline: { type: 'string', value: 'DURATION', help: 'No attempt starts after now + this, e.g. 10m (hub default: 1h)' },
-  'max-attempts': { type: 'string', value: 'N', help: 'Attempts before it fails (mode one), 1-100' },
+  'max-attempts': { type: 'string', value: 'N', help: `Attempts before it fails (mode one), 1-${MAX_ATTEMPTS}` },
   wait: { type: 'boolean', help: 'Follow it to its end: changes on stderr, final state and result on stdout' },
   json: { type: 'boolean', help: 'Print the hub\'s record as JSON (with --wait: only the final one)' },
   ...HUB_FLAGS,
@@ -96,7 +97,7 @@ export function buildRequest(flags: Flags, now = Date.now()): HttpWpkRequest {
   if (timeout !== undefined) request.timeout_ms = timeout;
   const deadline = durationMs(flags, 'deadline');
   if (deadline !== undefined) request.deadline = now + deadline;
-  const attempts = int(flags, 'max-attempts', { min: 1, max: 100 });
+  const attempts = int(flags, 'max-attempts', { min: 1, max: MAX_ATTEMPTS });
   if (attempts !== undefined) request.max_attempts = attempts;
   return request;
 }
