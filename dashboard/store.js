@@ -11,10 +11,15 @@ export const NODE_STATUSES = ['active', 'stale', 'offline', 'deregistered'];
 export const WPK_STATES = ['pending', 'dispatched', 'running', 'succeeded', 'failed', 'timed_out', 'canceled', 'expired'];
 /** @type {ReadonlySet<string>} */
 export const FINAL_WPK_STATES = new Set(['succeeded', 'failed', 'timed_out', 'canceled', 'expired']);
-/** The feed sends at most 200 WPKs; the page keeps as many. */
+/**
+ * The feed sends at most 200 WPKs; the page keeps as many. The page loads nothing but
+ * dashboard/, so the hub's values are copied; their types make `npm run typecheck` fail
+ * if lib/limits.ts changes and these do not.
+ * @type {typeof import('../lib/limits.js').FEED_MAX_WPKS}
+ */
 export const MAX_WPKS = 200;
-/** The chart's window. */
-export const SERIES_WINDOW_MS = 5 * 60 * 1000;
+/** The chart's window: five minutes. @type {typeof import('../lib/limits.js').FEED_SERIES_WINDOW_MS} */
+export const SERIES_WINDOW_MS = 300_000;
 
 /**
  * The feed's shapes are the hub's contract (lib/api.ts), checked by `npm run typecheck`.

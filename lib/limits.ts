@@ -50,6 +50,10 @@ export const MAX_TOPIC_LENGTH = 1024;
 export const MAX_PAYLOAD_BYTES = 64 * 1024;
 /** Largest MQTT packet the embedded broker accepts by default (`--max-packet`). */
 export const MAX_PACKET_BYTES = 256 * 1024;
+/** Work packages the live feed sends a dashboard page (the newest), and so the most a page keeps. */
+export const FEED_MAX_WPKS = 200;
+/** The dashboard's chart: the feed keeps and a page shows five minutes, one point a second. */
+export const FEED_SERIES_WINDOW_MS = 300_000;
 /** WPKs one `GET /federation/wpk` answers without a `limit`, and the largest `limit`. */
 export const DEFAULT_WPK_LIST_LIMIT = 100;
 export const MAX_WPK_LIST_LIMIT = 1000;

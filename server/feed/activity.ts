@@ -5,6 +5,7 @@
  */
 import type { HubObservers } from '../../hub/observe.js';
 import type { ActivityPoint } from '../../lib/api.js';
+import { FEED_SERIES_WINDOW_MS } from '../../lib/limits.js';
 
 export type { ActivityPoint } from '../../lib/api.js';
 
@@ -26,7 +27,7 @@ export class ActivitySeries {
   #open: Open;
 
   constructor(observers: HubObservers, opts: ActivityOptions = {}) {
-    this.#keep = opts.keepSeconds ?? 300;
+    this.#keep = opts.keepSeconds ?? FEED_SERIES_WINDOW_MS / 1000;
     this.#maxSamples = opts.maxSamplesPerSecond ?? 2048;
     this.#now = opts.now ?? Date.now;
     this.#open = emptySecond(secondOf(this.#now()));

@@ -6,6 +6,7 @@
  * a millisecond a tick, the hot path pays nothing, and nothing runs while no
  * page is open. One serialisation per tick serves every open page.
  */
+import { FEED_MAX_WPKS } from '../../lib/limits.js';
 import { VERSION } from '../../lib/version.js';
 import type { HubApi } from '../../hub/index.js';
 import type { FeedNodesEvent, FeedSnapshot, FeedStatsEvent, FeedWpksEvent } from '../../lib/api.js';
@@ -46,7 +47,7 @@ export class FleetFeed {
   #lastPoint = 0;
 
   constructor(private readonly hub: HubApi, options: FeedOptions) {
-    this.#o = { batchMs: 500, statsMs: 1000, pingMs: 15_000, maxWpks: 200, ...options };
+    this.#o = { batchMs: 500, statsMs: 1000, pingMs: 15_000, maxWpks: FEED_MAX_WPKS, ...options };
   }
 
   get clients(): number { return this.#clients.size; }
