@@ -6,7 +6,7 @@
  */
 import type { Logger } from '../lib/log.js';
 
-/** A trigger's `params`: a JSON object (at most 256 properties on the wire). */
+/** A trigger's `params`: a JSON object (at most MAX_PARAMS properties on the wire, lib/limits.ts). */
 export type ActionParams = { [key: string]: unknown };
 
 /** What an action gets besides its params. */

@@ -1,15 +1,18 @@
 /**
- * Inbound messages (commands, hub status), parsed by hand: the agent does not
- * load the JSON Schemas, and a malformed message must never crash a node, so
- * every check returns a reason instead of throwing.
+ * Inbound messages (commands, hub status), checked by the validators
+ * generated from the JSON Schemas (agent/generated/validators.ts; the agent
+ * does not load ajv). A malformed message must never crash a node, so every
+ * check returns a reason instead of throwing.
  */
-import { isValidId } from '../lib/ids.js';
 import { parseObject } from '../lib/json.js';
+import { MAX_PAYLOAD_BYTES } from '../lib/limits.js';
 import type { Logger } from '../lib/log.js';
+import { describe } from '../lib/schema-errors.js';
 import type { Command, HubStatus } from '../lib/wire.js';
+import { checkCancelCommand, checkHubStatus, checkRebirthCommand, type GeneratedCheck } from './generated/validators.js';
 
 /** Commands are tiny; refusing big payloads before JSON.parse bounds the cost of a hostile one. */
-export const MAX_INBOUND_BYTES = 64 * 1024;
+export const MAX_INBOUND_BYTES = MAX_PAYLOAD_BYTES;
 
 export type Parsed<T> = { ok: true; value: T } | { ok: false; reason: string };
 
@@ -23,7 +26,16 @@ export function parseJsonObject(payload: Buffer): Parsed<Record<string, unknown>
   return parsed.ok ? parsed : { ok: false, reason: parsed.reason };
 }
 
-const isEpochMs = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
+/** Size, JSON, object, then the schema; the reason names the first problem (`attempt: must be >= 1`). */
+export function checkPayload<T>(payload: Buffer, check: GeneratedCheck<T>): Parsed<T> {
+  const obj = parseJsonObject(payload);
+  return obj.ok ? checkValue(obj.value, check) : obj;
+}
+
+function checkValue<T>(value: unknown, check: GeneratedCheck<T>): Parsed<T> {
+  if (check(value)) return { ok: true, value };
+  return { ok: false, reason: describe(check.errors, 1).join('') };
+}
 
 /**
  * Accepts the contract's command shapes. `ts` is optional here (an operator's
@@ -33,30 +45,17 @@ const isEpochMs = (v: unknown): v is number => Number.isSafeInteger(v) && (v as 
 export function parseCommand(payload: Buffer, now: number = Date.now()): Parsed<Command> {
   const obj = parseJsonObject(payload);
   if (!obj.ok) return obj;
-  const { command, ts } = obj.value;
-  if (ts !== undefined && !isEpochMs(ts)) return { ok: false, reason: 'ts must be epoch milliseconds' };
-  const when = ts ?? now;
-  switch (command) {
-    case 'rebirth':
-      return { ok: true, value: { command, ts: when } };
-    case 'cancel': {
-      const { wpk_id: wpkId, attempt } = obj.value;
-      if (!isValidId(wpkId)) return { ok: false, reason: 'cancel needs a valid wpk_id' };
-      if (!Number.isInteger(attempt) || (attempt as number) < 1) return { ok: false, reason: 'cancel needs an integer attempt >= 1' };
-      return { ok: true, value: { command, wpk_id: wpkId, attempt: attempt as number, ts: when } };
-    }
-    default:
-      return { ok: false, reason: typeof command === 'string' ? `unknown command "${command.slice(0, 64)}"` : 'missing "command"' };
+  const { command } = obj.value;
+  if (command === 'cancel' || command === 'rebirth') {
+    const parsed = command === 'cancel' ? checkValue(obj.value, checkCancelCommand) : checkValue(obj.value, checkRebirthCommand);
+    if (!parsed.ok) return { ok: false, reason: `${command}: ${parsed.reason}` };
+    return { ok: true, value: { ...parsed.value, ts: parsed.value.ts ?? now } as Command };
   }
+  return { ok: false, reason: typeof command === 'string' ? `unknown command "${command.slice(0, 64)}"` : 'missing "command"' };
 }
 
 export function parseHubStatus(payload: Buffer): Parsed<HubStatus> {
-  const obj = parseJsonObject(payload);
-  if (!obj.ok) return obj;
-  const { state, boot_id: bootId, ts } = obj.value;
-  if (state !== 'online' && state !== 'offline') return { ok: false, reason: 'state must be online or offline' };
-  if (typeof bootId !== 'string' || bootId.length === 0) return { ok: false, reason: 'missing boot_id' };
-  return { ok: true, value: { state, boot_id: bootId, ts: isEpochMs(ts) ? ts : 0 } };
+  return checkPayload(payload, checkHubStatus);
 }
 
 /**

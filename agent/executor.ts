@@ -12,17 +12,18 @@
  * waiting, and whatever it does later is ignored.
  */
 import type { Logger } from '../lib/log.js';
+import { MAX_ERROR_LENGTH, MAX_PARAMS, MAX_PAYLOAD_BYTES } from '../lib/limits.js';
 import type { ExecutionState, ExecutionUpdate, WpkTrigger } from '../lib/wire.js';
 import type { ActionContext, ActionHandler } from './actions.js';
 import { ProgressThrottle } from './progress.js';
-import { executionKey, isAddressedTo, MAX_PARAMS, parseTrigger, RecentKeys } from './triggers.js';
+import { executionKey, isAddressedTo, parseTrigger, RecentKeys } from './triggers.js';
 
 /** `(wpk_id, attempt)` pairs remembered for deduplication. */
 export const DEDUP_CAPACITY = 10_000;
-/** Mirrors the schema's `error` bound. */
-export const MAX_ERROR_CHARS = 2048;
+/** The schema's `error` bound. */
+export const MAX_ERROR_CHARS = MAX_ERROR_LENGTH;
 /** An update larger than the hub's default payload limit would be refused, or get the connection cut by its broker. */
-export const MAX_UPDATE_BYTES = 64 * 1024;
+export const MAX_UPDATE_BYTES = MAX_PAYLOAD_BYTES;
 
 export const CANCELED_BY_HUB = 'canceled by the hub';
 export const AGENT_STOPPED = 'agent stopped';

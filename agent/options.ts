@@ -1,12 +1,16 @@
 /**
  * Agent options: one interface, one defaults object, one hand-written
- * validator. The agent deliberately does not compile the JSON Schemas (ajv
- * costs megabytes on a small device), so the bounds below mirror
- * schemas/definitions.ts by hand; test/agent.test.ts checks the agent's
- * payloads against the real schemas so the two cannot drift silently.
+ * validator, which checks the options early with the bounds the JSON Schemas
+ * are built from (lib/limits.ts), so a bad option fails at start, not as a
+ * refused registration; test/agent.test.ts checks the agent's payloads
+ * against the real schemas.
  */
 import type { IClientOptions, MqttClient } from 'mqtt';
-import { isValidId, MAX_CAPABILITIES } from '../lib/ids.js';
+import { isValidId } from '../lib/ids.js';
+import {
+  MAX_CAPABILITIES, MAX_CONCURRENCY, MAX_ENDPOINT_LENGTH, MAX_HEARTBEAT_INTERVAL_MS, MAX_LABEL_VALUE_LENGTH, MAX_LABELS,
+  MIN_HEARTBEAT_INTERVAL_MS,
+} from '../lib/limits.js';
 import { jsonLogger, type Logger } from '../lib/log.js';
 import { DEFAULT_TOPIC_ROOT, validateRoot } from '../lib/topics.js';
 import type { ActionMap } from './actions.js';
@@ -17,7 +21,7 @@ import { EdgefedError } from '../lib/errors.js';
 export interface AgentOptions {
   /** This node's id; also its MQTT client id. `^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`. */
   nodeId: string;
-  /** What this node can run: 1..32 distinct ids. Work packages are routed by capability. */
+  /** What this node can run: 1..MAX_CAPABILITIES (32) distinct ids. Work packages are routed by capability. */
   capabilities: string[];
   /** Broker to connect to, e.g. `mqtt://hub.local:1883` or `mqtts://...`. Ignored when `connect` is given. */
   brokerUrl?: string;
@@ -123,12 +127,12 @@ export function resolveOptions(input: AgentOptions): ResolvedAgentOptions {
   if (!isValidId(o.nodeId)) bad(`nodeId ${show(o.nodeId)} is not a valid id (${ID_HINT})`);
   checkCapabilities(o.capabilities, bad);
   checkLabels(o.labels, bad);
-  if (o.endpoint !== undefined && (typeof o.endpoint !== 'string' || o.endpoint.length < 1 || o.endpoint.length > 512)) {
-    bad('endpoint must be a string of 1..512 characters');
+  if (o.endpoint !== undefined && (typeof o.endpoint !== 'string' || o.endpoint.length < 1 || o.endpoint.length > MAX_ENDPOINT_LENGTH)) {
+    bad(`endpoint must be a string of 1..${MAX_ENDPOINT_LENGTH} characters`);
   }
   checkInt('keepaliveS', o.keepaliveS, 0, 65_535, bad);
-  checkInt('heartbeatIntervalMs', o.heartbeatIntervalMs, 100, 86_400_000, bad);
-  checkInt('concurrency', o.concurrency, 1, 1024, bad);
+  checkInt('heartbeatIntervalMs', o.heartbeatIntervalMs, MIN_HEARTBEAT_INTERVAL_MS, MAX_HEARTBEAT_INTERVAL_MS, bad);
+  checkInt('concurrency', o.concurrency, 1, MAX_CONCURRENCY, bad);
   checkInt('reconnectMinMs', o.reconnectMinMs, 1, MAX_TIMER_MS, bad);
   checkInt('reconnectMaxMs', o.reconnectMaxMs, 1, MAX_TIMER_MS, bad);
   if (o.reconnectMaxMs < o.reconnectMinMs) bad(`reconnectMaxMs (${o.reconnectMaxMs}) must be >= reconnectMinMs (${o.reconnectMinMs})`);
@@ -181,10 +185,10 @@ function checkLabels(labels: unknown, bad: (msg: string) => void): void {
     return;
   }
   const entries = Object.entries(labels);
-  if (entries.length > 32) bad(`at most 32 labels are allowed, got ${entries.length}`);
+  if (entries.length > MAX_LABELS) bad(`at most ${MAX_LABELS} labels are allowed, got ${entries.length}`);
   for (const [key, value] of entries) {
     if (!isValidId(key)) bad(`label name ${show(key)} is not a valid id (${ID_HINT})`);
-    if (typeof value !== 'string' || value.length > 128) bad(`label ${show(key)} must be a string of at most 128 characters`);
+    if (typeof value !== 'string' || value.length > MAX_LABEL_VALUE_LENGTH) bad(`label ${show(key)} must be a string of at most ${MAX_LABEL_VALUE_LENGTH} characters`);
   }
 }
 

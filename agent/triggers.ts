@@ -1,62 +1,16 @@
 /**
- * Inbound work-package triggers: parsed by hand (the agent does not load
- * ajv), mirroring `wpkTriggerSchema` in schemas/definitions.ts bound for bound;
- * test/agent-wpk.test.ts checks the two agree. Also the two decisions taken
- * before any work starts: is this trigger meant for this node, and has it
- * been seen already.
+ * Inbound work-package triggers: checked by the validator generated from
+ * `wpkTriggerSchema` (agent/generated/validators.ts), so the agent accepts
+ * exactly what the hub may send. Also the two decisions taken before any work
+ * starts: is this trigger meant for this node, and has it been seen already.
  */
-import { isValidId } from '../lib/ids.js';
 import type { WpkTrigger } from '../lib/wire.js';
-import { parseJsonObject, type Parsed } from './commands.js';
-
-/** Mirrors the schema: `params` and `result` objects hold at most 256 properties. */
-export const MAX_PARAMS = 256;
-/** Mirrors `MAX_TARGETS` in schemas/definitions.ts (not imported: that module is the schema bundle). */
-export const MAX_TARGETS = 1000;
-const MAX_ATTEMPT = 1000;
-const MAX_TIMEOUT_MS = 604_800_000;
-const FIELDS = new Set(['wpk_id', 'capability', 'action', 'params', 'mode', 'assignee', 'targets', 'attempt', 'created_at', 'deadline', 'timeout_ms']);
-
-const isEpochMs = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
-const isIntIn = (v: unknown, min: number, max: number): v is number => Number.isInteger(v) && (v as number) >= min && (v as number) <= max;
+import { checkWpkTrigger } from './generated/validators.js';
+import { checkPayload, type Parsed } from './commands.js';
 
 /** Checks one payload from `wpk/{capability}/trigger`; the reason names the first problem found. */
 export function parseTrigger(payload: Buffer): Parsed<WpkTrigger> {
-  const obj = parseJsonObject(payload);
-  if (!obj.ok) return obj;
-  const t = obj.value;
-  const unknown = Object.keys(t).find((k) => !FIELDS.has(k));
-  if (unknown !== undefined) return fail(`unknown field "${unknown.slice(0, 64)}"`);
-  for (const field of ['wpk_id', 'capability', 'action'] as const) {
-    if (!isValidId(t[field])) return fail(`${field} must be an id (letters, digits, . _ -; 1-64 chars)`);
-  }
-  if (t.mode !== 'one' && t.mode !== 'all') return fail('mode must be "one" or "all"');
-  if (!isIntIn(t.attempt, 1, MAX_ATTEMPT)) return fail(`attempt must be an integer in 1..${MAX_ATTEMPT}`);
-  if (!isEpochMs(t.created_at)) return fail('created_at must be epoch milliseconds');
-  if (!isEpochMs(t.deadline)) return fail('deadline must be epoch milliseconds');
-  if (t.timeout_ms !== undefined && !isIntIn(t.timeout_ms, 1, MAX_TIMEOUT_MS)) return fail(`timeout_ms must be an integer in 1..${MAX_TIMEOUT_MS}`);
-  if (t.params !== undefined && !isParams(t.params)) return fail(`params must be an object of at most ${MAX_PARAMS} properties`);
-  if (t.assignee !== undefined && !isValidId(t.assignee)) return fail('assignee must be a node id');
-  if (t.targets !== undefined) {
-    const problem = targetsProblem(t.targets);
-    if (problem) return fail(problem);
-  }
-  return { ok: true, value: t as unknown as WpkTrigger };
-}
-
-function isParams(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v) && Object.keys(v).length <= MAX_PARAMS;
-}
-
-function targetsProblem(targets: unknown): string | undefined {
-  if (!Array.isArray(targets) || targets.length < 1 || targets.length > MAX_TARGETS) return `targets must be an array of 1..${MAX_TARGETS} node ids`;
-  if (!targets.every(isValidId)) return 'targets must hold node ids only';
-  if (new Set(targets).size !== targets.length) return 'targets must be distinct';
-  return undefined;
-}
-
-function fail(reason: string): Parsed<WpkTrigger> {
-  return { ok: false, reason };
+  return checkPayload(payload, checkWpkTrigger);
 }
 
 /**

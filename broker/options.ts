@@ -1,4 +1,5 @@
 import type { AedesOptions } from 'aedes';
+import { MAX_PACKET_BYTES } from '../lib/limits.js';
 import { silentLogger, type Logger } from '../lib/log.js';
 import type { TlsMaterial } from '../lib/tls-material.js';
 import { EdgefedError } from '../lib/errors.js';
@@ -115,7 +116,7 @@ export const defaultBrokerOptions: Readonly<Required<Pick<BrokerOptions, Default
   port: 1883,
   listen: true,
   plain: true,
-  maxPacketBytes: 256 * 1024,
+  maxPacketBytes: MAX_PACKET_BYTES,
   insecure: false,
   heartbeatIntervalMs: 60_000,
   connectTimeoutMs: 30_000,

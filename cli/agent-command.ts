@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { ActionModuleError, AGENT_DEFAULTS, AgentConfigError, loadActionModule, startAgent, type ActionMap, type Agent } from '../agent/index.js';
 import { parseDuration } from '../lib/duration.js';
+import { MAX_CONCURRENCY } from '../lib/limits.js';
 import { jsonLogger, type Logger } from '../lib/log.js';
 import { CliError, helpText, int, labels, list, logLevel, parseFlags, str, type Flags, type FlagSpecs } from './args.js';
 import { readPem } from './tls-files.js';
@@ -60,7 +61,7 @@ export async function runAgentCommand(argv: string[], env: NodeJS.ProcessEnv): P
       endpoint: str(flags, 'endpoint'),
       keepaliveS: int(flags, 'keepalive', { min: 0, max: 65_535 }),
       heartbeatIntervalMs: duration(str(flags, 'heartbeat-interval'), 'heartbeat-interval'),
-      concurrency: int(flags, 'concurrency', { min: 1, max: 1024 }),
+      concurrency: int(flags, 'concurrency', { min: 1, max: MAX_CONCURRENCY }),
       topicRoot: str(flags, 'topic-root'),
       logger: log,
       actions,

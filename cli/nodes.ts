@@ -1,5 +1,6 @@
 /** `edgefed nodes`: the registry as a table, or JSON, from the hub's HTTP API. */
-import { NODE_STATES, type NodeRecord } from '../hub/registry.js';
+import type { ApiNode, ApiNodeList } from '../lib/api.js';
+import { NODE_STATES } from '../lib/states.js';
 import { CliError, helpText, list, parseFlags, str, type FlagSpecs } from './args.js';
 import { getJson, HUB_FLAGS, hubOf } from './hub-client.js';
 import { ago, table } from './table.js';
@@ -12,9 +13,7 @@ const SPECS: FlagSpecs = {
   label: { type: 'string', multiple: true, value: 'K=V', help: 'Only nodes with this label (repeatable)' },
 };
 
-type PublicNode = NodeRecord;
-
-export function nodesTable(nodes: PublicNode[], now = Date.now()): string {
+export function nodesTable(nodes: ApiNode[], now = Date.now()): string {
   const rows = nodes.map((n) => [
     n.node_id,
     n.status,
@@ -43,7 +42,7 @@ export async function runNodes(argv: string[], env: NodeJS.ProcessEnv): Promise<
   if (capability !== undefined) query.set('capability', capability);
   for (const l of list(flags, 'label')) query.append('label', l);
   const qs = query.toString();
-  const body = await getJson<{ count: number; nodes: PublicNode[] }>(hubOf(flags), `federation/nodes${qs ? `?${qs}` : ''}`);
+  const body = await getJson<ApiNodeList>(hubOf(flags), `federation/nodes${qs ? `?${qs}` : ''}`);
   if (flags.json) {
     process.stdout.write(`${JSON.stringify(body.nodes, null, 2)}\n`);
     return 0;

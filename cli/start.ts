@@ -4,7 +4,7 @@
  */
 import path from 'node:path';
 import { pino } from 'pino';
-import { DEFAULT_MAX_PAYLOAD_BYTES } from '../hub/admission.js';
+import { MAX_PACKET_BYTES, MAX_PAYLOAD_BYTES } from '../lib/limits.js';
 import { startFederation } from '../server/federation.js';
 import { checkClientId } from '../hub/link.js';
 import type { Logger } from '../lib/log.js';
@@ -22,8 +22,8 @@ const SPECS: FlagSpecs = {
   'broker-url': { type: 'string', value: 'URL', help: 'Use this external broker (mqtt://host:1883) instead of the embedded one' },
   'hub-client-id': { type: 'string', value: 'ID', help: 'MQTT client id of the hub\'s persistent session on --broker-url (default edgefed-hub, or derived from --topic-root)' },
   'topic-root': { type: 'string', value: 'ROOT', help: 'Topic root of the federation', default: DEFAULT_TOPIC_ROOT },
-  'max-packet': { type: 'string', value: 'BYTES', help: 'Largest MQTT packet the embedded broker accepts', default: String(256 * 1024) },
-  'max-payload': { type: 'string', value: 'BYTES', help: 'Largest node payload the hub accepts', default: String(DEFAULT_MAX_PAYLOAD_BYTES) },
+  'max-packet': { type: 'string', value: 'BYTES', help: 'Largest MQTT packet the embedded broker accepts', default: String(MAX_PACKET_BYTES) },
+  'max-payload': { type: 'string', value: 'BYTES', help: 'Largest node payload the hub accepts', default: String(MAX_PAYLOAD_BYTES) },
   'log-level': { type: 'string', value: 'LEVEL', help: 'debug, info, warn, error or silent', default: 'info' },
   'max-connections': { type: 'string', value: 'N', help: 'Open MQTT connections the embedded broker allows (0 = no limit)', default: '10000' },
   'connect-rate': { type: 'string', value: 'N', help: 'New connections per second one address may sustain (0 = no limit; loopback is exempt)', default: '20' },
@@ -52,8 +52,8 @@ export async function runStart(argv: string[], env: NodeJS.ProcessEnv): Promise<
     dataDir: path.resolve(str(flags, 'data-dir') ?? './data'),
     ...(brokerUrl ? { brokerUrl } : {}),
     topicRoot: str(flags, 'topic-root') ?? DEFAULT_TOPIC_ROOT,
-    maxPacketBytes: int(flags, 'max-packet', { min: 1024, max: 256 * 1024 * 1024 }) ?? 256 * 1024,
-    maxPayloadBytes: int(flags, 'max-payload', { min: 256, max: 16 * 1024 * 1024 }) ?? DEFAULT_MAX_PAYLOAD_BYTES,
+    maxPacketBytes: int(flags, 'max-packet', { min: 1024, max: 256 * 1024 * 1024 }) ?? MAX_PACKET_BYTES,
+    maxPayloadBytes: int(flags, 'max-payload', { min: 256, max: 16 * 1024 * 1024 }) ?? MAX_PAYLOAD_BYTES,
     logger: log,
     ...(clientId !== undefined ? { hub: { clientId } } : {}),
     broker: {

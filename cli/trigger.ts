@@ -7,7 +7,8 @@
 import type { HttpWpkRequest } from '../lib/wire.js';
 import { parseDuration } from '../lib/duration.js';
 import { isValidId } from '../lib/ids.js';
-import type { WpkRecord } from '../hub/wpk/types.js';
+import { MAX_ATTEMPTS } from '../lib/limits.js';
+import type { ApiWpk } from '../lib/api.js';
 import { CliError, envName, helpText, int, labels, list, parseFlags, str, type Flags, type FlagSpecs } from './args.js';
 import { getJson, HUB_FLAGS, hubOf, postJson, type HubTarget } from './hub-client.js';
 import { finalReport, isFinal, progressLine, wpkPath } from './wpk.js';
@@ -21,7 +22,7 @@ export const TRIGGER_FLAGS: FlagSpecs = {
   label: { type: 'string', multiple: true, value: 'K=V', help: 'Only nodes with this label may run it (repeatable)' },
   timeout: { type: 'string', value: 'DURATION', help: 'How long one attempt may run, e.g. 30s' },
   deadline: { type: 'string', value: 'DURATION', help: 'No attempt starts after now + this, e.g. 10m (hub default: 1h)' },
-  'max-attempts': { type: 'string', value: 'N', help: 'Attempts before it fails (mode one), 1-100' },
+  'max-attempts': { type: 'string', value: 'N', help: `Attempts before it fails (mode one), 1-${MAX_ATTEMPTS}` },
   wait: { type: 'boolean', help: 'Follow it to its end: changes on stderr, final state and result on stdout' },
   json: { type: 'boolean', help: 'Print the hub\'s record as JSON (with --wait: only the final one)' },
   ...HUB_FLAGS,
@@ -96,7 +97,7 @@ export function buildRequest(flags: Flags, now = Date.now()): HttpWpkRequest {
   if (timeout !== undefined) request.timeout_ms = timeout;
   const deadline = durationMs(flags, 'deadline');
   if (deadline !== undefined) request.deadline = now + deadline;
-  const attempts = int(flags, 'max-attempts', { min: 1, max: 100 });
+  const attempts = int(flags, 'max-attempts', { min: 1, max: MAX_ATTEMPTS });
   if (attempts !== undefined) request.max_attempts = attempts;
   return request;
 }
@@ -110,7 +111,7 @@ function sleep(ms: number): Promise<void> {
  * new progress line before that. Bounded: past its deadline plus one attempt's timeout
  * the hub must have ended it, so a WPK still open then means a hub problem.
  */
-export async function waitUntilFinal(hub: HubTarget, first: WpkRecord, onChange: (line: string) => void, intervalMs = POLL_INTERVAL_MS): Promise<WpkRecord> {
+export async function waitUntilFinal(hub: HubTarget, first: ApiWpk, onChange: (line: string) => void, intervalMs = POLL_INTERVAL_MS): Promise<ApiWpk> {
   const giveUpAt = first.deadline + first.timeout_ms + WAIT_GRACE_MS;
   let record = first;
   let shown = '';
@@ -123,7 +124,7 @@ export async function waitUntilFinal(hub: HubTarget, first: WpkRecord, onChange:
       throw new CliError(`gave up waiting: ${record.wpk_id} is still ${record.state} past its deadline. See "edgefed wpk show ${record.wpk_id}".`, 1);
     }
     await sleep(intervalMs);
-    record = await getJson<WpkRecord>(hub, wpkPath(record.wpk_id));
+    record = await getJson<ApiWpk>(hub, wpkPath(record.wpk_id));
   }
 }
 
@@ -136,7 +137,7 @@ export async function runTrigger(argv: string[], env: NodeJS.ProcessEnv): Promis
   if (positionals.length > 0) throw usageError(`unexpected argument "${positionals[0]}"`);
   const request = buildRequest(flags);
   const hub = hubOf(flags);
-  const created = await postJson<WpkRecord>(hub, 'federation/wpk', request);
+  const created = await postJson<ApiWpk>(hub, 'federation/wpk', request);
   if (!flags.wait) {
     process.stdout.write(flags.json ? `${JSON.stringify(created, null, 2)}\n` : `${created.wpk_id} ${created.state}\n`);
     return 0;

@@ -3,7 +3,9 @@
  * tables or as the hub's records (`--json`). The renderers are shared with
  * `edgefed trigger --wait`.
  */
-import { FINAL_WPK_STATES, WPK_STATES, type ExecutionRecord, type WpkRecord } from '../hub/wpk/types.js';
+import type { ApiExecution, ApiWpk, ApiWpkList } from '../lib/api.js';
+import { FINAL_WPK_STATES, WPK_STATES } from '../lib/states.js';
+import { DEFAULT_WPK_LIST_LIMIT, MAX_WPK_LIST_LIMIT } from '../lib/limits.js';
 import { CliError, commandFlags, int, str, type Flags, type FlagSpecs } from './args.js';
 import { getJson, HUB_FLAGS, hubOf, postJson } from './hub-client.js';
 import { ago, table } from './table.js';
@@ -14,7 +16,7 @@ const LIST_SPECS: FlagSpecs = {
   json: { type: 'boolean', help: 'Print the hub\'s records as a JSON array' },
   state: { type: 'string', value: 'S', help: `Only work packages in this state (${WPK_STATES.join(', ')})` },
   capability: { type: 'string', value: 'C', help: 'Only work packages for this capability' },
-  limit: { type: 'string', value: 'N', help: 'At most N work packages, newest first (1-1000; the hub answers 100 without it)' },
+  limit: { type: 'string', value: 'N', help: `At most N work packages, newest first (1-${MAX_WPK_LIST_LIMIT}; the hub answers ${DEFAULT_WPK_LIST_LIMIT} without it)` },
 };
 const ONE_SPECS: FlagSpecs = { ...HUB_FLAGS, json: { type: 'boolean', help: 'Print the hub\'s record as JSON' } };
 
@@ -42,36 +44,36 @@ export function oneLine(value: unknown, max = 60): string {
 }
 
 /** Progress matters only while an execution runs; a finished one says so by its state. */
-function percent(e: ExecutionRecord): string {
+function percent(e: ApiExecution): string {
   return e.state !== 'running' || e.progress === null ? '' : ` ${Math.round(e.progress * 100)}%`;
 }
 
-function attemptText(w: WpkRecord): string {
+function attemptText(w: ApiWpk): string {
   return w.mode === 'one' ? `${w.attempt}/${w.max_attempts}` : String(w.attempt);
 }
 
 /** Who runs it: the assignee (mode one), or how many nodes got it (mode all). */
-function nodeText(w: WpkRecord): string {
+function nodeText(w: ApiWpk): string {
   if (w.assignee !== null) return w.assignee;
   if (w.mode === 'all' && w.executions.length > 0) return `${new Set(w.executions.map((e) => e.node_id)).size} node(s)`;
   return '-';
 }
 
 /** Executions per state, counted from the executions themselves (always current, unlike a cached summary). */
-function summaryText(w: WpkRecord): string {
+function summaryText(w: ApiWpk): string {
   const counts = new Map<string, number>();
   for (const e of w.executions) counts.set(e.state, (counts.get(e.state) ?? 0) + 1);
   return counts.size > 0 ? [...counts].map(([state, n]) => `${state}=${n}`).join(' ') : '-';
 }
 
-export function wpkTable(wpks: WpkRecord[], now = Date.now()): string {
+export function wpkTable(wpks: ApiWpk[], now = Date.now()): string {
   const rows = wpks.map((w) => [
     w.wpk_id, w.state, w.capability, w.action, w.mode, attemptText(w), nodeText(w), ago(w.created_at, now).replace(/ ago$/, ''),
   ]);
   return table(['WPK_ID', 'STATE', 'CAPABILITY', 'ACTION', 'MODE', 'ATTEMPT', 'NODE', 'AGE'], rows);
 }
 
-export function executionsTable(executions: ExecutionRecord[], now = Date.now()): string {
+export function executionsTable(executions: ApiExecution[], now = Date.now()): string {
   const rows = executions.map((e) => [
     e.node_id,
     String(e.attempt),
@@ -84,7 +86,7 @@ export function executionsTable(executions: ExecutionRecord[], now = Date.now())
 }
 
 /** `edgefed wpk show`: every field of the record, then its executions. */
-export function wpkDetails(w: WpkRecord, now = Date.now()): string {
+export function wpkDetails(w: ApiWpk, now = Date.now()): string {
   const labels = w.labels === null ? '-' : Object.entries(w.labels).map(([k, v]) => `${k}=${v}`).join(',') || '-';
   const fields: Array<[string, string]> = [
     ['wpk_id', w.wpk_id],
@@ -113,7 +115,7 @@ export function wpkDetails(w: WpkRecord, now = Date.now()): string {
 }
 
 /** A one-line account of where a WPK stands; `trigger --wait` prints it whenever it changes. */
-export function progressLine(w: WpkRecord): string {
+export function progressLine(w: ApiWpk): string {
   if (w.mode === 'all') return `${w.wpk_id}: ${w.state} (${summaryText(w)})`;
   const current = w.executions.find((e) => e.attempt === w.attempt && e.node_id === w.assignee);
   const where = w.assignee === null ? '' : ` on ${w.assignee}, attempt ${w.attempt}/${w.max_attempts}`;
@@ -121,7 +123,7 @@ export function progressLine(w: WpkRecord): string {
 }
 
 /** What `trigger --wait` prints on stdout once the WPK is over: its state, then its result or error. */
-export function finalReport(w: WpkRecord, now = Date.now()): string {
+export function finalReport(w: ApiWpk, now = Date.now()): string {
   const lines = [progressLine(w)];
   if (w.result !== null) lines.push(`result: ${JSON.stringify(w.result)}`);
   if (w.error !== null) lines.push(`error: ${w.error}`);
@@ -129,7 +131,7 @@ export function finalReport(w: WpkRecord, now = Date.now()): string {
   return lines.join('\n');
 }
 
-export function isFinal(w: WpkRecord): boolean {
+export function isFinal(w: ApiWpk): boolean {
   return FINAL_WPK_STATES.has(w.state);
 }
 
@@ -161,7 +163,7 @@ export function listQuery(flags: Flags): string {
   }
   const capability = str(flags, 'capability');
   if (capability !== undefined) query.set('capability', capability);
-  const limit = int(flags, 'limit', { min: 1, max: 1000 });
+  const limit = int(flags, 'limit', { min: 1, max: MAX_WPK_LIST_LIMIT });
   if (limit !== undefined) query.set('limit', String(limit));
   return query.toString();
 }
@@ -171,7 +173,7 @@ const runList: Subcommand = async (argv, env) => {
   if (!parsed) return 0;
   const { flags } = parsed;
   const qs = listQuery(flags);
-  const body = await getJson<{ count: number; wpks: WpkRecord[] }>(hubOf(flags), `federation/wpk${qs ? `?${qs}` : ''}`);
+  const body = await getJson<ApiWpkList>(hubOf(flags), `federation/wpk${qs ? `?${qs}` : ''}`);
   if (flags.json) printJson(body.wpks);
   else process.stdout.write(body.wpks.length === 0 ? 'No work packages match.\n' : `${wpkTable(body.wpks)}\n${body.count} work package(s)\n`);
   return 0;
@@ -181,7 +183,7 @@ const runShow: Subcommand = async (argv, env) => {
   const parsed = commandFlags('wpk show', argv, ONE_SPECS, env, { usage: 'edgefed wpk show <wpk_id> [options]', summary: 'Shows one work package and every execution of it.' }, 1);
   if (!parsed) return 0;
   const { flags, positionals } = parsed;
-  const record = await getJson<WpkRecord>(hubOf(flags), wpkPath(onlyId('show', positionals)));
+  const record = await getJson<ApiWpk>(hubOf(flags), wpkPath(onlyId('show', positionals)));
   if (flags.json) printJson(record);
   else process.stdout.write(`${wpkDetails(record)}\n`);
   return 0;
@@ -194,7 +196,7 @@ const runCancel: Subcommand = async (argv, env) => {
   }, 1);
   if (!parsed) return 0;
   const { flags, positionals } = parsed;
-  const record = await postJson<WpkRecord>(hubOf(flags), wpkPath(onlyId('cancel', positionals), '/cancel'));
+  const record = await postJson<ApiWpk>(hubOf(flags), wpkPath(onlyId('cancel', positionals), '/cancel'));
   if (flags.json) printJson(record);
   else process.stdout.write(`${record.wpk_id} ${record.state}\n`);
   return 0;

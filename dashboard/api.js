@@ -1,3 +1,4 @@
+// @ts-check
 /**
  * JSON calls to the hub's HTTP API with the page's token. A 401 asks the
  * operator to sign in again (the token expired or was never given).
@@ -5,11 +6,16 @@
 import { errorMessage } from './feed.js';
 
 /**
- * @typedef {{ ok: true, status: number, body: any } | { ok: false, status: number, message: string, details: string[] }} ApiResult
+ * What a call answers: the body as lib/api.ts types it (null if the hub sent no JSON), or why it failed.
+ * @template T
+ * @typedef {{ ok: true, status: number, body: T | null } | { ok: false, status: number, message: string, details: string[] }} ApiResult
+ */
+
+/**
  * @param {{ token: () => string|null, onUnauthorized: (message: string) => void }} opts
  */
 export function createApi(opts) {
-  /** @param {string} method @param {string} path @param {unknown} [body] @returns {Promise<ApiResult>} */
+  /** @template T @param {string} method @param {string} path @param {unknown} [body] @returns {Promise<ApiResult<T>>} */
   async function call(method, path, body) {
     /** @type {Record<string, string>} */
     const headers = { accept: 'application/json' };
@@ -28,9 +34,9 @@ export function createApi(opts) {
     return { ok: false, status: res.status, message, details };
   }
   return {
-    /** @param {string} path */
+    /** @template [T=unknown] @param {string} path @returns {Promise<ApiResult<T>>} */
     get: (path) => call('GET', path),
-    /** @param {string} path @param {unknown} body */
+    /** @template [T=unknown] @param {string} path @param {unknown} body @returns {Promise<ApiResult<T>>} */
     post: (path, body) => call('POST', path, body),
   };
 }
@@ -40,7 +46,7 @@ async function failure(res) {
   const copy = res.clone();
   try {
     const body = await res.json();
-    const details = Array.isArray(body?.error?.details) ? body.error.details.filter((d) => typeof d === 'string') : [];
+    const details = Array.isArray(body?.error?.details) ? body.error.details.filter(/** @param {unknown} d */ (d) => typeof d === 'string') : [];
     if (typeof body?.error?.message === 'string') return { message: body.error.message, details };
   } catch {
     // not JSON: use the status line

@@ -1,3 +1,4 @@
+// @ts-check
 /**
  * Wiring: the feed writes into the store, and one requestAnimationFrame per
  * burst of events redraws what changed. Events arrive every 500 ms at most;

@@ -1,3 +1,4 @@
+// @ts-check
 /**
  * The operator's token. Kept in sessionStorage: it lives as long as the tab,
  * is never written to disk by the page, and other tabs do not see it.
@@ -26,6 +27,7 @@ export function createAuth(opts) {
     }
   }
 
+  /** @param {string|null} value */
   function store(value) {
     try {
       if (value) sessionStorage.setItem(TOKEN_KEY, value);

@@ -1,3 +1,4 @@
+// @ts-check
 /**
  * Dispatch rate and dispatch latency over the last 5 minutes, on a canvas:
  * the top band shows WPKs dispatched and finished per second (bars, line),
@@ -6,7 +7,11 @@
  */
 import { SERIES_WINDOW_MS } from './store.js';
 
-/** @typedef {import('./store.js').Point} Point */
+/**
+ * @typedef {import('./store.js').Point} Point
+ * @typedef {{ grid: string, text: string, dispatched: string, finished: string, p50: string, p95: string }} Colours
+ * @typedef {(points: Point[], value: (p: Point) => number|null, x: (t: number) => number, y: (v: number) => number, colour: string) => void} Plot
+ */
 
 /** @param {HTMLCanvasElement} canvas */
 export function createChart(canvas) {
@@ -17,6 +22,7 @@ export function createChart(canvas) {
 
   function colours() {
     const css = getComputedStyle(canvas);
+    /** @param {string} name @param {string} fallback */
     const v = (name, fallback) => css.getPropertyValue(name).trim() || fallback;
     return {
       grid: v('--chart-grid', '#e3e7ee'), text: v('--chart-text', '#5b6472'), dispatched: v('--chart-dispatched', '#3b82f6'),
@@ -44,6 +50,7 @@ export function createChart(canvas) {
     const right = w - 8;
     const end = now;
     const start = end - SERIES_WINDOW_MS;
+    /** @param {number} t */
     const x = (t) => left + ((t - start) / SERIES_WINDOW_MS) * (right - left);
     const gap = 18;
     const top = { y0: 8, y1: Math.round(h * 0.5) - gap / 2 };
@@ -52,15 +59,17 @@ export function createChart(canvas) {
 
     const rateMax = niceMax(Math.max(1, ...points.map((p) => Math.max(p.dispatched, p.finished))));
     band(c, top, rateMax, '/s', left, right);
+    /** @param {number} v */
     const yr = (v) => top.y1 - (v / rateMax) * (top.y1 - top.y0);
     const barW = Math.max(3, ((right - left) / (SERIES_WINDOW_MS / 1000)) * 0.8);
     ctx.fillStyle = c.dispatched;
     for (const p of points) if (p.dispatched > 0) ctx.fillRect(x(p.t) + 1, yr(p.dispatched), barW, top.y1 - yr(p.dispatched));
     line(points, (p) => p.finished, x, yr, c.finished);
 
-    const latencies = points.flatMap((p) => [p.latency_p50_ms, p.latency_p95_ms]).filter((v) => typeof v === 'number');
+    const latencies = points.flatMap((p) => [p.latency_p50_ms, p.latency_p95_ms]).filter(/** @returns {v is number} */ (v) => typeof v === 'number');
     const latMax = niceMax(Math.max(10, ...latencies));
     band(c, bottom, latMax, 'ms', left, right);
+    /** @param {number} v */
     const yl = (v) => bottom.y1 - (v / latMax) * (bottom.y1 - bottom.y0);
     line(points, (p) => p.latency_p95_ms, x, yl, c.p95);
     line(points, (p) => p.latency_p50_ms, x, yl, c.p50);
@@ -73,7 +82,10 @@ export function createChart(canvas) {
     }
   }
 
-  /** Axis, grid and labels of one band. */
+  /**
+   * Axis, grid and labels of one band.
+   * @param {Colours} c @param {{ y0: number, y1: number }} area @param {number} max @param {string} unit @param {number} left @param {number} right
+   */
   function band(c, { y0, y1 }, max, unit, left, right) {
     ctx.strokeStyle = c.grid;
     ctx.fillStyle = c.text;
@@ -89,7 +101,7 @@ export function createChart(canvas) {
     }
   }
 
-  /** A line through the points that have a value; a gap where a second has none. */
+  /** A line through the points that have a value; a gap where a second has none. @type {Plot} */
   function line(points, value, x, y, colour) {
     ctx.strokeStyle = colour;
     ctx.lineWidth = 1.75;
@@ -110,7 +122,7 @@ export function createChart(canvas) {
     dots(points, value, x, y, colour);
   }
 
-  /** A value with no neighbour draws no line: a dot shows it (one WPK in five minutes still has a latency). */
+  /** A value with no neighbour draws no line: a dot shows it (one WPK in five minutes still has a latency). @type {Plot} */
   function dots(points, value, x, y, colour) {
     ctx.fillStyle = colour;
     points.forEach((p, i) => {
@@ -118,7 +130,8 @@ export function createChart(canvas) {
       if (typeof v !== 'number') return;
       const prev = points[i - 1];
       const next = points[i + 1];
-      const joined = (q) => q && typeof value(q) === 'number' && Math.abs(q.t - p.t) <= 1500;
+      /** @param {Point|undefined} q */
+      const joined = (q) => q !== undefined && typeof value(q) === 'number' && Math.abs(q.t - p.t) <= 1500;
       if (joined(prev) || joined(next)) return;
       ctx.beginPath();
       ctx.arc(x(p.t), y(v), 2.5, 0, Math.PI * 2);

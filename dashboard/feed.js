@@ -1,3 +1,4 @@
+// @ts-check
 /**
  * The live feed: GET /federation/events read with fetch() so that it can
  * carry "Authorization: Bearer" (EventSource cannot). Every (re)connect

@@ -1,3 +1,4 @@
+// @ts-check
 /** Text for the operator, and the two DOM helpers every view uses (text only, never HTML). */
 
 /** "just now", "42 s ago", "3 min ago", "2 h ago", "5 d ago"; "never" for null. @param {number|null} t @param {number} now */
@@ -34,9 +35,10 @@ export function count(n) {
 
 /** Writes text only when it changed: DOM writes, not string compares, are what cost. @param {Element} el @param {string} text */
 export function setText(el, text) {
-  if (el.__text !== text) {
+  const cached = /** @type {Element & { __text?: string }} */ (el);
+  if (cached.__text !== text) {
     el.textContent = text;
-    el.__text = text;
+    cached.__text = text;
   }
 }
 

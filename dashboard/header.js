@@ -1,3 +1,4 @@
+// @ts-check
 /**
  * The fleet at a glance: nodes per status, per capability, work packages per
  * state, the hub's identity and whether the page is live. Clicking a status
@@ -31,6 +32,7 @@ export function createHeader(store, opts) {
   /** @param {string} state @param {string} [detail] */
   function connection(state, detail) {
     conn.dataset.state = state;
+    /** @type {Record<string, string>} */
     const words = { connecting: 'connecting…', live: 'live', disconnected: 'disconnected', unauthorized: 'sign-in needed', stopped: 'stopped' };
     setText(connText, words[state] ?? state);
     conn.title = detail ?? '';
@@ -57,7 +59,7 @@ export function createHeader(store, opts) {
     setText(total, count(sum));
     total.dataset.value = String(sum);
     capabilities(c.capabilities ?? {});
-    const parts = WPK_STATES.map((s) => [s, c.wpks?.[s] ?? 0]).filter(([, n]) => n > 0).map(([s, n]) => `${count(n)} ${String(s).replace('_', ' ')}`);
+    const parts = WPK_STATES.map((s) => /** @type {[string, number]} */ ([s, c.wpks?.[s] ?? 0])).filter(([, n]) => n > 0).map(([s, n]) => `${count(n)} ${String(s).replace('_', ' ')}`);
     setText(wpkCounts, parts.length > 0 ? parts.join(' · ') : 'none yet');
   }
 

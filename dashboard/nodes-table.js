@@ -1,3 +1,4 @@
+// @ts-check
 /**
  * The node table, virtualised: every row has the same height, so the rows in
  * view follow from scrollTop alone. Only those (plus a small overscan) exist

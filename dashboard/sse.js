@@ -1,3 +1,4 @@
+// @ts-check
 /**
  * A Server-Sent Events parser for streams read with fetch(): EventSource
  * cannot send an Authorization header, so the page reads the bytes itself.
@@ -19,6 +20,7 @@ export function createSseParser(onEvent) {
   /** @type {string[]} */
   let data = [];
 
+  /** @param {string} text */
   function line(text) {
     if (text === '') return dispatch();
     if (text.startsWith(':')) return;

@@ -1,26 +1,35 @@
+// @ts-check
 /**
  * The page's copy of the fleet, fed by the events of GET /federation/events
  * (docs: the feed contract). Pure data, no DOM: every apply* records what
  * changed in `store.dirty`, and the views redraw only that, once per frame.
  */
 
+/** The hub's lists (lib/states.ts), copied: the page loads nothing but dashboard/. @type {readonly NodeState[]} */
 export const NODE_STATUSES = ['active', 'stale', 'offline', 'deregistered'];
+/** @type {readonly WpkState[]} */
 export const WPK_STATES = ['pending', 'dispatched', 'running', 'succeeded', 'failed', 'timed_out', 'canceled', 'expired'];
+/** @type {ReadonlySet<string>} */
 export const FINAL_WPK_STATES = new Set(['succeeded', 'failed', 'timed_out', 'canceled', 'expired']);
-/** The feed sends at most 200 WPKs; the page keeps as many. */
+/**
+ * The feed sends at most 200 WPKs; the page keeps as many. The page loads nothing but
+ * dashboard/, so the hub's values are copied; their types make `npm run typecheck` fail
+ * if lib/limits.ts changes and these do not.
+ * @type {typeof import('../lib/limits.js').FEED_MAX_WPKS}
+ */
 export const MAX_WPKS = 200;
-/** The chart's window. */
-export const SERIES_WINDOW_MS = 5 * 60 * 1000;
+/** The chart's window: five minutes. @type {typeof import('../lib/limits.js').FEED_SERIES_WINDOW_MS} */
+export const SERIES_WINDOW_MS = 300_000;
 
 /**
- * @typedef {{ node_id: string, status: string, status_reason: string|null, capabilities: string[],
- *   labels: Record<string,string>, last_seen: number|null, load: number|null, running: number }} NodeView
- * @typedef {{ wpk_id: string, state: string, capability: string, action: string, mode: string, attempt: number,
- *   assignee: string|null, created_at: number, updated_at: number, finished_at: number|null,
- *   error: string|null, summary: Record<string, number> }} WpkView
- * @typedef {{ t: number, dispatched: number, finished: number, latency_p50_ms: number|null, latency_p95_ms: number|null }} Point
- * @typedef {{ nodes: Record<string, number>, capabilities: Record<string, Record<string, number>>, wpks: Record<string, number> }} Counts
- * @typedef {{ boot_id: string, version: string, auth: string, connected: boolean }} HubInfo
+ * The feed's shapes are the hub's contract (lib/api.ts), checked by `npm run typecheck`.
+ * @typedef {import('../lib/api.js').NodeState} NodeState
+ * @typedef {import('../lib/api.js').WpkState} WpkState
+ * @typedef {import('../lib/api.js').FeedNode} NodeView
+ * @typedef {import('../lib/api.js').FeedWpk} WpkView
+ * @typedef {import('../lib/api.js').ActivityPoint} Point
+ * @typedef {import('../lib/api.js').FleetCounts} Counts
+ * @typedef {import('../lib/api.js').FeedHubInfo} HubInfo
  * @typedef {{ snapshot: boolean, nodes: Set<string>, membership: boolean, wpks: boolean, series: boolean, counts: boolean, hub: boolean }} Dirty
  */
 
@@ -55,13 +64,14 @@ export function hubNow(store) {
  * @param {Store} store @param {string} type @param {unknown} data
  */
 export function applyEvent(store, type, data) {
-  if (type === 'snapshot') applySnapshot(store, /** @type {any} */ (data));
-  else if (type === 'nodes') applyNodes(store, /** @type {any} */ (data));
-  else if (type === 'wpks') applyWpks(store, /** @type {any} */ (data));
-  else if (type === 'stats') applyStats(store, /** @type {any} */ (data));
+  // What the hub should send; each apply checks what it relies on and throws on a malformed event.
+  if (type === 'snapshot') applySnapshot(store, /** @type {import('../lib/api.js').FeedSnapshot} */ (data));
+  else if (type === 'nodes') applyNodes(store, /** @type {import('../lib/api.js').FeedNodesEvent} */ (data));
+  else if (type === 'wpks') applyWpks(store, /** @type {import('../lib/api.js').FeedWpksEvent} */ (data));
+  else if (type === 'stats') applyStats(store, /** @type {import('../lib/api.js').FeedStatsEvent} */ (data));
 }
 
-/** A snapshot replaces everything the page knew. */
+/** A snapshot replaces everything the page knew. @param {Store} store @param {import('../lib/api.js').FeedSnapshot} snap */
 function applySnapshot(store, snap) {
   if (!snap || !Array.isArray(snap.nodes) || !Array.isArray(snap.wpks)) throw new Error('malformed snapshot');
   store.hub = snap.hub ?? null;
@@ -73,6 +83,7 @@ function applySnapshot(store, snap) {
   Object.assign(store.dirty, { snapshot: true, membership: true, wpks: true, series: true, counts: true, hub: true });
 }
 
+/** @param {Store} store @param {import('../lib/api.js').FeedNodesEvent} msg */
 function applyNodes(store, msg) {
   for (const node of msg.upsert ?? []) {
     if (!store.nodes.has(node.node_id)) store.dirty.membership = true;
@@ -84,7 +95,10 @@ function applyNodes(store, msg) {
   }
 }
 
-/** A WPK the page does not know yet is new: it goes to the top; the oldest beyond MAX_WPKS go. */
+/**
+ * A WPK the page does not know yet is new: it goes to the top; the oldest beyond MAX_WPKS go.
+ * @param {Store} store @param {import('../lib/api.js').FeedWpksEvent} msg
+ */
 function applyWpks(store, msg) {
   const upserts = msg.upsert ?? [];
   if (upserts.length === 0) return;
@@ -94,6 +108,7 @@ function applyWpks(store, msg) {
   store.dirty.wpks = true;
 }
 
+/** @param {Store} store @param {import('../lib/api.js').FeedStatsEvent} msg */
 function applyStats(store, msg) {
   if (typeof msg.now === 'number') store.clockOffsetMs = msg.now - Date.now();
   if (msg.counts) {

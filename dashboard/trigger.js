@@ -1,3 +1,4 @@
+// @ts-check
 /**
  * The trigger form: POST /federation/wpk with capability, action, params and
  * mode. The hub checks everything; the page only makes sure params is a JSON
@@ -54,12 +55,13 @@ export function createTriggerForm(opts) {
   async function send() {
     const p = readParams();
     if (!p.ok) return say('error', p.message);
-    /** @type {Record<string, unknown>} */
-    const body = { capability: capability.value.trim(), action: action.value.trim(), mode: mode.value };
+    /** @type {import('../lib/wire.js').HttpWpkRequest} */
+    const body = { capability: capability.value.trim(), action: action.value.trim(), mode: mode.value === 'all' ? 'all' : 'one' };
     if (p.value !== undefined) body.params = p.value;
     submit.disabled = true;
     say('busy', 'sending…');
     try {
+      /** @type {import('./api.js').ApiResult<import('../lib/api.js').ApiWpk>} */
       const res = await opts.api.post('/federation/wpk', body);
       if (res.ok) say('ok', `created ${res.body?.wpk_id ?? 'work package'} (${res.body?.state ?? 'pending'})`);
       else say('error', res.status ? `${res.status}: ${res.message}` : res.message, res.details);

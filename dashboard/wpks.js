@@ -1,3 +1,4 @@
+// @ts-check
 /**
  * The live work-package list (newest first, at most 200, as the feed keeps
  * it) and the details of the one the operator clicks. Rows are keyed by
@@ -41,6 +42,7 @@ export function createWpkList(store, opts) {
     details.hidden = false;
     detailsTitle.textContent = id;
     detailsBody.textContent = 'loading…';
+    /** @type {import('./api.js').ApiResult<import('../lib/api.js').ApiWpk>} */
     const res = await opts.api.get(`/federation/wpk/${encodeURIComponent(id)}`);
     if (selected !== id) return;
     detailsBody.textContent = res.ok ? JSON.stringify(res.body, null, 2) : `${res.message}`;

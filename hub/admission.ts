@@ -5,6 +5,7 @@
  * retain gate, so "valid" means the same thing in both places.
  */
 import { isValidId } from '../lib/ids.js';
+import { MAX_PAYLOAD_BYTES } from '../lib/limits.js';
 import { parseObject } from '../lib/json.js';
 
 export { parseObject } from '../lib/json.js';
@@ -26,7 +27,7 @@ export type Admitted =
 
 export type Admission = { ok: true; message: Admitted } | ({ ok: false } & Refusal);
 
-export const DEFAULT_MAX_PAYLOAD_BYTES = 64 * 1024;
+export const DEFAULT_MAX_PAYLOAD_BYTES = MAX_PAYLOAD_BYTES;
 
 const validatorOf: Record<Admitted['family'], Validator<unknown>> = {
   registration: validators.registration,

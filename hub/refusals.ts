@@ -3,6 +3,7 @@
  * and reported to the node on `hub/errors/{node_id}` so a device maker sees
  * why without access to the hub's logs.
  */
+import { MAX_ERROR_LENGTH, MAX_TOPIC_LENGTH } from '../lib/limits.js';
 import type { Logger } from '../lib/log.js';
 import type { Topics } from '../lib/topics.js';
 import type { HubError, RefusalCode } from '../lib/wire.js';
@@ -19,8 +20,8 @@ export interface RefusalReport {
 }
 
 /** Bounds of the hub-error schema. */
-const MAX_REASON = 2048;
-const MAX_TOPIC = 1024;
+const MAX_REASON = MAX_ERROR_LENGTH;
+const MAX_TOPIC = MAX_TOPIC_LENGTH;
 
 function clip(text: string, max: number): string {
   return text.length <= max ? text : `${text.slice(0, max - 1)}…`;

@@ -7,8 +7,9 @@
 import { nanoid } from 'nanoid';
 import type { AgentInfo, HardwareInfo, Heartbeat, NodeStatus, Registration } from '../lib/wire.js';
 
-export type NodeState = 'active' | 'stale' | 'offline' | 'deregistered';
-export const NODE_STATES: readonly NodeState[] = ['active', 'stale', 'offline', 'deregistered'];
+import type { NodeState } from '../lib/states.js';
+
+export { NODE_STATES, type NodeState } from '../lib/states.js';
 
 export interface NodeRecord {
   /** Registration id, stable across re-registrations of the same node_id. */

@@ -6,23 +6,31 @@
  * time; `npm run schemas:export` writes them as plain .json files to
  * schemas/json/ for device makers (a test fails when those are stale).
  */
-import { ID_PATTERN_SOURCE, MAX_CAPABILITIES } from '../lib/ids.js';
+import { ID_PATTERN_SOURCE } from '../lib/ids.js';
+import {
+  MAX_ATTEMPT, MAX_ATTEMPTS, MAX_BOOT_ID_LENGTH, MAX_CAPABILITIES, MAX_CONCURRENCY, MAX_CPUS, MAX_ENDPOINT_LENGTH,
+  MAX_ERROR_LENGTH, MAX_HEARTBEAT_INTERVAL_MS, MAX_ID_LENGTH, MAX_LABEL_VALUE_LENGTH, MAX_LABELS, MAX_LOAD,
+  MAX_MEMORY_MB, MAX_PARAMS, MAX_SHORT_TEXT_LENGTH, MAX_TARGETS, MAX_TIMEOUT_MS, MAX_TOPIC_LENGTH, MAX_UPTIME_S,
+  MIN_HEARTBEAT_INTERVAL_MS,
+} from '../lib/limits.js';
+
+export { MAX_TARGETS } from '../lib/limits.js';
 
 const DIALECT = 'https://json-schema.org/draft/2020-12/schema';
 const BASE = 'https://edgefed.dev/schemas/v1';
 
-const id = { type: 'string', pattern: ID_PATTERN_SOURCE, maxLength: 64 } as const;
-const epochMs = { type: 'integer', minimum: 0, maximum: 9007199254740991 } as const;
-const bootId = { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$' } as const;
-const shortText = { type: 'string', minLength: 1, maxLength: 64 } as const;
+const id = { type: 'string', pattern: ID_PATTERN_SOURCE, maxLength: MAX_ID_LENGTH } as const;
+const epochMs = { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER } as const;
+const bootId = { type: 'string', pattern: `^[A-Za-z0-9_-]{1,${MAX_BOOT_ID_LENGTH}}$` } as const;
+const shortText = { type: 'string', minLength: 1, maxLength: MAX_SHORT_TEXT_LENGTH } as const;
 const capabilities = {
   type: 'array', items: id, minItems: 1, maxItems: MAX_CAPABILITIES, uniqueItems: true,
 } as const;
 const labels = {
   type: 'object',
-  maxProperties: 32,
-  propertyNames: { pattern: ID_PATTERN_SOURCE, maxLength: 64 },
-  additionalProperties: { type: 'string', maxLength: 128 },
+  maxProperties: MAX_LABELS,
+  propertyNames: { pattern: ID_PATTERN_SOURCE, maxLength: MAX_ID_LENGTH },
+  additionalProperties: { type: 'string', maxLength: MAX_LABEL_VALUE_LENGTH },
 } as const;
 const agentInfo = {
   type: 'object',
@@ -35,22 +43,21 @@ const hardware = {
   additionalProperties: false,
   properties: {
     arch: shortText,
-    cpus: { type: 'integer', minimum: 1, maximum: 4096 },
-    memory_mb: { type: 'integer', minimum: 0, maximum: 1073741824 },
+    cpus: { type: 'integer', minimum: 1, maximum: MAX_CPUS },
+    memory_mb: { type: 'integer', minimum: 0, maximum: MAX_MEMORY_MB },
   },
 } as const;
 const nodeDescription = {
-  endpoint: { type: 'string', minLength: 1, maxLength: 512 },
+  endpoint: { type: 'string', minLength: 1, maxLength: MAX_ENDPOINT_LENGTH },
   labels,
   agent: agentInfo,
   hardware,
-  heartbeat_interval_ms: { type: 'integer', minimum: 100, maximum: 86400000 },
-  max_concurrency: { type: 'integer', minimum: 1, maximum: 1024 },
+  heartbeat_interval_ms: { type: 'integer', minimum: MIN_HEARTBEAT_INTERVAL_MS, maximum: MAX_HEARTBEAT_INTERVAL_MS },
+  max_concurrency: { type: 'integer', minimum: 1, maximum: MAX_CONCURRENCY },
 } as const;
-const params = { type: 'object', maxProperties: 256 } as const;
-/** Nodes one mode-`all` trigger may name; more are sent in several triggers. */
-export const MAX_TARGETS = 1000;
-const timeoutMs = { type: 'integer', minimum: 1, maximum: 604800000 } as const;
+const params = { type: 'object', maxProperties: MAX_PARAMS } as const;
+const timeoutMs = { type: 'integer', minimum: 1, maximum: MAX_TIMEOUT_MS } as const;
+const attempt = { type: 'integer', minimum: 1, maximum: MAX_ATTEMPT } as const;
 
 export const registrationSchema = {
   $schema: DIALECT,
@@ -87,11 +94,11 @@ export const heartbeatSchema = {
   required: ['seq', 'ts'],
   additionalProperties: false,
   properties: {
-    seq: { type: 'integer', minimum: 0, maximum: 9007199254740991 },
+    seq: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER },
     ts: epochMs,
-    uptime_s: { type: 'number', minimum: 0, maximum: 1e10 },
-    load: { type: 'number', minimum: 0, maximum: 1e6 },
-    running_wpks: { type: 'integer', minimum: 0, maximum: 1024 },
+    uptime_s: { type: 'number', minimum: 0, maximum: MAX_UPTIME_S },
+    load: { type: 'number', minimum: 0, maximum: MAX_LOAD },
+    running_wpks: { type: 'integer', minimum: 0, maximum: MAX_CONCURRENCY },
   },
 } as const;
 
@@ -105,12 +112,12 @@ export const executionUpdateSchema = {
   properties: {
     wpk_id: id,
     node_id: id,
-    attempt: { type: 'integer', minimum: 1, maximum: 1000 },
+    attempt,
     state: { type: 'string', enum: ['accepted', 'running', 'succeeded', 'failed', 'rejected', 'timed_out'] },
     ts: epochMs,
     progress: { type: 'number', minimum: 0, maximum: 1 },
     result: params,
-    error: { type: 'string', maxLength: 2048 },
+    error: { type: 'string', maxLength: MAX_ERROR_LENGTH },
   },
 } as const;
 
@@ -129,7 +136,7 @@ export const wpkTriggerSchema = {
     mode: { type: 'string', enum: ['one', 'all'] },
     assignee: id,
     targets: { type: 'array', items: id, minItems: 1, maxItems: MAX_TARGETS, uniqueItems: true },
-    attempt: { type: 'integer', minimum: 1, maximum: 1000 },
+    attempt,
     created_at: epochMs,
     deadline: epochMs,
     timeout_ms: timeoutMs,
@@ -152,7 +159,7 @@ export const httpWpkRequestSchema = {
     labels,
     timeout_ms: timeoutMs,
     deadline: epochMs,
-    max_attempts: { type: 'integer', minimum: 1, maximum: 100 },
+    max_attempts: { type: 'integer', minimum: 1, maximum: MAX_ATTEMPTS },
   },
 } as const;
 
@@ -168,7 +175,7 @@ export const commandSchema = {
       properties: {
         command: { const: 'cancel' },
         wpk_id: id,
-        attempt: { type: 'integer', minimum: 1, maximum: 1000 },
+        attempt,
         ts: epochMs,
       },
     },
@@ -203,8 +210,8 @@ export const hubErrorSchema = {
       type: 'string',
       enum: ['not_json', 'not_object', 'schema', 'too_large', 'node_id_mismatch', 'invalid_node_id', 'unknown_topic', 'not_allowed'],
     },
-    reason: { type: 'string', maxLength: 2048 },
-    topic: { type: 'string', maxLength: 1024 },
+    reason: { type: 'string', maxLength: MAX_ERROR_LENGTH },
+    topic: { type: 'string', maxLength: MAX_TOPIC_LENGTH },
     node_id: id,
     ts: epochMs,
   },

@@ -11,6 +11,7 @@ import { jsonLogger, type Logger } from '../lib/log.js';
 import { serverTlsOptions } from '../lib/tls-material.js';
 import { DEFAULT_TOPIC_ROOT, topics } from '../lib/topics.js';
 import { DEFAULT_MAX_PAYLOAD_BYTES } from '../hub/admission.js';
+import { MAX_PACKET_BYTES } from '../lib/limits.js';
 import { startHttpApi, type HttpApi } from './http/server.js';
 import { createHub, type Hub, type HubOptions } from '../hub/index.js';
 import { makeRetainGate } from '../hub/retain-gate.js';
@@ -171,7 +172,7 @@ function startEmbeddedBroker(o: FederationOptions, bind: string, root: string, m
     ...(o.tls ? { tls: o.tls } : {}),
     ...(o.plain !== undefined ? { plain: o.plain } : {}),
     insecure: o.insecure ?? false,
-    maxPacketBytes: o.maxPacketBytes ?? 256 * 1024,
+    maxPacketBytes: o.maxPacketBytes ?? MAX_PACKET_BYTES,
     logger: log,
     authorizePublish: hooks?.authorizePublish ?? afterAcl(o, root, maxPayloadBytes),
     ...(hooks ? { authenticate: hooks.authenticate, authorizeSubscribe: hooks.authorizeSubscribe } : {}),

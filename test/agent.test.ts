@@ -367,7 +367,7 @@ units('jitteredInterval stays within ±10%', () => {
   }
 });
 
-units('parseCommand and parseHubStatus check shapes by hand', () => {
+units('parseCommand and parseHubStatus check shapes with the generated validators', () => {
   const p = (s: string) => parseCommand(Buffer.from(s), 42);
   assert.equal(p('{"command":"rebirth","ts":7}'), { ok: true, value: { command: 'rebirth', ts: 7 } });
   assert.equal(p('{"command":"rebirth"}'), { ok: true, value: { command: 'rebirth', ts: 42 } });

@@ -7,7 +7,7 @@
 import type { Logger } from '../../lib/log.js';
 import type { ExecutionUpdate } from '../../lib/wire.js';
 import type { HubObservers } from '../observe.js';
-import { MAX_TARGETS } from '../../schemas/definitions.js';
+import { MAX_TARGETS } from '../../lib/limits.js';
 import type { HubCounters } from '../counters.js';
 import type { NodeRecord, Registry } from '../registry.js';
 import {

@@ -1,25 +1,17 @@
 /**
- * Work packages as the hub keeps them: what `GET /federation/wpk/:id` and
- * `edgefed wpk show --json` print. Field names are the wire's snake_case;
- * times are epoch milliseconds; a field that does not apply yet is null.
+ * Work packages as the hub keeps them (the storage records). The HTTP API
+ * answers them through server/http/views.ts as lib/api.ts says. Field
+ * names are the wire's snake_case; times are epoch milliseconds; a field
+ * that does not apply yet is null.
  */
-import type { ExecutionState, HttpWpkRequest } from '../../lib/wire.js';
+import type { HttpWpkRequest } from '../../lib/wire.js';
+import type { ExecutionRecordState, WpkState } from '../../lib/states.js';
 import { EdgefedError, type EdgefedErrorCode } from '../../lib/errors.js';
 
-export type WpkState = 'pending' | 'dispatched' | 'running' | 'succeeded' | 'failed' | 'timed_out' | 'canceled' | 'expired';
-export const WPK_STATES: readonly WpkState[] = ['pending', 'dispatched', 'running', 'succeeded', 'failed', 'timed_out', 'canceled', 'expired'];
-export const FINAL_WPK_STATES: ReadonlySet<WpkState> = new Set(['succeeded', 'failed', 'timed_out', 'canceled', 'expired']);
-
-/**
- * An execution as the hub records it: the node's own states (`accepted` ...
- * `timed_out`) plus the hub's: `dispatched` (trigger sent, not accepted yet),
- * `lost` (the node went away or never accepted) and `canceled` (the WPK was
- * canceled while this execution was in flight).
- */
-export type ExecutionRecordState = ExecutionState | 'dispatched' | 'lost' | 'canceled';
-export const EXECUTION_RECORD_STATES: readonly ExecutionRecordState[] = [
-  'dispatched', 'accepted', 'running', 'succeeded', 'failed', 'rejected', 'timed_out', 'lost', 'canceled',
-];
+/** The states live in lib/ so the CLI and the dashboard can use them without the hub. */
+export {
+  EXECUTION_RECORD_STATES, FINAL_WPK_STATES, WPK_STATES, type ExecutionRecordState, type WpkState,
+} from '../../lib/states.js';
 
 export interface ExecutionRecord {
   node_id: string;

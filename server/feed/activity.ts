@@ -4,18 +4,10 @@
  * recent past, and costs one array slot per second, whatever the rate.
  */
 import type { HubObservers } from '../../hub/observe.js';
+import type { ActivityPoint } from '../../lib/api.js';
+import { FEED_SERIES_WINDOW_MS } from '../../lib/limits.js';
 
-export interface ActivityPoint {
-  /** Start of the second, epoch ms. */
-  t: number;
-  /** Triggers published in that second. */
-  dispatched: number;
-  /** WPKs that ended in that second. */
-  finished: number;
-  /** Dispatch latency (trigger → the node's first answer) of the answers in that second; null without any. */
-  latency_p50_ms: number | null;
-  latency_p95_ms: number | null;
-}
+export type { ActivityPoint } from '../../lib/api.js';
 
 export interface ActivityOptions {
   /** Seconds kept (default 300: five minutes). */
@@ -35,7 +27,7 @@ export class ActivitySeries {
   #open: Open;
 
   constructor(observers: HubObservers, opts: ActivityOptions = {}) {
-    this.#keep = opts.keepSeconds ?? 300;
+    this.#keep = opts.keepSeconds ?? FEED_SERIES_WINDOW_MS / 1000;
     this.#maxSamples = opts.maxSamplesPerSecond ?? 2048;
     this.#now = opts.now ?? Date.now;
     this.#open = emptySecond(secondOf(this.#now()));

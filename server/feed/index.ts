@@ -6,8 +6,10 @@
  * a millisecond a tick, the hot path pays nothing, and nothing runs while no
  * page is open. One serialisation per tick serves every open page.
  */
+import { FEED_MAX_WPKS } from '../../lib/limits.js';
 import { VERSION } from '../../lib/version.js';
 import type { HubApi } from '../../hub/index.js';
+import type { FeedNodesEvent, FeedSnapshot, FeedStatsEvent, FeedWpksEvent } from '../../lib/api.js';
 import type { ActivitySeries } from './activity.js';
 import { fleetCounts, nodeSignature, nodeView, wpkView, type NodeView, type WpkView } from './views.js';
 
@@ -45,7 +47,7 @@ export class FleetFeed {
   #lastPoint = 0;
 
   constructor(private readonly hub: HubApi, options: FeedOptions) {
-    this.#o = { batchMs: 500, statsMs: 1000, pingMs: 15_000, maxWpks: 200, ...options };
+    this.#o = { batchMs: 500, statsMs: 1000, pingMs: 15_000, maxWpks: FEED_MAX_WPKS, ...options };
   }
 
   get clients(): number { return this.#clients.size; }
@@ -93,7 +95,7 @@ export class FleetFeed {
     const nodes = this.#diffNodes();
     if (nodes.upsert.length > 0 || nodes.remove.length > 0) this.#broadcast('nodes', nodes);
     const wpks = this.#diffWpks();
-    if (wpks.length > 0) this.#broadcast('wpks', { upsert: wpks });
+    if (wpks.length > 0) this.#broadcast('wpks', { upsert: wpks } satisfies FeedWpksEvent);
   }
 
   /**
@@ -104,8 +106,8 @@ export class FleetFeed {
     const counts = fleetCounts(this.hub);
     const connected = this.hub.connected;
     const fresh = this.#o.activity.points().filter((p) => p.t > this.#lastPoint);
-    if (fresh.length === 0) return this.#broadcast('stats', { now: Date.now(), point: null, counts, connected });
-    for (const point of fresh) this.#broadcast('stats', { now: Date.now(), point, counts, connected });
+    if (fresh.length === 0) return this.#broadcast('stats', { now: Date.now(), point: null, counts, connected } satisfies FeedStatsEvent);
+    for (const point of fresh) this.#broadcast('stats', { now: Date.now(), point, counts, connected } satisfies FeedStatsEvent);
     this.#lastPoint = fresh.at(-1)!.t;
   }
 
@@ -116,7 +118,7 @@ export class FleetFeed {
     for (const c of [...this.#clients]) c.send(event, text);
   }
 
-  #snapshot(): unknown {
+  #snapshot(): FeedSnapshot {
     const nodes: NodeView[] = [];
     for (const r of this.hub.eachNode()) nodes.push(nodeView(r, this.hub.wpks.inFlightOn(r.node_id)));
     return {
@@ -130,7 +132,7 @@ export class FleetFeed {
   }
 
   /** Nodes whose signature moved since the last tick, and the ones that are gone (forgotten). */
-  #diffNodes(): { upsert: NodeView[]; remove: string[] } {
+  #diffNodes(): FeedNodesEvent {
     const upsert: NodeView[] = [];
     const present = new Set<string>();
     for (const r of this.hub.eachNode()) {

@@ -1,44 +1,19 @@
 /**
  * What the dashboard shows of nodes and work packages: slim views of the
  * records (no params, results or executions), and the counts of its header.
- * A 5,000-node snapshot stays around a megabyte.
+ * A 5,000-node snapshot stays around a megabyte. The shapes are the feed's
+ * contract in lib/api.ts; these functions are the only place that maps a
+ * storage record to them.
  */
 import type { HubApi } from '../../hub/index.js';
-import type { NodeRecord, NodeState } from '../../hub/registry.js';
-import type { WpkRecord, WpkState } from '../../hub/wpk/types.js';
+import type { NodeRecord } from '../../hub/registry.js';
+import type { WpkRecord } from '../../hub/wpk/types.js';
+import type { FeedNode, FeedWpk, FleetCounts } from '../../lib/api.js';
+import type { NodeState } from '../../lib/states.js';
 
-export interface NodeView {
-  node_id: string;
-  status: NodeState;
-  status_reason: string | null;
-  capabilities: string[];
-  labels: Record<string, string>;
-  last_seen: number | null;
-  load: number | null;
-  /** Executions the hub has in flight on the node. */
-  running: number;
-}
-
-export interface WpkView {
-  wpk_id: string;
-  state: WpkState;
-  capability: string;
-  action: string;
-  mode: 'one' | 'all';
-  attempt: number;
-  assignee: string | null;
-  created_at: number;
-  updated_at: number;
-  finished_at: number | null;
-  error: string | null;
-  summary: WpkRecord['summary'];
-}
-
-export interface FleetCounts {
-  nodes: Record<NodeState, number>;
-  capabilities: Record<string, Record<NodeState, number>>;
-  wpks: Record<WpkState, number>;
-}
+export type { FleetCounts } from '../../lib/api.js';
+export type NodeView = FeedNode;
+export type WpkView = FeedWpk;
 
 export function nodeView(r: NodeRecord, running: number): NodeView {
   return {

@@ -4,6 +4,7 @@
  * scripts read here: this file is the one place that maps them.
  */
 import type { CountersSnapshot } from '../../hub/index.js';
+import type { ApiBrokerHealth, ApiCounters, ApiHealth } from '../../lib/api.js';
 import { VERSION } from '../../lib/version.js';
 import type { BrokerView } from '../metrics/broker.js';
 import { sendJson } from './respond.js';
@@ -11,7 +12,7 @@ import type { RouteHandler } from './route.js';
 
 export const health: RouteHandler = ({ hub, live, res }) => {
   const counters = hub.counters();
-  sendJson(res, 200, {
+  const answer: ApiHealth = {
     status: hub.connected ? 'ok' : 'degraded',
     version: VERSION,
     auth: live.auth,
@@ -23,11 +24,12 @@ export const health: RouteHandler = ({ hub, live, res }) => {
     wpks: hub.wpks.countByState(),
     counters: publicCounters(counters),
     ...(live.broker ? { broker: brokerHealth(live.broker) } : {}),
-  });
+  };
+  sendJson(res, 200, answer);
 };
 
 /** The `counters` object of /health, as docs/api.md documents it. */
-export function publicCounters(c: CountersSnapshot): Record<string, unknown> {
+export function publicCounters(c: CountersSnapshot): ApiCounters {
   return {
     messages: { registration: c.messages.registration, status: c.messages.status, heartbeat: c.messages.heartbeat, executions: c.messages.executions },
     registrations: c.registrations,
@@ -50,9 +52,9 @@ export function publicCounters(c: CountersSnapshot): Record<string, unknown> {
   };
 }
 
-function brokerHealth({ stats, auth }: BrokerView): Record<string, unknown> {
+function brokerHealth({ stats, auth }: BrokerView): ApiBrokerHealth {
   return {
-    connections: stats.connections ?? null,
+    connections: stats.connections ? { ...stats.connections } : null,
     clients: stats.clients,
     traffic: stats.traffic,
     packet_guard_drops: stats.packetGuardDrops,

@@ -6,13 +6,15 @@
 import { isValidId } from '../../lib/ids.js';
 import { validators } from '../../schemas/index.js';
 import type { NodeFilter } from '../../hub/index.js';
-import { NODE_STATES } from '../../hub/registry.js';
+import type { ApiHeartbeatAnswer, ApiRegistered } from '../../lib/api.js';
+import { NODE_STATES } from '../../lib/states.js';
 import { HttpError, sendJson } from './respond.js';
 import { body, type Route, type RouteHandler } from './route.js';
 import { dashboardRoutes } from './dashboard-routes.js';
 import { liveRoutes } from './live-routes.js';
 import { wpkRoutes } from './wpk-routes.js';
 import { health } from './health.js';
+import { apiNode, apiNodeList } from './views.js';
 
 export type { RouteContext } from './route.js';
 
@@ -45,20 +47,20 @@ export function parseFilter(url: URL): NodeFilter {
 }
 
 const listNodes: RouteHandler = ({ hub, url, res }) => {
-  const nodes = hub.nodes(parseFilter(url));
-  sendJson(res, 200, { count: nodes.length, nodes });
+  sendJson(res, 200, apiNodeList(hub.nodes(parseFilter(url))));
 };
 
 const getNode: RouteHandler = ({ hub, res }, [id]) => {
   const record = hub.node(requireId(id));
   if (!record) throw new HttpError(404, 'EDGEFED_ERR_NODE_NOT_FOUND', `no node "${id}" in the registry`);
-  sendJson(res, 200, record);
+  sendJson(res, 200, apiNode(record));
 };
 
 const register: RouteHandler = async (ctx) => {
   const reg = await body(ctx, validators.httpRegistration);
   const { record, created } = ctx.hub.register(reg);
-  sendJson(ctx.res, created ? 201 : 200, { status: 'registered', registration_id: record.id, node_id: record.node_id, boot_id: record.boot_id });
+  const answer: ApiRegistered = { status: 'registered', registration_id: record.id, node_id: record.node_id, boot_id: record.boot_id };
+  sendJson(ctx.res, created ? 201 : 200, answer);
 };
 
 const heartbeat: RouteHandler = async (ctx, [id]) => {
@@ -66,7 +68,8 @@ const heartbeat: RouteHandler = async (ctx, [id]) => {
   const hb = await body(ctx, validators.httpHeartbeat);
   const record = ctx.hub.heartbeat(nodeId, hb);
   if (!record) throw new HttpError(404, 'EDGEFED_ERR_NODE_NOT_FOUND', `no registered node "${nodeId}"; register it first with POST /federation/register`);
-  sendJson(ctx.res, 200, { status: record.status, last_seen: record.last_seen });
+  const answer: ApiHeartbeatAnswer = { status: record.status, last_seen: record.last_seen };
+  sendJson(ctx.res, 200, answer);
 };
 
 export const routes: Route[] = [

@@ -8,6 +8,7 @@ import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { HubApi } from '../../hub/index.js';
 import type { Verifier } from '../../auth/types.js';
+import { MAX_PAYLOAD_BYTES } from '../../lib/limits.js';
 import { serverTlsOptions, type TlsMaterial } from '../../lib/tls-material.js';
 import { errorFields } from '../../lib/log.js';
 import type { RefusalCode } from '../../lib/wire.js';
@@ -35,7 +36,7 @@ export interface HttpApiOptions {
 export interface HttpApi { readonly port: number; readonly url: string; close(): Promise<void> }
 
 export async function startHttpApi(hub: HubApi, opts: HttpApiOptions): Promise<HttpApi> {
-  const bodyLimit = opts.bodyLimit ?? 64 * 1024;
+  const bodyLimit = opts.bodyLimit ?? MAX_PAYLOAD_BYTES;
   const auth = opts.verifier ? 'jwt' : 'none';
   // Dispatches, finished WPKs and latency per second over the last five minutes: the dashboard's chart.
   const activity = new ActivitySeries(hub.events);

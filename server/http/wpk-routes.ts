@@ -5,14 +5,14 @@
  * (WpkRequestError) keep their status and code here.
  */
 import { isValidId } from '../../lib/ids.js';
+import { DEFAULT_WPK_LIST_LIMIT, MAX_WPK_LIST_LIMIT } from '../../lib/limits.js';
 import { validators } from '../../schemas/index.js';
-import { WPK_STATES, WpkRequestError, type WpkListFilter, type WpkState } from '../../hub/wpk/types.js';
+import { WPK_STATES, type WpkState } from '../../lib/states.js';
+import { WpkRequestError, type WpkListFilter } from '../../hub/wpk/types.js';
 import { HttpError, sendJson } from './respond.js';
 import { body, type Route, type RouteHandler } from './route.js';
+import { apiWpk, apiWpkList } from './views.js';
 
-/** `GET /federation/wpk` answers at most this many records unless `limit` says otherwise. */
-export const DEFAULT_WPK_LIST_LIMIT = 100;
-export const MAX_WPK_LIST_LIMIT = 1000;
 
 function badFilter(message: string): HttpError {
   return new HttpError(400, 'EDGEFED_ERR_BAD_FILTER', message);
@@ -59,25 +59,24 @@ export function parseWpkFilter(url: URL): WpkListFilter {
 const createWpk: RouteHandler = async (ctx) => {
   const request = await body(ctx, validators.httpWpkRequest);
   const record = await service(() => ctx.hub.wpks.create(request));
-  sendJson(ctx.res, 201, record);
+  sendJson(ctx.res, 201, apiWpk(record));
 };
 
 const listWpks: RouteHandler = ({ hub, url, res }) => {
-  const wpks = hub.wpks.list(parseWpkFilter(url));
-  sendJson(res, 200, { count: wpks.length, wpks });
+  sendJson(res, 200, apiWpkList(hub.wpks.list(parseWpkFilter(url))));
 };
 
 const getWpk: RouteHandler = ({ hub, res }, [id]) => {
   const wpkId = requireWpkId(id);
   const record = hub.wpks.get(wpkId);
   if (!record) throw notFound(wpkId);
-  sendJson(res, 200, record);
+  sendJson(res, 200, apiWpk(record));
 };
 
 const cancelWpk: RouteHandler = async ({ hub, res }, [id]) => {
   const wpkId = requireWpkId(id);
   const record = await service(() => hub.wpks.cancel(wpkId));
-  sendJson(res, 200, record);
+  sendJson(res, 200, apiWpk(record));
 };
 
 export const wpkRoutes: Route[] = [

@@ -1,0 +1,25 @@
+/**
+ * The states the hub reports for nodes, work packages and executions: part
+ * of the HTTP contract (lib/api.ts) and of the hub's model alike, so the CLI
+ * and the dashboard can check a `--status` or `--state` without importing
+ * the hub. No dependencies.
+ */
+import type { ExecutionState } from './wire.js';
+
+export type NodeState = 'active' | 'stale' | 'offline' | 'deregistered';
+export const NODE_STATES: readonly NodeState[] = ['active', 'stale', 'offline', 'deregistered'];
+
+export type WpkState = 'pending' | 'dispatched' | 'running' | 'succeeded' | 'failed' | 'timed_out' | 'canceled' | 'expired';
+export const WPK_STATES: readonly WpkState[] = ['pending', 'dispatched', 'running', 'succeeded', 'failed', 'timed_out', 'canceled', 'expired'];
+export const FINAL_WPK_STATES: ReadonlySet<WpkState> = new Set(['succeeded', 'failed', 'timed_out', 'canceled', 'expired']);
+
+/**
+ * An execution as the hub records it: the node's own states (`accepted` ...
+ * `timed_out`) plus the hub's: `dispatched` (trigger sent, not accepted yet),
+ * `lost` (the node went away or never accepted) and `canceled` (the WPK was
+ * canceled while this execution was in flight).
+ */
+export type ExecutionRecordState = ExecutionState | 'dispatched' | 'lost' | 'canceled';
+export const EXECUTION_RECORD_STATES: readonly ExecutionRecordState[] = [
+  'dispatched', 'accepted', 'running', 'succeeded', 'failed', 'rejected', 'timed_out', 'lost', 'canceled',
+];

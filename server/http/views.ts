@@ -1,0 +1,81 @@
+/**
+ * Storage records to API answers (lib/api.ts), field by field: the one place
+ * that knows both shapes, so a record may gain, rename or drop a field while
+ * docs/api.md's answers stay as they are. A field added to the API is added
+ * here and to lib/api.ts, on purpose.
+ */
+import type { ApiExecution, ApiNode, ApiNodeList, ApiWpk, ApiWpkList } from '../../lib/api.js';
+import type { NodeRecord } from '../../hub/registry.js';
+import type { ExecutionRecord, WpkRecord } from '../../hub/wpk/types.js';
+
+export function apiNode(r: NodeRecord): ApiNode {
+  return {
+    id: r.id,
+    node_id: r.node_id,
+    endpoint: r.endpoint,
+    capabilities: r.capabilities,
+    labels: r.labels,
+    agent: r.agent,
+    hardware: r.hardware,
+    heartbeat_interval_ms: r.heartbeat_interval_ms,
+    max_concurrency: r.max_concurrency,
+    boot_id: r.boot_id,
+    registered_at: r.registered_at,
+    updated_at: r.updated_at,
+    status: r.status,
+    status_reason: r.status_reason,
+    last_seen: r.last_seen,
+    load: r.load,
+    running_wpks: r.running_wpks,
+    registration_ts: r.registration_ts,
+  };
+}
+
+export function apiNodeList(records: readonly NodeRecord[]): ApiNodeList {
+  return { count: records.length, nodes: records.map(apiNode) };
+}
+
+export function apiExecution(e: ExecutionRecord): ApiExecution {
+  return {
+    node_id: e.node_id,
+    attempt: e.attempt,
+    state: e.state,
+    boot_id: e.boot_id,
+    progress: e.progress,
+    result: e.result,
+    error: e.error,
+    dispatched_at: e.dispatched_at,
+    started_at: e.started_at,
+    finished_at: e.finished_at,
+    updated_at: e.updated_at,
+  };
+}
+
+export function apiWpk(w: WpkRecord): ApiWpk {
+  return {
+    wpk_id: w.wpk_id,
+    state: w.state,
+    capability: w.capability,
+    action: w.action,
+    mode: w.mode,
+    params: w.params,
+    nodes: w.nodes,
+    labels: w.labels,
+    timeout_ms: w.timeout_ms,
+    max_attempts: w.max_attempts,
+    attempt: w.attempt,
+    assignee: w.assignee,
+    created_at: w.created_at,
+    updated_at: w.updated_at,
+    deadline: w.deadline,
+    finished_at: w.finished_at,
+    result: w.result,
+    error: w.error,
+    summary: w.summary,
+    executions: w.executions.map(apiExecution),
+  };
+}
+
+export function apiWpkList(records: readonly WpkRecord[]): ApiWpkList {
+  return { count: records.length, wpks: records.map(apiWpk) };
+}
