@@ -2,14 +2,17 @@
  * Token verification, once per MQTT connect or HTTP request, through jose's
  * `jwtVerify`. The work is ordered cheapest first: the identity cache, then a
  * look at the header (size, shape, algorithm: `alg: none` and algorithms not
- * configured stop here, before any key is looked up or fetched), then jose
- * (key by `kid`, `crit`, signature, `exp`,
+ * configured stop here, before any key is looked up or fetched), then the
+ * identities persisted by a previous run (identity-store.ts: a hash and a key
+ * lookup, no signature), then jose (key by `kid`, `crit`, signature, `exp`,
  * `nbf`, `iss`, `aud`), then edgefed's own claim rules (claims.ts).
  */
-import { decodeProtectedHeader, errors, jwtVerify, type JSONWebKeySet, type ProtectedHeaderParameters } from 'jose';
+import { decodeProtectedHeader, errors, jwtVerify, type JSONWebKeySet, type JWTPayload, type ProtectedHeaderParameters } from 'jose';
+import type { Adapter } from 'lowdb';
 import type { Logger } from '../lib/log.js';
 import { identityFromClaims } from './claims.js';
 import { IdentityCache } from './identity-cache.js';
+import { fileAdapter, IdentityStore, policyOf, tokenHash, type StoredClaims } from './identity-store.js';
 import { fileKeys, KeysUnavailableError, localKeys, remoteKeys, type KeyResolver } from './key-sources.js';
 import { TokenError, type Identity, type TokenRefusalCode, type Verifier } from './types.js';
 
@@ -38,7 +41,18 @@ export interface VerifierOptions {
   identityCacheSize?: number;
   /** Longest a verified token is remembered, below its `exp` (default 10 min). */
   identityCacheMaxAgeMs?: number;
-  /** Warnings about key files that could not be reloaded. */
+  /**
+   * Keep verified identities across restarts (identity-store.ts): a file
+   * path (written durably, mode 0600; `identityStoreFile(dataDir, ...)` is the
+   * hub's), or any Adapter<string>. Holds a SHA-256 of each token, never the
+   * token. Call `close()` to write the last changes. Off when not given.
+   */
+  identityStore?: string | Adapter<string>;
+  /** Least time between two writes of the identity store while new tokens arrive (default 5 s). */
+  identityStoreFlushMs?: number;
+  /** Entries the identity store keeps at most, least recently used out first (default 100,000). */
+  identityStoreSize?: number;
+  /** Warnings about key files that could not be reloaded and identity stores that could not be read or written. */
   logger?: Logger;
   /** Clock in epoch ms (tests). */
   now?: () => number;
@@ -52,6 +66,8 @@ export const VERIFIER_DEFAULTS = {
   jwksTimeoutMs: 5_000,
   identityCacheSize: 10_000,
   identityCacheMaxAgeMs: 10 * 60_000,
+  identityStoreFlushMs: 5_000,
+  identityStoreSize: 100_000,
 } as const;
 
 /** Longer passwords are refused unread: a token of ours is ~400 bytes, Vault's ~1 KB. */
@@ -63,6 +79,10 @@ export const SUPPORTED_ALGORITHMS: readonly string[] = ['EdDSA', 'Ed25519', 'ES2
 export interface TokenVerifier extends Verifier {
   /** Verified identities remembered now (for metrics and tests). */
   readonly cachedIdentities: number;
+  /** Entries in the identity store now (0 without one). */
+  readonly persistedIdentities: number;
+  /** Writes the identity store's last changes and stops writing it. Verifying still works. */
+  close(): Promise<void>;
 }
 
 export async function createVerifier(options: VerifierOptions): Promise<TokenVerifier> {
@@ -82,21 +102,63 @@ export async function createVerifier(options: VerifierOptions): Promise<TokenVer
     ...(options.issuer !== undefined ? { issuer: options.issuer } : {}),
     ...(audience !== undefined ? { audience } : {}),
   };
-  async function verifySigned(token: string, at: number): Promise<Identity> {
+  const store = options.identityStore === undefined ? undefined : new IdentityStore(
+    typeof options.identityStore === 'string' ? fileAdapter(options.identityStore) : options.identityStore,
+    {
+      flushDelayMs: options.identityStoreFlushMs ?? VERIFIER_DEFAULTS.identityStoreFlushMs,
+      maxEntries: options.identityStoreSize ?? VERIFIER_DEFAULTS.identityStoreSize,
+      algorithms,
+      policy: policyOf({ issuer: options.issuer, audience, algorithms }),
+      logger: options.logger,
+      now,
+      keyTrusted: (kid, alg) => keyTrusted(keys, kid, alg),
+    },
+  );
+  if (store) {
+    await store.load();
+    // A key set at hand is asked now; a remote one at the first use or write, not at start.
+    if (!options.jwksUrl) await store.pruneKeys();
+  }
+
+  /** The identity the store kept for this very token, if its key is still trusted: no signature is checked. */
+  async function persisted(hash: string, header: ProtectedHeaderParameters): Promise<Identity | undefined> {
+    const entry = store!.get(hash);
+    if (entry === undefined) return undefined;
+    // The same token as verified before, so the same header; the key must still be in the set.
+    if (entry.kid !== header.kid || entry.alg !== header.alg || (await keyTrusted(keys, entry.kid, entry.alg)) !== true) {
+      store!.delete(hash);
+      return undefined;
+    }
     try {
-      const { payload, protectedHeader } = await jwtVerify(token, keys, { ...joseOptions, currentDate: new Date(at) });
-      return identityFromClaims(payload, protectedHeader.kid, clockToleranceS);
+      return identityFromClaims(entry.claims as unknown as Record<string, unknown>, entry.kid, clockToleranceS);
+    } catch {
+      store!.delete(hash); // claims this version would not grant: verify the token itself
+      return undefined;
+    }
+  }
+
+  async function verifySigned(token: string, hash: string | undefined, at: number): Promise<Identity> {
+    let identity: Identity;
+    let payload: JWTPayload;
+    let kid: string | undefined;
+    let alg: string;
+    try {
+      ({ payload, protectedHeader: { kid, alg } } = await jwtVerify(token, keys, { ...joseOptions, currentDate: new Date(at) }));
+      identity = identityFromClaims(payload, kid, clockToleranceS);
     } catch (err) {
       throw toTokenError(err);
     }
+    if (hash !== undefined && kid !== undefined) store!.set(hash, { kid, alg, claims: storedClaims(payload) });
+    return identity;
   }
 
   async function verify(token: string): Promise<Identity> {
     const at = now();
     const cached = cache.get(token, at);
     if (cached) return cached;
-    checkHeader(token, algorithms);
-    const identity = await verifySigned(token, at);
+    const header = checkHeader(token, algorithms);
+    const hash = store && typeof header.kid === 'string' ? tokenHash(token) : undefined;
+    const identity = (hash !== undefined ? await persisted(hash, header) : undefined) ?? await verifySigned(token, hash, at);
     cache.set(token, identity, at);
     return identity;
   }
@@ -104,7 +166,29 @@ export async function createVerifier(options: VerifierOptions): Promise<TokenVer
   return {
     verify,
     get cachedIdentities() { return cache.size; },
+    get persistedIdentities() { return store?.size ?? 0; },
+    close: async () => { await store?.close(); },
   };
+}
+
+/** The claims an Identity is made of: what the store keeps of a verified token. */
+function storedClaims(payload: JWTPayload): StoredClaims {
+  const { role, sub, caps, scope, exp } = payload as JWTPayload & { role?: unknown; caps?: unknown; scope?: unknown };
+  return { role, sub, exp: exp!, ...(caps !== undefined ? { caps } : {}), ...(scope !== undefined ? { scope } : {}) };
+}
+
+/**
+ * Whether the key set still holds `kid` for `alg`: a lookup as jose makes it
+ * for a token (a file set may reload, a remote one fetch, within their
+ * cooldowns), without a signature. undefined when the keys are unavailable.
+ */
+async function keyTrusted(keys: KeyResolver, kid: string, alg: string): Promise<boolean | undefined> {
+  try {
+    await keys({ alg, kid }, { payload: '', signature: '' });
+    return true;
+  } catch (err) {
+    return err instanceof KeysUnavailableError ? undefined : false;
+  }
 }
 
 function checkAlgorithms(algorithms: string[]): string[] {

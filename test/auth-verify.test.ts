@@ -3,7 +3,8 @@
  * trip, every refusal with its code, the claim rules and the identity cache
  * against a key set in memory; EdDSA, ES256, RS256 and PS256 keys from a
  * JWKS file as Vault or another issuer publishes them, forged signatures,
- * `crit` and algorithm confusion.
+ * `crit` and algorithm confusion; and the identities persisted across
+ * restarts (auth/identity-store.ts).
  */
 import crypto, { generateKeyPair, type KeyObject } from 'node:crypto';
 import fs from 'node:fs/promises';
@@ -11,11 +12,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { base64url, calculateJwkThumbprint, CompactSign, exportJWK, importPKCS8, SignJWT, type CryptoKey, type JSONWebKeySet, type JWTPayload } from 'jose';
+import type { Adapter } from 'lowdb';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createVerifier, issueToken, TokenError, type TokenRefusalCode, type TokenSigner, type VerifierOptions } from '../auth/index.js';
+import { createVerifier, issueToken, TokenError, type TokenRefusalCode, type TokenSigner, type TokenVerifier, type VerifierOptions } from '../auth/index.js';
 import { IdentityCache } from '../auth/identity-cache.js';
+import { capturingLogger, type LogLine } from './helpers/logs.js';
 import { bounded, type Scope } from './helpers/scope.js';
+import { waitFor } from './helpers/time.js';
 
 interface TestKey extends TokenSigner { jwks: JSONWebKeySet }
 
@@ -393,3 +397,178 @@ jose('many verifications in flight at once each get their own answer', inCtx<Fil
 }, { timeoutMs: 10_000 }));
 
 jose.run();
+
+// ---------------------------------------------------------------------------
+// Verified identities persisted across restarts (auth/identity-store.ts).
+
+/**
+ * Counts signature checks: jose verifies through WebCrypto's
+ * `crypto.subtle.verify`. Restored when the test's scope closes.
+ */
+function countSignatureChecks(scope: Scope): { readonly count: number } {
+  const subtle = globalThis.crypto.subtle;
+  const original = subtle.verify;
+  const counter = { count: 0 };
+  subtle.verify = function (this: SubtleCrypto, ...args: Parameters<SubtleCrypto['verify']>) {
+    counter.count += 1;
+    return original.apply(this, args);
+  } as SubtleCrypto['verify'];
+  scope.defer(() => { subtle.verify = original; });
+  return counter;
+}
+
+interface StoreCtx { dir: string; jwksFile: string; store: string }
+const persisted = suite<StoreCtx>('auth: verified identities persisted across restarts', { dir: '', jwksFile: '', store: '' });
+
+persisted.before.each(async (ctx) => {
+  ctx.dir = await fs.mkdtemp(path.join(os.tmpdir(), 'edgefed-identities-'));
+  ctx.jwksFile = path.join(ctx.dir, 'jwks.json');
+  ctx.store = path.join(ctx.dir, 'verified-tokens.json');
+  await fs.writeFile(ctx.jwksFile, JSON.stringify({ keys: [ED.jwk, ES.jwk] }));
+});
+
+persisted.after.each(async (ctx) => {
+  await fs.rm(ctx.dir, { recursive: true, force: true });
+});
+
+/** A verifier over the suite's key file and identity store, closed with the test's scope. */
+async function storeVerifier(ctx: StoreCtx, scope: Scope, options: Omit<VerifierOptions, 'jwksFile'> = {}): Promise<TokenVerifier> {
+  const v = await createVerifier({ jwksFile: ctx.jwksFile, algorithms: ['EdDSA', 'ES256'], identityStore: ctx.store, identityStoreFlushMs: 60_000, ...options });
+  scope.defer(() => v.close());
+  return v;
+}
+
+persisted('a restarted verifier admits a token it verified before without checking its signature', inCtx<StoreCtx>(async (ctx, scope) => {
+  const token = await sign(ED, claimsOf({ scope: 'wpk:write' }));
+  const first = await storeVerifier(ctx, scope);
+  const identity = await first.verify(token);
+  await first.close();
+  const checks = countSignatureChecks(scope);
+  const restarted = await storeVerifier(ctx, scope);
+  assert.is(restarted.persistedIdentities, 1);
+  const again = await restarted.verify(token);
+  assert.equal({ ...again }, { ...identity }, 'the same identity');
+  assert.is(checks.count, 0, 'no signature checked');
+  await restarted.verify(await sign(ES));
+  assert.is(checks.count, 1, 'a token new to the store is checked (the counter counts)');
+  const forged = withSignature(token, base64url.encode(crypto.randomBytes(64)));
+  assert.is((await refusal(restarted.verify(forged))).code, 'bad_signature', 'another token string (here: the same claims, another signature) is no hit');
+}));
+
+persisted('the file holds a hash of each token, never the token or its signature, and is mode 0600', inCtx<StoreCtx>(async (ctx, scope) => {
+  const tokens = [await sign(ED), await sign(ES, claimsOf({ sub: 'edge-002' }))];
+  const v = await storeVerifier(ctx, scope);
+  for (const t of tokens) await v.verify(t);
+  await v.close();
+  const text = await fs.readFile(ctx.store, 'utf8');
+  for (const t of tokens) {
+    for (const part of [t, ...t.split('.')]) assert.not.ok(text.includes(part), 'no token part in the file');
+  }
+  const hashes = tokens.map((t) => crypto.createHash('sha256').update(t).digest('base64url'));
+  assert.equal(Object.keys((JSON.parse(text) as { entries: object }).entries).sort(), hashes.sort());
+  if (process.platform !== 'win32') assert.is((await fs.stat(ctx.store)).mode & 0o777, 0o600);
+}));
+
+persisted('a token whose kid was removed from the key set is refused even though it was persisted', inCtx<StoreCtx>(async (ctx, scope) => {
+  const token = await sign(ED);
+  const kept = await sign(ES);
+  const first = await storeVerifier(ctx, scope);
+  await first.verify(token);
+  await first.verify(kept);
+  await first.close();
+  await fs.writeFile(ctx.jwksFile, JSON.stringify({ keys: [ES.jwk] })); // ED removed
+  const restarted = await storeVerifier(ctx, scope);
+  assert.is(restarted.persistedIdentities, 1, 'dropped at load');
+  assert.is((await refusal(restarted.verify(token))).code, 'unknown_key');
+  assert.is((await restarted.verify(kept)).kid, ES.kid);
+  await restarted.close();
+  const { entries } = JSON.parse(await fs.readFile(ctx.store, 'utf8')) as { entries: Record<string, { kid: string }> };
+  assert.equal(Object.values(entries).map((e) => e.kid), [ES.kid], 'and gone from the file');
+}));
+
+persisted('expired entries are dropped: at load, at use, and from the file', inCtx<StoreCtx>(async (ctx, scope) => {
+  let clock = Date.now();
+  const short = await sign(ED, claimsOf({ exp: nowS() + 60 }));
+  const long = await sign(ED, claimsOf({ sub: 'edge-002' }));
+  const first = await storeVerifier(ctx, scope, { now: () => clock, clockToleranceS: 0 });
+  await first.verify(short);
+  await first.verify(long);
+  await first.close();
+
+  const loaded = await storeVerifier(ctx, scope, { now: () => clock, clockToleranceS: 0 });
+  assert.is(loaded.persistedIdentities, 2);
+  clock += 61_000;
+  assert.is((await refusal(loaded.verify(short))).code, 'expired', 'past exp: jose decides, and refuses');
+  assert.is(loaded.persistedIdentities, 1, 'dropped at use');
+  await loaded.close();
+
+  const later = await storeVerifier(ctx, scope, { now: () => clock, clockToleranceS: 0 });
+  assert.is(later.persistedIdentities, 1, 'not loaded once expired');
+  await later.close();
+  const { entries } = JSON.parse(await fs.readFile(ctx.store, 'utf8')) as { entries: Record<string, { claims: { sub: string } }> };
+  assert.equal(Object.values(entries).map((e) => e.claims.sub), ['edge-002']);
+}));
+
+persisted('a corrupt or foreign file is ignored with one warning, never fatal, and replaced', inCtx<StoreCtx>(async (ctx, scope) => {
+  const token = await sign(ED);
+  for (const content of ['{"version":1,"entr', '[1,2,3]', JSON.stringify({ version: 9, policy: 'x', entries: {} })]) {
+    await fs.writeFile(ctx.store, content);
+    const lines: LogLine[] = [];
+    const checks = countSignatureChecks(scope);
+    const v = await storeVerifier(ctx, scope, { logger: capturingLogger(lines) });
+    const warnings = lines.filter((l) => l.level === 40);
+    assert.is(warnings.length, 1, content);
+    assert.match(String(warnings[0]!.msg), /verified identities ignored/);
+    assert.is(warnings[0]!.file, ctx.store);
+    assert.is(v.persistedIdentities, 0);
+    assert.is((await v.verify(token)).subject, 'edge-001');
+    assert.ok(checks.count >= 1, 'verified by its signature');
+    await v.close();
+    const file = JSON.parse(await fs.readFile(ctx.store, 'utf8')) as { version: number; entries: object };
+    assert.is(file.version, 1, 'a good file replaced it');
+    assert.is(Object.keys(file.entries).length, 1);
+    await fs.rm(ctx.store);
+  }
+}));
+
+persisted('entries verified under another issuer, audience or algorithms are not reused', inCtx<StoreCtx>(async (ctx, scope) => {
+  const token = await sign(ED, claimsOf({ iss: 'hub-a', aud: 'edgefed' }));
+  const first = await storeVerifier(ctx, scope, { issuer: 'hub-a' });
+  await first.verify(token);
+  await first.close();
+  const same = await storeVerifier(ctx, scope, { issuer: 'hub-a' });
+  assert.is(same.persistedIdentities, 1);
+  await same.close();
+  const other = await storeVerifier(ctx, scope, { issuer: 'hub-b' });
+  assert.is(other.persistedIdentities, 0);
+  assert.is((await refusal(other.verify(token))).code, 'wrong_issuer');
+  const narrower = await storeVerifier(ctx, scope, { issuer: 'hub-a', audience: 'other' });
+  assert.is(narrower.persistedIdentities, 0);
+}));
+
+persisted('writes are debounced: a burst of new tokens is one write, not one per token', inCtx<StoreCtx>(async (ctx, scope) => {
+  const writes: string[] = [];
+  let wrote!: () => void;
+  const written = new Promise<void>((r) => { wrote = r; });
+  const adapter: Adapter<string> = { read: async () => null, write: async (text) => { writes.push(text); wrote(); } };
+  const v = await storeVerifier(ctx, scope, { identityStore: adapter, identityStoreFlushMs: 300 });
+  const tokens = await Promise.all(Array.from({ length: 20 }, (_, i) => sign(ED, claimsOf({ sub: `edge-${i}` }))));
+  await Promise.all(tokens.map((t) => v.verify(t)));
+  assert.is(writes.length, 0, 'nothing written per connect');
+  await written;
+  assert.is(writes.length, 1);
+  assert.is(Object.keys((JSON.parse(writes[0]!) as { entries: object }).entries).length, 20, 'all twenty in the one write');
+  await v.close();
+  assert.is(writes.length, 1, 'close writes only when something changed since');
+}));
+
+persisted('a write that fails is a warning, and the verifier goes on', inCtx<StoreCtx>(async (ctx, scope) => {
+  const lines: LogLine[] = [];
+  const adapter: Adapter<string> = { read: async () => null, write: async () => { throw Object.assign(new Error('EDGEFED_ERR_FILE_WRITE: disk full'), { code: 'ENOSPC' }); } };
+  const v = await storeVerifier(ctx, scope, { identityStore: adapter, logger: capturingLogger(lines) });
+  assert.is((await v.verify(await sign(ED))).subject, 'edge-001');
+  await v.close();
+  await waitFor(() => lines.some((l) => l.msg === 'verified identities not written'), { label: 'the warning' });
+}));
+
+persisted.run();
