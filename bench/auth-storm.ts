@@ -18,7 +18,14 @@
  *     the ACL allows): timed until the hub has counted N, and checked that
  *     the ACL refused none;
  *  3. all clients disconnect; once the broker holds no session of theirs,
- *  4. reconnect storm: the same N tokens again (cached identities with auth).
+ *  4. reconnect storm: the same N tokens again (cached identities with auth);
+ *  5. all clients disconnect, the federation stops and starts again on the
+ *     same data dir (a hub restart: its in-memory caches are gone; with auth,
+ *     the verified identities it persisted in keys/verified-tokens.json are
+ *     not), and
+ *  6. restart storm: the same N tokens again. The signature checks made
+ *     during it (WebCrypto `verify` calls in this process) are counted: with
+ *     the persisted identities there are none.
  * A storm's time runs from the first CONNECT the fleet sent until its N-th
  * CONNACK (the fleet's clock, the same epoch clock as here); the moment the
  * broker registered its N-th client (aedes `client` event) is reported too,
@@ -32,7 +39,8 @@
  *
  * A micro-measure beside it: the verifier alone (createVerifier on the same
  * key file, as the federation builds it), N tokens verified one after the
- * other, first unseen then cached, in µs per token.
+ * other: unseen, cached, and by a second verifier that loaded the first one's
+ * persisted identities (a restart), in µs per token.
  */
 import { readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
@@ -41,8 +49,8 @@ import { performance as perfHooks } from 'node:perf_hooks';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import mqtt from 'mqtt';
-import { createVerifier, issueToken, loadOrCreateSigningKey, type SigningKey, type Verifier } from '../auth/index.js';
-import { startFederation, type Federation } from '../hub/federation.js';
+import { createVerifier, identityStoreFile, issueToken, loadOrCreateSigningKey, type SigningKey, type Verifier } from '../auth/index.js';
+import { startFederation, type Federation, type FederationOptions } from '../hub/federation.js';
 import { silentLogger } from '../lib/log.js';
 import type { AuthFleetCommand, AuthFleetReport, ClientKind } from './auth-storm-fleet.js';
 import { ChildFleet } from './child-fleet.js';
@@ -69,7 +77,7 @@ export interface AuthStormOptions {
 }
 
 type Mode = 'off' | 'on';
-type StormName = 'first' | 'reconnect';
+type StormName = 'first' | 'reconnect' | 'restart';
 
 interface StormResult {
   /** First CONNECT sent -> N-th CONNACK received (fleet side). */
@@ -87,12 +95,15 @@ interface StormResult {
    * what limits the broker where clients are remote and spare cores take libuv's and V8's helper threads.
    */
   mainCpuUsPerConnect: number;
+  /** Signature checks (WebCrypto verify calls) in this process during the storm. */
+  signatureChecks: number;
 }
 
 interface RunResult {
   mode: Mode;
   first: StormResult;
   reconnect: StormResult;
+  restart: StormResult;
   /** Heartbeats: first sent -> hub counted all N. */
   heartbeatMs: number;
   heartbeatsAtHub: number;
@@ -101,7 +112,20 @@ interface RunResult {
   authFailures: number;
   /** A CONNECT with a forged signature was refused (must be true with auth on, false off). */
   forgedRefused: boolean;
+  /** Entries in keys/verified-tokens.json after the first federation stopped (0 with auth off). */
+  persistedIdentities: number;
   mintMs: number;
+}
+
+/**
+ * Signature checks made in this process so far: jose verifies through
+ * WebCrypto's `crypto.subtle.verify`, counted here (bench-only instrumentation).
+ */
+let signatureChecks = 0;
+{
+  const subtle = globalThis.crypto.subtle;
+  const verify = subtle.verify.bind(subtle);
+  subtle.verify = ((...args: Parameters<SubtleCrypto['verify']>) => { signatureChecks += 1; return verify(...args); }) as SubtleCrypto['verify'];
 }
 
 /** The storm's client fleet in its own process (bench/auth-storm-fleet.ts). */
@@ -151,6 +175,7 @@ async function stormOnce(
   const cpu0 = process.cpuUsage();
   const main0 = mainThreadCpuMs();
   const elu0 = perfHooks.eventLoopUtilization();
+  const checks0 = signatureChecks;
   const wall0 = performance.now();
   const r = await fleet.ask({
     cmd: 'storm', host: '127.0.0.1', port: fed.broker!.port!, ids, tokens, concurrency: o.concurrency, client: o.client, timeoutMs: 120_000,
@@ -159,6 +184,7 @@ async function stormOnce(
   const elu = perfHooks.eventLoopUtilization(elu0).utilization;
   const mainMs = mainThreadCpuMs() - main0;
   const wall = performance.now() - wall0;
+  const checks = signatureChecks - checks0;
   await profile.stop();
   aedes.removeListener('client', onClient);
   if (r.failed > 0) throw new Error(`auth-storm: ${r.failed}/${n} clients not connected: ${r.failures.join('; ')}`);
@@ -171,12 +197,22 @@ async function stormOnce(
     fleetCpuPct: (r.cpuMs / ms) * 100,
     elu,
     mainCpuUsPerConnect: (mainMs * 1000) / n,
+    signatureChecks: checks,
   };
 }
 
 async function closeAll(fed: Federation, fleet: Fleet): Promise<void> {
   await fleet.ask({ cmd: 'close' }, 'closed', 60_000);
   await waitUntil(() => fleetSessions(fed) === 0, 30_000, 'the broker dropped every fleet session', POLL_MS);
+}
+
+async function persistedCount(dir: string): Promise<number> {
+  try {
+    const file = JSON.parse(await fs.readFile(identityStoreFile(dir, 'own'), 'utf8')) as { entries: Record<string, unknown> };
+    return Object.keys(file.entries).length;
+  } catch {
+    return 0;
+  }
 }
 
 async function oneRun(mode: Mode, fleet: Fleet, o: AuthStormOptions, profileBase?: string): Promise<RunResult> {
@@ -189,36 +225,51 @@ async function oneRun(mode: Mode, fleet: Fleet, o: AuthStormOptions, profileBase
     const m0 = performance.now();
     const tokens = await mint(key, ids);
     const mintMs = performance.now() - m0;
-    fed = await startFederation({ mqttPort: 0, httpPort: 0, dataDir: dir, logger: silentLogger, ...(mode === 'on' ? { auth: {} } : {}) });
-    const f = fed;
+    const fedOptions: FederationOptions = { mqttPort: 0, httpPort: 0, dataDir: dir, logger: silentLogger, ...(mode === 'on' ? { auth: {} } : {}) };
+    fed = await startFederation(fedOptions);
     const prof = (storm: StormName) => (profileBase ? `${profileBase}-${mode}-${storm}.cpuprofile` : undefined);
     await sleep(200);
 
-    const first = await stormOnce(f, fleet, ids, tokens, o, prof('first'));
+    const first = await stormOnce(fed, fleet, ids, tokens, o, prof('first'));
 
     // One allowed publish each: the node's own heartbeat.
+    const f = fed;
     const hb0 = f.hub.counters.messages.heartbeat;
     const pub = await fleet.ask({ cmd: 'publish' }, 'published', 30_000);
     await waitUntil(() => f.hub.counters.messages.heartbeat - hb0 >= pub.sent, 30_000, `${pub.sent} heartbeats at the hub`, POLL_MS);
     const heartbeatMs = epochNow() - pub.firstAt;
     const heartbeatsAtHub = f.hub.counters.messages.heartbeat - hb0;
 
-    await closeAll(f, fleet);
+    await closeAll(fed, fleet);
     await sleep(200);
-    const reconnect = await stormOnce(f, fleet, ids, tokens, o, prof('reconnect'));
-    await closeAll(f, fleet);
+    const reconnect = await stormOnce(fed, fleet, ids, tokens, o, prof('reconnect'));
+    await closeAll(fed, fleet);
+
+    // A hub restart on the same data dir: the in-memory identity cache is gone, the persisted identities are not.
+    const stats0 = fed.authStats;
+    const count = (rec: Record<string, number | undefined> | undefined) => Object.values(rec ?? {}).reduce<number>((s, v) => s + (v ?? 0), 0);
+    const before = { publishRefusals: count(stats0?.publishRefusals), connectsAccepted: stats0?.connectsAccepted, authFailures: count(stats0?.authFailures) };
+    await fed.stop();
+    fed = undefined;
+    const persistedIdentities = await persistedCount(dir);
+    fed = await startFederation(fedOptions);
+    await sleep(200);
+    const restart = await stormOnce(fed, fleet, ids, tokens, o, prof('restart'));
+    await closeAll(fed, fleet);
+
     // With auth on, a CONNECT with a forged token must be refused (proof the checks ran); off, it is let in.
     const sigAt = tokens[0]!.lastIndexOf('.') + 1;
     const forged = `${tokens[0]!.slice(0, sigAt)}${'A'.repeat(tokens[0]!.length - sigAt)}`;
-    const forgedRefused = await mqtt.connectAsync(f.mqttUrl!, { clientId: ids[0], username: ids[0], password: forged, reconnectPeriod: 0, connectTimeout: 5000 })
+    const forgedRefused = await mqtt.connectAsync(fed.mqttUrl!, { clientId: ids[0], username: ids[0], password: forged, reconnectPeriod: 0, connectTimeout: 5000 })
       .then(async (c) => { await c.endAsync(true); return false; }, () => true);
 
-    const stats = f.authStats;
-    const count = (rec: Record<string, number | undefined> | undefined) => Object.values(rec ?? {}).reduce<number>((s, v) => s + (v ?? 0), 0);
+    const stats = fed.authStats;
     if (mode === 'on' && stats === undefined) throw new Error('auth-storm: auth on but the federation has no auth stats');
     return {
-      mode, first, reconnect, heartbeatMs, heartbeatsAtHub, forgedRefused,
-      publishRefusals: count(stats?.publishRefusals), connectsAccepted: stats?.connectsAccepted, authFailures: count(stats?.authFailures), mintMs,
+      mode, first, reconnect, restart, heartbeatMs, heartbeatsAtHub, forgedRefused, persistedIdentities, mintMs,
+      publishRefusals: before.publishRefusals + count(stats?.publishRefusals),
+      connectsAccepted: stats === undefined ? undefined : (before.connectsAccepted ?? 0) + stats.connectsAccepted,
+      authFailures: before.authFailures + count(stats?.authFailures),
     };
   } finally {
     await fed?.stop();
@@ -269,12 +320,15 @@ export async function authStorm(o: AuthStormOptions): Promise<Record<string, unk
       off_main_cpu_us_per_connect: off.map((r) => Math.round(r[name].mainCpuUsPerConnect)),
       on_main_cpu_us_per_connect: on.map((r) => Math.round(r[name].mainCpuUsPerConnect)),
       main_cpu_extra_us_per_connect_median: Math.round(median(on.map((r, i) => r[name].mainCpuUsPerConnect - off[i]![name].mainCpuUsPerConnect))),
+      on_signature_checks: on.map((r) => r[name].signatureChecks),
     };
   };
   return {
     nodes: o.nodes, runs: o.runs, warmup_pairs: o.warmup, concurrency: o.concurrency, client: o.client,
     first_connect: storm('first'),
     reconnect: storm('reconnect'),
+    restart_reconnect: storm('restart'),
+    on_persisted_identities: on.map((r) => r.persistedIdentities),
     heartbeat: {
       off_runs_ms: off.map((r) => round(r.heartbeatMs)), on_runs_ms: on.map((r) => round(r.heartbeatMs)),
       off_median_ms: round(median(off.map((r) => r.heartbeatMs))), on_median_ms: round(median(on.map((r) => r.heartbeatMs))),
@@ -285,14 +339,15 @@ export async function authStorm(o: AuthStormOptions): Promise<Record<string, unk
     mint_ms_median: round(median(runs.map((r) => r.mintMs))),
     verifier_alone_us: {
       first_median: round(median(verify.map((v) => v.firstUs))), cached_median: round(median(verify.map((v) => v.cachedUs)), 2),
-      first_runs: verify.map((v) => round(v.firstUs)), cached_runs: verify.map((v) => round(v.cachedUs, 2)),
+      persisted_median: round(median(verify.map((v) => v.persistedUs)), 2),
+      first_runs: verify.map((v) => round(v.firstUs)), cached_runs: verify.map((v) => round(v.cachedUs, 2)), persisted_runs: verify.map((v) => round(v.persistedUs, 2)),
       // 200 in flight: CPU per new token, main thread / whole process (10 ms ticks on the main thread: 2000 tokens give ±5 µs).
       burst_main_cpu_us: verify.map((v) => Math.round(v.burst.mainUs)), burst_process_cpu_us: verify.map((v) => Math.round(v.burst.processUs)),
     },
   };
 }
 
-interface VerifierAlone { firstUs: number; cachedUs: number; burst: BurstCpu }
+interface VerifierAlone { firstUs: number; cachedUs: number; persistedUs: number; burst: BurstCpu }
 interface BurstCpu { mainUs: number; processUs: number }
 
 /**
@@ -311,13 +366,18 @@ async function burstCpu(verifier: Verifier, tokens: readonly string[], inFlight 
   return { mainUs: ((mainThreadCpuMs() - main0) * 1000) / tokens.length, processUs: (cpu.user + cpu.system) / tokens.length };
 }
 
-/** The verifier alone, as prepareJwtAuth builds it (the key file), µs per token: unseen, then cached. */
+/**
+ * The verifier alone, as prepareJwtAuth builds it (the key file and its
+ * identity store), µs per token: unseen, cached, then in a second verifier
+ * that loaded what the first persisted (a restart: no signature checks).
+ */
 async function verifierAlone(n: number): Promise<VerifierAlone> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'edgefed-bench-verify-'));
   try {
     const key = await loadOrCreateSigningKey(dir);
     const tokens = await mint(key, Array.from({ length: n }, (_, i) => `${PREFIX}-${i}`));
-    const verifier = await createVerifier({ jwksFile: key.jwksFile, logger: silentLogger });
+    const options = { jwksFile: key.jwksFile, logger: silentLogger, identityStore: identityStoreFile(dir, 'own') };
+    const verifier = await createVerifier(options);
     const pass = async (v: Verifier) => {
       const t0 = performance.now();
       for (const token of tokens) await v.verify(token);
@@ -325,8 +385,12 @@ async function verifierAlone(n: number): Promise<VerifierAlone> {
     };
     const firstUs = await pass(verifier);
     const cachedUs = await pass(verifier);
+    await verifier.close();
+    const restarted = await createVerifier(options);
+    const persistedUs = await pass(restarted);
+    await restarted.close();
     const burst = await burstCpu(await createVerifier({ jwksFile: key.jwksFile, logger: silentLogger, identityCacheSize: 0 }), tokens);
-    return { firstUs, cachedUs, burst };
+    return { firstUs, cachedUs, persistedUs, burst };
   } finally {
     await fs.rm(dir, { recursive: true, force: true });
   }
