@@ -125,8 +125,10 @@ export async function createVerifier(options: VerifierOptions): Promise<TokenVer
     const entry = store!.get(hash);
     if (entry === undefined) return undefined;
     // The same token as verified before, so the same header; the key must still be in the set.
-    if (entry.kid !== header.kid || entry.alg !== header.alg || (await keyTrusted(keys, entry.kid, entry.alg)) !== true) {
-      store!.delete(hash);
+    const trusted = entry.kid === header.kid && entry.alg === header.alg ? await keyTrusted(keys, entry.kid, entry.alg) : false;
+    if (trusted !== true) {
+      // Keys unavailable (undefined): keep the entry for later; jose reports the outage for this token.
+      if (trusted === false) store!.delete(hash);
       return undefined;
     }
     try {
