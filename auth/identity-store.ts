@@ -20,7 +20,7 @@
  * file can admit tokens, as whoever can write keys/jwks.json can: both live in
  * the data dir's keys/ folder (0700).
  */
-import { createHash } from 'node:crypto';
+import crypto from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Adapter } from 'lowdb';
@@ -78,8 +78,13 @@ const FILE_VERSION = 1;
 const HASH = /^[A-Za-z0-9_-]{43}$/;
 const MAX_KID_LENGTH = 256;
 
+/** The one-shot digest where Node has it (20.12+: no Hash object per connect), else a Hash. */
+const sha256: (text: string) => string = typeof crypto.hash === 'function'
+  ? (text) => crypto.hash('sha256', text, 'base64url')
+  : (text) => crypto.createHash('sha256').update(text, 'utf8').digest('base64url');
+
 export function tokenHash(token: string): string {
-  return createHash('sha256').update(token, 'utf8').digest('base64url');
+  return sha256(token);
 }
 
 /** A fingerprint of what a verified token was checked against: entries from another configuration are not trusted. */

@@ -2,10 +2,12 @@
  * Token verification, once per MQTT connect or HTTP request, through jose's
  * `jwtVerify`. The work is ordered cheapest first: the identity cache, then a
  * look at the header (size, shape, algorithm: `alg: none` and algorithms not
- * configured stop here, before any key is looked up or fetched), then the
- * identities persisted by a previous run (identity-store.ts: a hash and a key
- * lookup, no signature), then jose (key by `kid`, `crit`, signature, `exp`,
- * `nbf`, `iss`, `aud`), then edgefed's own claim rules (claims.ts).
+ * configured stop here, before any key is looked up or fetched), then jose
+ * (key by `kid`, `crit`, signature, `exp`, `nbf`, `iss`, `aud`), then
+ * edgefed's own claim rules (claims.ts). With an identity store, a token of
+ * acceptable size is first looked up by its SHA-256 among the identities
+ * verified before (also by a previous run, identity-store.ts): a hit costs a
+ * key lookup by its kid, no header parsing and no signature.
  */
 import { decodeProtectedHeader, errors, jwtVerify, type JSONWebKeySet, type JWTPayload, type ProtectedHeaderParameters } from 'jose';
 import type { Adapter } from 'lowdb';
@@ -120,12 +122,15 @@ export async function createVerifier(options: VerifierOptions): Promise<TokenVer
     if (!options.jwksUrl) await store.pruneKeys();
   }
 
-  /** The identity the store kept for this very token, if its key is still trusted: no signature is checked. */
-  async function persisted(hash: string, header: ProtectedHeaderParameters): Promise<Identity | undefined> {
+  /**
+   * The identity the store kept for this very token (the same bytes, so the
+   * header it was verified with), if its key is still trusted: no signature,
+   * no header parsing.
+   */
+  async function persisted(hash: string): Promise<Identity | undefined> {
     const entry = store!.get(hash);
     if (entry === undefined) return undefined;
-    // The same token as verified before, so the same header; the key must still be in the set.
-    const trusted = entry.kid === header.kid && entry.alg === header.alg ? await keyTrusted(keys, entry.kid, entry.alg) : false;
+    const trusted = await keyTrusted(keys, entry.kid, entry.alg);
     if (trusted !== true) {
       // Keys unavailable (undefined): keep the entry for later; jose reports the outage for this token.
       if (trusted === false) store!.delete(hash);
@@ -158,9 +163,18 @@ export async function createVerifier(options: VerifierOptions): Promise<TokenVer
     const at = now();
     const cached = cache.get(token, at);
     if (cached) return cached;
+    // A token of acceptable size is looked up by its hash first: a hit was verified as it is.
+    const sized = typeof token === 'string' && token.length > 0 && token.length <= MAX_TOKEN_LENGTH;
+    let hash = store && sized && store.size > 0 ? tokenHash(token) : undefined;
+    const kept = hash !== undefined ? await persisted(hash) : undefined;
+    if (kept) {
+      cache.set(token, kept, at);
+      return kept;
+    }
     const header = checkHeader(token, algorithms);
-    const hash = store && typeof header.kid === 'string' ? tokenHash(token) : undefined;
-    const identity = (hash !== undefined ? await persisted(hash, header) : undefined) ?? await verifySigned(token, hash, at);
+    if (store && typeof header.kid === 'string') hash ??= tokenHash(token);
+    else hash = undefined; // a token without a kid is not kept: nothing would say when its key is gone
+    const identity = await verifySigned(token, hash, at);
     cache.set(token, identity, at);
     return identity;
   }
