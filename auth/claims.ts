@@ -38,7 +38,7 @@ export function isScopeToken(value: unknown): value is string {
 /**
  * The Identity a verified payload grants, or a TokenError `bad_claims`.
  * The signature, `exp`, `nbf`, `iss` and `aud` are checked before this
- * (registered-claims.ts).
+ * (jose's jwtVerify in verify.ts).
  */
 export function identityFromClaims(payload: Readonly<Record<string, unknown>>, kid: string | undefined, clockToleranceS = 0): Identity {
   const role = payload['role'];

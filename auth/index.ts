@@ -7,5 +7,5 @@ export { ROLES, TokenError, WPK_WRITE, type Identity, type Role, type TokenRefus
 export { DEFAULT_SUBJECTS, identityFromClaims, type EdgefedClaims } from './claims.js';
 export { JWKS_FILE, KEYS_DIR, keysDir, loadOrCreateSigningKey, PRIVATE_KEY_FILE, rotateSigningKey, SIGNING_ALG, type PublicJwk, type SigningKey } from './keys.js';
 export { checkIssueOptions, issueToken, MAX_TTL_SECONDS, type IssueOptions, type TokenSigner } from './tokens.js';
-export { createVerifier, MAX_TOKEN_LENGTH, VERIFIER_DEFAULTS, type TokenVerifier, type VerifierOptions } from './verify.js';
-export { libuvPoolChecker, SignatureThreads, sharedSignatureThreads, type SignatureChecker, type SignatureThreadsOptions } from './signature-threads.js';
+export { createVerifier, MAX_TOKEN_LENGTH, SUPPORTED_ALGORITHMS, VERIFIER_DEFAULTS, type TokenVerifier, type VerifierOptions } from './verify.js';
+export { IDENTITY_STORE_FILES, identityStoreFile } from './identity-store.js';

@@ -12,6 +12,7 @@ import { readFile } from 'node:fs/promises';
 import { createLocalJWKSet, createRemoteJWKSet, errors, type FlattenedJWSInput, type JSONWebKeySet, type JWTHeaderParameters, type CryptoKey } from 'jose';
 import type { Logger } from '../lib/log.js';
 import { parseJwks } from './keys.js';
+import { EdgefedError } from '../lib/errors.js';
 
 export type KeyResolver = (header: JWTHeaderParameters, token: FlattenedJWSInput) => Promise<CryptoKey>;
 
@@ -95,7 +96,7 @@ async function readJwksFile(file: string): Promise<JSONWebKeySet> {
   try {
     text = await readFile(file, 'utf8');
   } catch (err) {
-    throw new Error(`EDGEFED_ERR_JWKS: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    throw new EdgefedError('EDGEFED_ERR_JWKS', `cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
   }
   const jwks = parseJwks(text, file);
   createLocalJWKSet(jwks); // throws now for a set jose cannot use

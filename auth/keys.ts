@@ -20,6 +20,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { calculateJwkThumbprint, importPKCS8, type CryptoKey, type JSONWebKeySet, type JWK } from 'jose';
 import { syncDirectory, writeFileDurably } from '../lib/durable-file.js';
+import { EdgefedError } from '../lib/errors.js';
 
 export const SIGNING_ALG = 'EdDSA';
 export const KEYS_DIR = 'keys';
@@ -103,7 +104,7 @@ async function refuseLooseMode(file: string): Promise<void> {
   if (process.platform === 'win32') return; // no POSIX modes to check
   const { mode } = await stat(file);
   if ((mode & 0o077) !== 0) {
-    throw new Error(`EDGEFED_ERR_KEY_MODE: ${file} is readable by others (mode ${(mode & 0o777).toString(8)}); run "chmod 600 ${file}"`);
+    throw new EdgefedError('EDGEFED_ERR_KEY_MODE', `${file} is readable by others (mode ${(mode & 0o777).toString(8)}); run "chmod 600 ${file}"`);
   }
 }
 
@@ -147,7 +148,7 @@ async function loadKey(dir: string, pem: string, created: boolean): Promise<Sign
 async function publicJwkOf(key: KeyObject): Promise<PublicJwk> {
   const { kty, crv, x } = key.export({ format: 'jwk' });
   if (kty !== 'OKP' || crv !== 'Ed25519' || typeof x !== 'string') {
-    throw new Error(`EDGEFED_ERR_KEY_TYPE: the signing key must be Ed25519, got ${String(kty)}/${String(crv)}`);
+    throw new EdgefedError('EDGEFED_ERR_KEY_TYPE', `the signing key must be Ed25519, got ${String(kty)}/${String(crv)}`);
   }
   const kid = await calculateJwkThumbprint({ kty, crv, x });
   return { kty, crv, x, kid, alg: SIGNING_ALG, use: 'sig' };
@@ -182,15 +183,15 @@ export function parseJwks(text: string, source: string): JSONWebKeySet {
   try {
     value = JSON.parse(text);
   } catch (err) {
-    throw new Error(`EDGEFED_ERR_JWKS: ${source} is not JSON (${(err as Error).message})`);
+    throw new EdgefedError('EDGEFED_ERR_JWKS', `${source} is not JSON (${(err as Error).message})`);
   }
   const keys = (value as { keys?: unknown } | null)?.keys;
   if (!Array.isArray(keys) || !keys.every((k) => typeof k === 'object' && k !== null && !Array.isArray(k))) {
-    throw new Error(`EDGEFED_ERR_JWKS: ${source} is not a JSON Web Key Set ({"keys": [...]})`);
+    throw new EdgefedError('EDGEFED_ERR_JWKS', `${source} is not a JSON Web Key Set ({"keys": [...]})`);
   }
   const jwks = keys as JWK[];
   if (jwks.some((k) => PRIVATE_MEMBERS.some((m) => m in k))) {
-    throw new Error(`EDGEFED_ERR_JWKS: ${source} holds a private or secret key; publish only public keys`);
+    throw new EdgefedError('EDGEFED_ERR_JWKS', `${source} holds a private or secret key; publish only public keys`);
   }
   return { keys: jwks };
 }

@@ -7,6 +7,7 @@ import { SignJWT, type CryptoKey } from 'jose';
 import { isValidId, MAX_CAPABILITIES } from '../lib/ids.js';
 import { DEFAULT_SUBJECTS, isRole, isScopeToken, MAX_SUBJECT_LENGTH, type EdgefedClaims } from './claims.js';
 import { ROLES, type Role } from './types.js';
+import { EdgefedError } from '../lib/errors.js';
 
 /** Ten years: longer is a typo, and a token lives as long as nobody removes its key. */
 export const MAX_TTL_SECONDS = 10 * 366 * 86_400;
@@ -96,6 +97,6 @@ function checkTtl(ttlSeconds: number): number {
   return ttlSeconds;
 }
 
-function issueError(what: string, message: string): Error {
-  return new Error(`EDGEFED_ERR_TOKEN_${what}: ${message}`);
+function issueError(what: string, message: string): EdgefedError {
+  return new EdgefedError(`EDGEFED_ERR_TOKEN_${what}`, message);
 }

@@ -24,22 +24,18 @@
  *  - `raw`: a socket that writes a hand-encoded CONNECT and reads the 4-byte
  *    CONNACK, about half of mqtt.js's CPU per connect. On this 2-core box
  *    the fleet shares the machine with the broker (a real fleet is remote),
- *    so the lighter the client the more the storm measures the broker;
- *  - `native`: the raw client's packets sent from one epoll loop in C
- *    (native-client.ts, bench/native/connect-storm.c), ~10 us of CPU per
- *    connect: the nearest this box gets to clients on another host.
+ *    so the lighter the client the more the storm measures the broker.
  */
 import net from 'node:net';
 import { MqttClient } from 'mqtt';
 import { topics } from '../lib/topics.js';
-import { NativeClients } from './native-client.js';
 // The same hand-made packets as the hostile-client tests.
 import { connectFrame, publishFrame } from '../test/helpers/mqtt-bytes.js';
 
 const epochNow = (): number => performance.timeOrigin + performance.now();
 const t = topics();
 
-export type ClientKind = 'mqtt' | 'raw' | 'native';
+export type ClientKind = 'mqtt' | 'raw';
 
 export type AuthFleetCommand =
   | { cmd: 'storm'; host: string; port: number; ids: string[]; tokens: string[]; concurrency: number; client: ClientKind; timeoutMs: number }
@@ -129,22 +125,7 @@ function send(m: AuthFleetReport): void {
   process.send?.(m);
 }
 
-let native: NativeClients | undefined;
-/** The node ids of the connections the native clients hold (no StormClient objects are kept for them here). */
-let nativeIds: string[] = [];
-
-async function nativeStorm(c: Extract<AuthFleetCommand, { cmd: 'storm' }>): Promise<void> {
-  native ??= new NativeClients();
-  const frames = c.ids.map((id, i) => connectFrame(id, { username: id, password: c.tokens[i]! }));
-  const r = await native.storm(c.host, c.port, frames, c.concurrency, c.timeoutMs);
-  nativeIds = c.ids;
-  const failures = r.failed > 0 ? [`${r.failed} native clients not connected (refused, closed or no CONNACK within ${c.timeoutMs} ms)`] : [];
-  // The fleet's CPU is the C loop's: the packets are framed here before its first CONNECT.
-  send({ type: 'storm', firstConnectAt: r.firstConnectAt, lastConnackAt: r.lastConnackAt, connected: r.connected, failed: r.failed, failures, cpuMs: r.cpuMs });
-}
-
 async function storm(c: Extract<AuthFleetCommand, { cmd: 'storm' }>): Promise<void> {
-  if (c.client === 'native') return nativeStorm(c);
   const n = c.ids.length;
   clients = new Array<StormClient>(n);
   let firstConnectAt = Number.POSITIVE_INFINITY;
@@ -186,13 +167,7 @@ async function storm(c: Extract<AuthFleetCommand, { cmd: 'storm' }>): Promise<vo
 }
 
 /** Each connected client publishes one heartbeat of its own, QoS 0 as the agent does (lib/wire.ts). */
-async function nativePublish(clients: NativeClients): Promise<void> {
-  const frames = nativeIds.map((id) => publishFrame(t.heartbeat(id), Buffer.from(JSON.stringify({ seq: 1, ts: Date.now() }), 'utf8')));
-  send({ type: 'published', ...(await clients.publish(frames)) });
-}
-
 function publish(): void {
-  if (native !== undefined && nativeIds.length > 0) { void nativePublish(native); return; }
   let firstAt = Number.POSITIVE_INFINITY;
   let lastAt = 0;
   let sent = 0;
@@ -208,12 +183,6 @@ function publish(): void {
 }
 
 async function close(): Promise<void> {
-  if (native !== undefined && nativeIds.length > 0) {
-    const { closed } = await native.close();
-    nativeIds = [];
-    send({ type: 'closed', closed });
-    return;
-  }
   const all = clients.filter(Boolean);
   await Promise.all(all.map((c) => c.close()));
   clients = [];
@@ -226,7 +195,6 @@ process.on('message', (m: AuthFleetCommand) => {
   else if (m.cmd === 'close') void close();
   else if (m.cmd === 'stop') {
     for (const c of clients) void c?.close();
-    native?.stop();
     process.disconnect?.();
     setTimeout(() => process.exit(0), 2000).unref();
   }

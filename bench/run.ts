@@ -7,7 +7,7 @@
  *   dispatch-throughput --nodes 1000 [--steps 8,32,128,512,2048] [--warmup 2s] [--window 5s] [--nagle] [--own-capability]
  *   failover --nodes 100 [--victims 50] [--keepalive 5] [--heartbeat-interval 5s] [--runs 3]
  *   dashboard-feed --nodes 5000 --interval 1s [--window 10s] [--pages 3] [--pairs 3]
- *   auth-storm --nodes 2000 [--runs 5] [--warmup 1] [--concurrency 200] [--client mqtt|raw|native] [--verifier product|product-pool|node-sync|node-pool|product-rs256|node-sync-rs256|node-pool-rs256]
+ *   auth-storm --nodes 2000 [--runs 5] [--warmup 1] [--concurrency 200] [--client mqtt|raw]
  * With no scenario, runs the issue's set. Prints one JSON line per result.
  * The fleet's connections behave like the product's (since 967cc92):
  * TCP_NODELAY on both ends. `--nagle` is an ablation that turns it off on
@@ -25,7 +25,7 @@ import { heartbeat } from './heartbeat.js';
 import { dashboardFeed } from './dashboard-feed.js';
 import { registrationStorm } from './registration-storm.js';
 import { arg, machine } from './stats.js';
-import { authStorm, type VerifierKind } from './auth-storm.js';
+import { authStorm } from './auth-storm.js';
 import type { ClientKind } from './auth-storm-fleet.js';
 
 const argv = process.argv.slice(2);
@@ -85,15 +85,8 @@ async function fail(defaults = false): Promise<void> {
 }
 
 function clientKind(text: string): ClientKind {
-  if (text !== 'mqtt' && text !== 'raw' && text !== 'native') throw new Error(`--client "${text}": mqtt (mqtt.js clients), raw (hand-encoded CONNECT on a Node socket) or native (the same packets from a C epoll loop)`);
+  if (text !== 'mqtt' && text !== 'raw') throw new Error(`--client "${text}": mqtt (mqtt.js clients) or raw (hand-encoded CONNECT on a Node socket)`);
   return text;
-}
-
-function verifierKind(text: string): VerifierKind {
-  const kinds: readonly VerifierKind[] = ['product', 'product-pool', 'node-sync', 'node-pool', 'product-rs256', 'node-sync-rs256', 'node-pool-rs256'];
-  const kind = kinds.find((k) => k === text);
-  if (kind === undefined) throw new Error(`--verifier "${text}": ${kinds.join(', ')}`);
-  return kind;
 }
 
 async function auth(defaults = false): Promise<void> {
@@ -101,7 +94,6 @@ async function auth(defaults = false): Promise<void> {
   print('auth-storm', await authStorm({
     nodes: Number(a('nodes', '2000')), runs: Number(a('runs', '5')), warmup: Number(a('warmup', '1')), concurrency: Number(a('concurrency', '200')),
     client: clientKind(a('client', 'mqtt')),
-    verifier: verifierKind(a('verifier', 'product')),
   }));
 }
 

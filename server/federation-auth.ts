@@ -3,7 +3,7 @@
  * (made on first start), the verifier every MQTT connection and HTTP request
  * goes through, and the hub's own token for its session with the broker.
  */
-import { createVerifier, issueToken, loadOrCreateSigningKey, TokenError, type Identity, type Verifier } from '../auth/index.js';
+import { createVerifier, identityStoreFile, issueToken, loadOrCreateSigningKey, TokenError, type Identity, type Verifier } from '../auth/index.js';
 import type { Logger } from '../lib/log.js';
 import { EdgefedError } from '../lib/errors.js';
 
@@ -28,6 +28,8 @@ export interface JwtAuth {
   hubToken: string;
   /** Where the hub's public keys are (for agents' operators and `edgefed token issue`). */
   jwksFile: string;
+  /** Writes the verified identities kept for the next start (on federation stop). */
+  close(): Promise<void>;
 }
 
 /** The hub's token lives as long as the process could; it is minted again on every start. */
@@ -40,12 +42,14 @@ export async function prepareJwtAuth(dataDir: string | undefined, o: JwtAuthOpti
   const checks = { ...(o.issuer ? { issuer: o.issuer } : {}), ...(o.audience ? { audience: o.audience } : {}) };
   const tolerance = o.clockToleranceS !== undefined ? { clockToleranceS: o.clockToleranceS } : {};
   // The key file, not the keys in memory: a rotation by `edgefed token rotate` is picked up live.
-  const own = await createVerifier({ jwksFile: key.jwksFile, ...checks, ...tolerance, logger: log });
+  // Verified identities survive a restart (keys/verified-tokens*.json): a reconnect storm checks no signatures.
+  const own = await createVerifier({ jwksFile: key.jwksFile, ...checks, ...tolerance, logger: log, identityStore: identityStoreFile(dataDir, 'own') });
   const external = o.jwksFile || o.jwksUrl
-    ? await createVerifier({ ...(o.jwksFile ? { jwksFile: o.jwksFile } : { jwksUrl: o.jwksUrl! }), ...checks, ...tolerance, ...(o.algorithms ? { algorithms: o.algorithms } : {}), logger: log })
+    ? await createVerifier({ ...(o.jwksFile ? { jwksFile: o.jwksFile } : { jwksUrl: o.jwksUrl! }), ...checks, ...tolerance, ...(o.algorithms ? { algorithms: o.algorithms } : {}), logger: log, identityStore: identityStoreFile(dataDir, 'external') })
     : undefined;
   const hubToken = await issueToken({ role: 'hub', subject: 'hub', ttlSeconds: HUB_TOKEN_TTL_S, ...checks }, key);
-  return { verifier: external ? firstOf(own, external) : own, hubToken, jwksFile: key.jwksFile };
+  const close = async () => { await Promise.all([own.close(), external?.close()]); };
+  return { verifier: external ? firstOf(own, external) : own, hubToken, jwksFile: key.jwksFile, close };
 }
 
 /**

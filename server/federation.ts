@@ -126,6 +126,7 @@ export async function startFederation(o: FederationOptions): Promise<Federation>
       await hub.stop();
       await broker?.close();
       hooks?.close();
+      await auth?.close();
     },
   };
 }

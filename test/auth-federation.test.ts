@@ -10,7 +10,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { startAgent, type AgentOptions } from '../agent/index.js';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
-import { issueToken, loadOrCreateSigningKey } from '../auth/index.js';
+import { identityStoreFile, issueToken, loadOrCreateSigningKey } from '../auth/index.js';
 import type { WpkRecord } from '../hub/wpk/types.js';
 import { silentLogger } from '../lib/log.js';
 import { federation } from './helpers/federation.js';
@@ -109,6 +109,44 @@ test('tokens signed elsewhere with RS256 (the Vault setup: --jwks-file --jwks-al
   assert.is((await fetch(`${fed.api.url}/federation/nodes`, { headers: { authorization: `Bearer ${own}` } })).status, 200);
   const forged = `${vaultToken.slice(0, vaultToken.lastIndexOf('.'))}.AAAA`;
   assert.is((await fetch(`${fed.api.url}/federation/nodes`, { headers: { authorization: `Bearer ${forged}` } })).status, 401);
+}, { timeoutMs: 10_000 }));
+
+test('a restarted hub admits the tokens it verified before (its own and external ones) without checking a signature', bounded(async (scope) => {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'edgefed-auth-restart-'));
+  scope.defer(() => fs.rm(dir, { recursive: true, force: true }));
+  const { privateKey, publicKey } = await generateKeyPair('RS256', { extractable: true });
+  const jwksFile = path.join(dir, 'vault-keys.json');
+  await fs.writeFile(jwksFile, JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), kid: 'vault-1', alg: 'RS256', use: 'sig' }] }));
+  const dataDir = path.join(dir, 'data');
+  const options = { dataDir, auth: { jwksFile, algorithms: ['RS256'] } };
+  const now = Math.floor(Date.now() / 1000);
+  const vaultToken = await new SignJWT({ role: 'operator' }).setProtectedHeader({ alg: 'RS256', kid: 'vault-1' })
+    .setSubject('alice').setIssuedAt(now).setExpirationTime(now + 600).sign(privateKey);
+  const own = await issueToken({ role: 'operator', ttlSeconds: 600 }, await loadOrCreateSigningKey(dataDir));
+  const status = async (fed: { api: { url: string } }, token: string) => (await fetch(`${fed.api.url}/federation/nodes`, { headers: { authorization: `Bearer ${token}` } })).status;
+
+  let first: Awaited<ReturnType<typeof federation>> | undefined = await federation(options);
+  scope.defer(() => first?.stop());
+  assert.equal([await status(first, own), await status(first, vaultToken)], [200, 200]);
+  await first.stop();
+  first = undefined;
+  for (const source of ['own', 'external'] as const) {
+    const text = await fs.readFile(identityStoreFile(dataDir, source), 'utf8');
+    assert.not.ok(text.includes(own) || text.includes(vaultToken), 'no token in the file');
+  }
+
+  const second = await federation(options);
+  scope.defer(() => second.stop());
+  await waitFor(() => second.hub.connected, { label: 'hub connected' });
+  const subtle = globalThis.crypto.subtle;
+  const verify = subtle.verify;
+  let checks = 0;
+  subtle.verify = function (this: SubtleCrypto, ...args: Parameters<SubtleCrypto['verify']>) { checks += 1; return verify.apply(this, args); } as SubtleCrypto['verify'];
+  scope.defer(() => { subtle.verify = verify; });
+  assert.equal([await status(second, own), await status(second, vaultToken)], [200, 200]);
+  assert.is(checks, 0, 'both admitted from the persisted identities');
+  const forged = `${vaultToken.slice(0, vaultToken.lastIndexOf('.'))}.AAAA`;
+  assert.is(await status(second, forged), 401, 'another token string is verified, and refused');
 }, { timeoutMs: 10_000 }));
 
 test('a token from an extra key source that is down is answered CONNACK 3 (retry later), not 4', bounded(async (scope) => {

@@ -83,6 +83,35 @@ test('a retired key is refused once the remote set is fetched again', bounded(as
   assert.is(await codeOf(v.verify(await tokenOf(second))), 'accepted');
 }));
 
+test('persisted identities over a remote JWKS: admitted while the kid is served, refused once it is not, kept while the keys are down', bounded(async (scope) => {
+  const dataDir = await tempDataDir(scope);
+  const first = await loadOrCreateSigningKey(dataDir);
+  const second = await rotateSigningKey(dataDir);
+  const jwks = await serveJwks(scope, second.jwks);
+  const identityStore = path.join(dataDir, 'verified-tokens.json');
+  const options = { jwksUrl: jwks.url, jwksCooldownMs: 0, identityStore };
+  const [old, current] = [await tokenOf(first), await tokenOf(second, 'edge-002')];
+  const v1 = await createVerifier(options);
+  scope.defer(() => v1.close());
+  assert.equal([(await v1.verify(old)).kid, (await v1.verify(current)).kid], [first.kid, second.kid]);
+  await v1.close();
+
+  const online = jwks.url;
+  const down = await createVerifier({ ...options, jwksUrl: online.replace(VAULT_PATH, '/missing'), jwksTimeoutMs: 1000 });
+  scope.defer(() => down.close());
+  assert.is(down.persistedIdentities, 2, 'a remote set is not fetched at start');
+  assert.is(await codeOf(down.verify(old)), 'keys_unavailable', 'no key set, no admission');
+  await down.close();
+  assert.is((await createVerifier(options)).persistedIdentities, 2, 'entries survive an outage of the keys');
+
+  jwks.keys = { keys: [second.current] }; // the first key retired at the issuer
+  const v2 = await createVerifier(options);
+  scope.defer(() => v2.close());
+  assert.is(await codeOf(v2.verify(old)), 'unknown_key');
+  assert.is(await codeOf(v2.verify(current)), 'accepted');
+  assert.is(v2.persistedIdentities, 1);
+}));
+
 test('an unreachable JWKS URL refuses tokens without crashing, and recovers', bounded(async (scope) => {
   const dataDir = await tempDataDir(scope);
   const key = await loadOrCreateSigningKey(dataDir);
