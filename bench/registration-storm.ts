@@ -1,86 +1,142 @@
 /**
- * registration-storm: N devices connect over TCP, then all publish their
- * retained registration at once. Measured from the first publish until
- *  - edgefed: all N are in the hub registry AND written to registry.json;
- *  - floor: a bare Aedes broker's single wildcard subscriber has seen all N.
- * Both in the same run, alternating, so the ratio is not skewed by machine noise.
+ * registration-storm: N devices boot at once, `inflight` at a time, in a
+ * child process (storm-fleet.ts), each connecting with its Last Will and
+ * publishing a retained QoS 1 registration and a retained QoS 1 `online`
+ * status. Timed from the first CONNECT until
+ *  - edgefed: the hub (in this process, embedded broker) lists all N active;
+ *  - bare: an Aedes broker set up as the product's (broker/index.ts: same
+ *    listener, packet guard and options, no hub) in this process, and one
+ *    wildcard subscriber (in the fleet's process) has seen all N registrations.
+ * Both in one invocation, alternating bare/hub per run, so machine noise hits
+ * both alike; the ratio is of the medians.
  */
 import fs from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import type { AddressInfo } from 'node:net';
-import { Aedes } from 'aedes';
-import mqtt from 'mqtt';
+import { fileURLToPath } from 'node:url';
+import { createBroker } from '../broker/index.js';
 import { startFederation } from '../hub/federation.js';
 import { silentLogger } from '../lib/log.js';
-import { topics } from '../lib/topics.js';
-import { closeMany, connectMany, publishRegistrations } from './clients.js';
+import { ChildFleet } from './child-fleet.js';
 import { startProfile } from './profile.js';
 import { median, round } from './stats.js';
+import type { StormCommand, StormReport } from './storm-fleet.js';
 
-const t = topics();
+const SCRIPT = fileURLToPath(new URL('./storm-fleet.ts', import.meta.url));
+/** What startFederation gives its embedded broker (federation.ts). */
+const PRODUCT_PACKET_BYTES = 256 * 1024;
+const STORM_TIMEOUT_MS = 180_000;
+/** Lets the hub's first resync and the previous run's teardown settle before the clock starts. */
+const SETTLE_MS = 1000;
 
-async function waitUntil(cond: () => boolean, timeoutMs: number): Promise<void> {
+class StormFleet extends ChildFleet<StormReport, StormCommand> {
+  static open(): Promise<StormFleet> {
+    return ChildFleet.start((child) => new StormFleet(child, 'storm fleet', 10_000), SCRIPT, [], 30_000);
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function pollUntil(cond: () => boolean, everyMs: number, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!cond()) {
     if (Date.now() > deadline) throw new Error('benchmark condition not met in time');
-    await new Promise((r) => setTimeout(r, 2));
+    await sleep(everyMs);
   }
 }
 
-async function bareBroker(n: number): Promise<number> {
-  const aedes = await Aedes.createBroker();
-  const server = net.createServer(aedes.handle);
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const url = `mqtt://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const sub = await mqtt.connectAsync(url, { clientId: 'floor-sub' });
-  let seen = 0;
-  sub.on('message', () => { seen += 1; });
-  await sub.subscribeAsync(t.allNodes('registration'), { qos: 1 });
-  const clients = await connectMany(url, n, 'floor');
-  const started = performance.now();
-  publishRegistrations(clients, 'floor');
-  await waitUntil(() => seen >= n, 120_000);
-  const took = performance.now() - started;
-  await closeMany([...clients, sub]);
-  await new Promise<void>((r) => server.close(() => r()));
-  await new Promise<void>((r) => aedes.close(() => r()));
-  return took;
+function checkStorm(r: Extract<StormReport, { type: 'stormed' }>): void {
+  if (r.errors > 0) throw new Error(`${r.errors} devices failed: ${r.firstError}`);
 }
 
-async function edgefed(n: number): Promise<{ ms: number; bytes: number }> {
-  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'edgefed-bench-'));
+async function bare(fleet: StormFleet, n: number, inflight: number, run: number): Promise<number> {
+  const broker = await createBroker({ host: '127.0.0.1', port: 0, maxPacketBytes: PRODUCT_PACKET_BYTES, logger: silentLogger });
+  try {
+    await fleet.ask({ cmd: 'subscribe', url: broker.url!, n }, 'subscribed');
+    await sleep(SETTLE_MS);
+    const seen = fleet.next('seen', STORM_TIMEOUT_MS);
+    const stormed = fleet.next('stormed', STORM_TIMEOUT_MS);
+    const started = performance.now();
+    fleet.send({ cmd: 'storm', url: broker.url!, n, prefix: `bare${run}`, inflight });
+    await seen;
+    const took = performance.now() - started;
+    checkStorm(await stormed);
+    return took;
+  } finally {
+    await fleet.ask({ cmd: 'close' }, 'closed', 60_000);
+    await broker.close();
+  }
+}
+
+async function hub(fleet: StormFleet, n: number, inflight: number, run: number, profileFile: string | undefined): Promise<number> {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'edgefed-bench-storm-'));
   const fed = await startFederation({ mqttPort: 0, httpPort: 0, dataDir: dir, logger: silentLogger });
-  const clients = await connectMany(fed.mqttUrl!, n, 'storm');
-  const profile = await startProfile(process.env.BENCH_PROFILE);
-  const started = performance.now();
-  publishRegistrations(clients, 'storm');
-  await waitUntil(() => fed.hub.registry.size >= n, 120_000);
-  await fed.hub.flush(); // "in the registry and flushed to disk"
-  const took = performance.now() - started;
-  await profile.stop();
-  const bytes = (await fs.stat(path.join(dir, 'registry.json'))).size;
-  await closeMany(clients);
-  await fed.stop();
-  await fs.rm(dir, { recursive: true, force: true });
-  return { ms: took, bytes };
+  try {
+    await sleep(SETTLE_MS);
+    const { counters, registry } = fed.hub;
+    const stormed = fleet.next('stormed', STORM_TIMEOUT_MS);
+    const profile = await startProfile(profileFile);
+    const started = performance.now();
+    fleet.send({ cmd: 'storm', url: fed.mqttUrl!, n, prefix: `hub${run}`, inflight });
+    // The counter is free to read; the registry is counted only once it can be done.
+    await pollUntil(() => counters.registrations >= n && registry.countByStatus().active >= n, 2, STORM_TIMEOUT_MS);
+    const took = performance.now() - started;
+    await profile.stop();
+    checkStorm(await stormed);
+    return took;
+  } finally {
+    await fleet.ask({ cmd: 'close' }, 'closed', 60_000);
+    await fed.stop();
+    await fs.rm(dir, { recursive: true, force: true });
+  }
 }
 
-export async function registrationStorm(n: number, runs: number): Promise<Record<string, number | number[]>> {
-  const floor: number[] = [];
-  const ours: number[] = [];
-  let bytes = 0;
-  for (let i = 0; i < runs; i += 1) {
-    floor.push(await bareBroker(n));
-    const r = await edgefed(n);
-    ours.push(r.ms);
-    bytes = r.bytes;
+export interface StormOptions {
+  nodes: number;
+  runs: number;
+  /** Unrecorded bare+hub pairs first (JIT warm-up of this process and the fleet's). */
+  warmup: number;
+  inflight: number;
+  /** `BENCH_PROFILE`: a CPU profile of the hub's last run (its storm window only). */
+  profileFile?: string | undefined;
+}
+
+export async function registrationStorm(o: StormOptions): Promise<Record<string, number | number[] | string>> {
+  const fleet = await StormFleet.open();
+  const bareMs: number[] = [];
+  const hubMs: number[] = [];
+  const ratios: number[] = [];
+  try {
+    for (let i = 0; i < o.warmup; i += 1) {
+      await bare(fleet, o.nodes, o.inflight, -1 - i);
+      await hub(fleet, o.nodes, o.inflight, -1 - i, undefined);
+    }
+    for (let i = 0; i < o.runs; i += 1) {
+      // Alternate which goes first, so neither always follows the other's teardown.
+      const last = i === o.runs - 1 ? o.profileFile : undefined;
+      let b: number;
+      let h: number;
+      if (i % 2 === 0) {
+        b = await bare(fleet, o.nodes, o.inflight, i);
+        h = await hub(fleet, o.nodes, o.inflight, i, last);
+      } else {
+        h = await hub(fleet, o.nodes, o.inflight, i, last);
+        b = await bare(fleet, o.nodes, o.inflight, i);
+      }
+      bareMs.push(b);
+      hubMs.push(h);
+      ratios.push(h / b);
+      process.stderr.write(`registration-storm run ${i + 1}/${o.runs}: bare ${round(b)} ms, hub ${round(h)} ms, ${round(h / b, 2)}x, load ${os.loadavg()[0]!.toFixed(2)}\n`);
+    }
+  } finally {
+    await fleet.stop();
   }
-  const f = median(floor);
-  const o = median(ours);
+  const bm = median(bareMs);
+  const hm = median(hubMs);
   return {
-    nodes: n, runs, bare_aedes_median_ms: round(f), edgefed_median_ms: round(o), ratio: round(o / f, 2), registry_bytes: bytes,
-    bare_aedes_runs_ms: floor.map((v) => round(v)), edgefed_runs_ms: ours.map((v) => round(v)),
+    nodes: o.nodes, inflight: o.inflight, runs: o.runs, warmup: o.warmup,
+    bare_aedes_median_ms: round(bm), edgefed_median_ms: round(hm), ratio: round(hm / bm, 2), median_run_ratio: round(median(ratios), 2),
+    bare_aedes_runs_ms: bareMs.map((v) => round(v)), edgefed_runs_ms: hubMs.map((v) => round(v)), run_ratios: ratios.map((v) => round(v, 2)),
+    load_1m: round(os.loadavg()[0]!, 2),
   };
 }

@@ -1,6 +1,6 @@
 /**
  * `npm run bench [scenario] [--nodes N] [...]`. Scenarios:
- *   registration-storm --nodes 1000|5000 [--runs 5]
+ *   registration-storm --nodes 1000|5000 [--runs 5] [--warmup 1] [--inflight 200]  (BENCH_PROFILE=f.cpuprofile: the hub's last run)
  *   heartbeat --nodes 5000 --interval 1s [--window 20s]
  *   agent-rss                (separate script: bench/agent-rss.ts)
  *   dispatch-latency --nodes 1000 --rate 200/s --duration 20s [--floor 10s] [--nagle] [--own-capability]
@@ -38,7 +38,9 @@ function print(name: string, result: Record<string, unknown>): void {
 }
 
 async function storm(nodes: number): Promise<void> {
-  print('registration-storm', await registrationStorm(nodes, Number(arg(argv, 'runs', '5'))));
+  print('registration-storm', await registrationStorm({
+    nodes, runs: Number(arg(argv, 'runs', '5')), inflight: Number(arg(argv, 'inflight', '200')), warmup: Number(arg(argv, 'warmup', '1')), profileFile: process.env.BENCH_PROFILE,
+  }));
 }
 
 async function beats(): Promise<void> {
