@@ -10,13 +10,14 @@
  * Both in one invocation, alternating bare/hub per run, so machine noise hits
  * both alike; the ratio is of the medians.
  */
+import fsSync from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createBroker } from '../broker/index.js';
 import { startFederation } from '../hub/federation.js';
-import { silentLogger } from '../lib/log.js';
+import { jsonLogger, silentLogger, type Logger, type LogLevel } from '../lib/log.js';
 import { ChildFleet } from './child-fleet.js';
 import { startProfile } from './profile.js';
 import { median, round } from './stats.js';
@@ -35,6 +36,13 @@ class StormFleet extends ChildFleet<StormReport, StormCommand> {
   }
 }
 
+/** The product's logger at `level`, writing synchronously (as to a stderr redirected to a file) to /dev/null. */
+function benchLogger(level: LogLevel): Logger {
+  if (level === 'silent') return silentLogger;
+  const fd = fsSync.openSync('/dev/null', 'w');
+  return jsonLogger(level, {}, { write: (line: string) => fsSync.writeSync(fd, line) });
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function pollUntil(cond: () => boolean, everyMs: number, timeoutMs: number): Promise<void> {
@@ -45,21 +53,31 @@ async function pollUntil(cond: () => boolean, everyMs: number, timeoutMs: number
   }
 }
 
+function cpuMs(since: NodeJS.CpuUsage): number {
+  const d = process.cpuUsage(since);
+  return (d.user + d.system) / 1000;
+}
+
 function checkStorm(r: Extract<StormReport, { type: 'stormed' }>): void {
   if (r.errors > 0) throw new Error(`${r.errors} devices failed: ${r.firstError}`);
 }
 
-async function bare(fleet: StormFleet, n: number, inflight: number, run: number): Promise<number> {
-  const broker = await createBroker({ host: '127.0.0.1', port: 0, maxPacketBytes: PRODUCT_PACKET_BYTES, logger: silentLogger });
+interface Took { ms: number; cpuMs: number }
+
+async function bare(fleet: StormFleet, n: number, inflight: number, run: number, log: Logger, profileFile: string | undefined): Promise<Took> {
+  const broker = await createBroker({ host: '127.0.0.1', port: 0, maxPacketBytes: PRODUCT_PACKET_BYTES, logger: log });
   try {
     await fleet.ask({ cmd: 'subscribe', url: broker.url!, n }, 'subscribed');
     await sleep(SETTLE_MS);
     const seen = fleet.next('seen', STORM_TIMEOUT_MS);
     const stormed = fleet.next('stormed', STORM_TIMEOUT_MS);
+    const profile = await startProfile(profileFile);
+    const cpu = process.cpuUsage();
     const started = performance.now();
     fleet.send({ cmd: 'storm', url: broker.url!, n, prefix: `bare${run}`, inflight });
     await seen;
-    const took = performance.now() - started;
+    const took = { ms: performance.now() - started, cpuMs: cpuMs(cpu) };
+    await profile.stop();
     checkStorm(await stormed);
     return took;
   } finally {
@@ -68,19 +86,20 @@ async function bare(fleet: StormFleet, n: number, inflight: number, run: number)
   }
 }
 
-async function hub(fleet: StormFleet, n: number, inflight: number, run: number, profileFile: string | undefined): Promise<number> {
+async function hub(fleet: StormFleet, n: number, inflight: number, run: number, log: Logger, profileFile: string | undefined): Promise<Took> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'edgefed-bench-storm-'));
-  const fed = await startFederation({ mqttPort: 0, httpPort: 0, dataDir: dir, logger: silentLogger });
+  const fed = await startFederation({ mqttPort: 0, httpPort: 0, dataDir: dir, logger: log });
   try {
     await sleep(SETTLE_MS);
     const { counters, registry } = fed.hub;
     const stormed = fleet.next('stormed', STORM_TIMEOUT_MS);
     const profile = await startProfile(profileFile);
+    const cpu = process.cpuUsage();
     const started = performance.now();
     fleet.send({ cmd: 'storm', url: fed.mqttUrl!, n, prefix: `hub${run}`, inflight });
     // The counter is free to read; the registry is counted only once it can be done.
     await pollUntil(() => counters.registrations >= n && registry.countByStatus().active >= n, 2, STORM_TIMEOUT_MS);
-    const took = performance.now() - started;
+    const took = { ms: performance.now() - started, cpuMs: cpuMs(cpu) };
     await profile.stop();
     checkStorm(await stormed);
     return took;
@@ -97,46 +116,47 @@ export interface StormOptions {
   /** Unrecorded bare+hub pairs first (JIT warm-up of this process and the fleet's). */
   warmup: number;
   inflight: number;
-  /** `BENCH_PROFILE`: a CPU profile of the hub's last run (its storm window only). */
+  /** Log level of the broker and hub (the product's default: info), written to /dev/null. */
+  logLevel: LogLevel;
+  /** `BENCH_PROFILE=x.cpuprofile`: CPU profiles of the last run's storm windows, the hub's in x.cpuprofile, bare's in x-bare.cpuprofile. */
   profileFile?: string | undefined;
 }
 
 export async function registrationStorm(o: StormOptions): Promise<Record<string, number | number[] | string>> {
   const fleet = await StormFleet.open();
-  const bareMs: number[] = [];
-  const hubMs: number[] = [];
-  const ratios: number[] = [];
+  const log = benchLogger(o.logLevel);
+  const bareRuns: Took[] = [];
+  const hubRuns: Took[] = [];
   try {
     for (let i = 0; i < o.warmup; i += 1) {
-      await bare(fleet, o.nodes, o.inflight, -1 - i);
-      await hub(fleet, o.nodes, o.inflight, -1 - i, undefined);
+      await bare(fleet, o.nodes, o.inflight, -1 - i, log, undefined);
+      await hub(fleet, o.nodes, o.inflight, -1 - i, log, undefined);
     }
     for (let i = 0; i < o.runs; i += 1) {
+      const last = i === o.runs - 1 && o.profileFile;
+      const runBare = () => bare(fleet, o.nodes, o.inflight, i, log, last ? o.profileFile!.replace(/(\.cpuprofile)?$/, '-bare.cpuprofile') : undefined);
+      const runHub = () => hub(fleet, o.nodes, o.inflight, i, log, last ? o.profileFile : undefined);
       // Alternate which goes first, so neither always follows the other's teardown.
-      const last = i === o.runs - 1 ? o.profileFile : undefined;
-      let b: number;
-      let h: number;
-      if (i % 2 === 0) {
-        b = await bare(fleet, o.nodes, o.inflight, i);
-        h = await hub(fleet, o.nodes, o.inflight, i, last);
-      } else {
-        h = await hub(fleet, o.nodes, o.inflight, i, last);
-        b = await bare(fleet, o.nodes, o.inflight, i);
-      }
-      bareMs.push(b);
-      hubMs.push(h);
-      ratios.push(h / b);
-      process.stderr.write(`registration-storm run ${i + 1}/${o.runs}: bare ${round(b)} ms, hub ${round(h)} ms, ${round(h / b, 2)}x, load ${os.loadavg()[0]!.toFixed(2)}\n`);
+      const b = i % 2 === 0 ? await runBare() : undefined;
+      const h = await runHub();
+      const b2 = b ?? await runBare();
+      bareRuns.push(b2);
+      hubRuns.push(h);
+      process.stderr.write(`registration-storm run ${i + 1}/${o.runs}: bare ${round(b2.ms)} ms (cpu ${round(b2.cpuMs)}), hub ${round(h.ms)} ms (cpu ${round(h.cpuMs)}), ${round(h.ms / b2.ms, 2)}x, load ${os.loadavg()[0]!.toFixed(2)}\n`);
     }
   } finally {
     await fleet.stop();
   }
+  const bareMs = bareRuns.map((r) => r.ms);
+  const hubMs = hubRuns.map((r) => r.ms);
+  const ratios = hubRuns.map((h, i) => h.ms / bareRuns[i]!.ms);
   const bm = median(bareMs);
   const hm = median(hubMs);
   return {
     nodes: o.nodes, inflight: o.inflight, runs: o.runs, warmup: o.warmup,
     bare_aedes_median_ms: round(bm), edgefed_median_ms: round(hm), ratio: round(hm / bm, 2), median_run_ratio: round(median(ratios), 2),
     bare_aedes_runs_ms: bareMs.map((v) => round(v)), edgefed_runs_ms: hubMs.map((v) => round(v)), run_ratios: ratios.map((v) => round(v, 2)),
-    load_1m: round(os.loadavg()[0]!, 2),
+    bare_cpu_median_ms: round(median(bareRuns.map((r) => r.cpuMs))), edgefed_cpu_median_ms: round(median(hubRuns.map((r) => r.cpuMs))),
+    log_level: o.logLevel, load_1m: round(os.loadavg()[0]!, 2),
   };
 }
