@@ -14,7 +14,8 @@ import type { HubContext } from './context.js';
 import type { BrokerView } from './metrics/broker.js';
 import { newCounters, type HubCounters } from './counters.js';
 import { defaultFlusherOptions, Flusher, type FlusherOptions } from './flusher.js';
-import { checkClientId, hubClientId, HubLink } from './link.js';
+import { checkClientId, hubClientId, mqttTransport } from './link.js';
+import type { HubTransport, OpenHubTransport } from './transport.js';
 import { lockDataDir, type DataDirLock } from './lock.js';
 import { ActivitySeries } from './activity.js';
 import { HubObservers } from './observe.js';
@@ -36,10 +37,20 @@ export { WpkRequestError } from './wpk/types.js';
 export type { WpkOptions } from './wpk/service.js';
 export { startFederation, type Federation, type FederationOptions } from './federation.js';
 export { hubClientId } from './link.js';
+export { inProcessTransport } from './in-process-link.js';
+export type { HubTransport, LinkSetup, OpenHubTransport } from './transport.js';
 
 export interface HubOptions {
-  /** Opens the hub's MQTT client: `broker.connectInMemory` for the embedded broker, `mqtt.connect(url, o)` for an external one. */
-  connect: (opts: IClientOptions) => MqttClient;
+  /**
+   * Opens the hub's MQTT client (`mqtt.connect(url, o)`, or
+   * `broker.connectInMemory` for an embedded broker). Give this or `transport`.
+   */
+  connect?: (opts: IClientOptions) => MqttClient;
+  /**
+   * The hub's session with its broker, instead of `connect`: e.g.
+   * `inProcessTransport(broker)` on an embedded broker (startFederation does).
+   */
+  transport?: OpenHubTransport;
   /** Directory of registry.json and the lock. Required unless `adapter` is given. */
   dataDir?: string;
   /** Storage of the registry; default JSONFile at `<dataDir>/registry.json`. Tests pass lowdb's Memory. */
@@ -121,7 +132,7 @@ export class Hub {
   #o: HubOptions & HubDefaults;
   #store: RegistryStore;
   #flusher: Flusher;
-  #link: HubLink;
+  #link: HubTransport;
   #ctx: HubContext;
   #wpks: WpkService;
   #lock: DataDirLock | undefined;
@@ -146,8 +157,9 @@ export class Hub {
       onError: (err) => { this.counters.flush_errors += 1; this.log.error({ err: err.message }, 'registry flush failed; will retry'); },
       onFlushed: (ms) => { this.counters.flushes += 1; this.counters.last_flush_ms = ms; this.observers.registryFlushed.emit(ms); },
     });
-    this.#link = new HubLink({
-      connect: this.#o.connect,
+    const openTransport = this.#o.transport ?? (this.#o.connect ? mqttTransport(this.#o.connect) : undefined);
+    if (!openTransport) throw new Error('EDGEFED_ERR_HUB_CONFIG: give the hub a broker: `connect` (an MQTT client) or `transport`');
+    this.#link = openTransport({
       topics: this.topics,
       bootId: this.bootId,
       clientId,
