@@ -14,6 +14,7 @@ import fsSync from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { createBroker } from '../broker/index.js';
 import { startFederation } from '../hub/federation.js';
@@ -58,11 +59,15 @@ function cpuMs(since: NodeJS.CpuUsage): number {
   return (d.user + d.system) / 1000;
 }
 
+const describe = (t: Took): string => `${round(t.ms)} ms (cpu ${round(t.cpuMs)} ms, loop ${round(t.elu * 100)} % busy, fleet acked at ${round(t.fleetMs)} ms`
+  + `${t.flushes === undefined ? '' : `, ${t.flushes} registry writes, ${round(t.flushMs ?? 0)} ms`})`;
+
 function checkStorm(r: Extract<StormReport, { type: 'stormed' }>): void {
   if (r.errors > 0) throw new Error(`${r.errors} devices failed: ${r.firstError}`);
 }
 
-interface Took { ms: number; cpuMs: number }
+/** Wall time to the goal; this process's CPU and event-loop utilisation meanwhile; when the fleet had all its PUBACKs. */
+interface Took { ms: number; cpuMs: number; elu: number; fleetMs: number; flushes?: number; flushMs?: number }
 
 async function bare(fleet: StormFleet, n: number, inflight: number, run: number, log: Logger, profileFile: string | undefined): Promise<Took> {
   const broker = await createBroker({ host: '127.0.0.1', port: 0, maxPacketBytes: PRODUCT_PACKET_BYTES, logger: log });
@@ -73,13 +78,16 @@ async function bare(fleet: StormFleet, n: number, inflight: number, run: number,
     const stormed = fleet.next('stormed', STORM_TIMEOUT_MS);
     const profile = await startProfile(profileFile);
     const cpu = process.cpuUsage();
+    const elu = performance.eventLoopUtilization();
     const started = performance.now();
+    const fleetDone = stormed.then((r) => { checkStorm(r); return performance.now() - started; });
+    fleetDone.catch(() => undefined); // awaited below, unless the goal already failed
     fleet.send({ cmd: 'storm', url: broker.url!, n, prefix: `bare${run}`, inflight });
     await seen;
-    const took = { ms: performance.now() - started, cpuMs: cpuMs(cpu) };
+    const ms = performance.now() - started;
+    const took = { ms, cpuMs: cpuMs(cpu), elu: performance.eventLoopUtilization(elu).utilization, fleetMs: 0 };
     await profile.stop();
-    checkStorm(await stormed);
-    return took;
+    return { ...took, fleetMs: await fleetDone };
   } finally {
     await fleet.ask({ cmd: 'close' }, 'closed', 60_000);
     await broker.close();
@@ -92,17 +100,25 @@ async function hub(fleet: StormFleet, n: number, inflight: number, run: number, 
   try {
     await sleep(SETTLE_MS);
     const { counters, registry } = fed.hub;
+    const flushesBefore = counters.flushes;
+    let flushMs = 0;
+    const onFlush = (ms: number) => { flushMs += ms; };
+    const stopCounting = fed.hub.observers.registryFlushed.add(onFlush);
     const stormed = fleet.next('stormed', STORM_TIMEOUT_MS);
     const profile = await startProfile(profileFile);
     const cpu = process.cpuUsage();
+    const elu = performance.eventLoopUtilization();
     const started = performance.now();
+    const fleetDone = stormed.then((r) => { checkStorm(r); return performance.now() - started; });
+    fleetDone.catch(() => undefined); // awaited below, unless the goal already failed
     fleet.send({ cmd: 'storm', url: fed.mqttUrl!, n, prefix: `hub${run}`, inflight });
     // The counter is free to read; the registry is counted only once it can be done.
     await pollUntil(() => counters.registrations >= n && registry.countByStatus().active >= n, 2, STORM_TIMEOUT_MS);
-    const took = { ms: performance.now() - started, cpuMs: cpuMs(cpu) };
+    const ms = performance.now() - started;
+    const took = { ms, cpuMs: cpuMs(cpu), elu: performance.eventLoopUtilization(elu).utilization, fleetMs: 0 };
+    stopCounting();
     await profile.stop();
-    checkStorm(await stormed);
-    return took;
+    return { ...took, fleetMs: await fleetDone, flushes: counters.flushes - flushesBefore, flushMs };
   } finally {
     await fleet.ask({ cmd: 'close' }, 'closed', 60_000);
     await fed.stop();
@@ -142,7 +158,7 @@ export async function registrationStorm(o: StormOptions): Promise<Record<string,
       const b2 = b ?? await runBare();
       bareRuns.push(b2);
       hubRuns.push(h);
-      process.stderr.write(`registration-storm run ${i + 1}/${o.runs}: bare ${round(b2.ms)} ms (cpu ${round(b2.cpuMs)}), hub ${round(h.ms)} ms (cpu ${round(h.cpuMs)}), ${round(h.ms / b2.ms, 2)}x, load ${os.loadavg()[0]!.toFixed(2)}\n`);
+      process.stderr.write(`registration-storm run ${i + 1}/${o.runs}: bare ${describe(b2)}, hub ${describe(h)}, ${round(h.ms / b2.ms, 2)}x, load ${os.loadavg()[0]!.toFixed(2)}\n`);
     }
   } finally {
     await fleet.stop();
@@ -157,6 +173,7 @@ export async function registrationStorm(o: StormOptions): Promise<Record<string,
     bare_aedes_median_ms: round(bm), edgefed_median_ms: round(hm), ratio: round(hm / bm, 2), median_run_ratio: round(median(ratios), 2),
     bare_aedes_runs_ms: bareMs.map((v) => round(v)), edgefed_runs_ms: hubMs.map((v) => round(v)), run_ratios: ratios.map((v) => round(v, 2)),
     bare_cpu_median_ms: round(median(bareRuns.map((r) => r.cpuMs))), edgefed_cpu_median_ms: round(median(hubRuns.map((r) => r.cpuMs))),
+    bare_fleet_acked_median_ms: round(median(bareRuns.map((r) => r.fleetMs))), edgefed_fleet_acked_median_ms: round(median(hubRuns.map((r) => r.fleetMs))),
     log_level: o.logLevel, load_1m: round(os.loadavg()[0]!, 2),
   };
 }
