@@ -113,7 +113,7 @@ async function hub(fleet: StormFleet, n: number, inflight: number, run: number, 
     fleetDone.catch(() => undefined); // awaited below, unless the goal already failed
     fleet.send({ cmd: 'storm', url: fed.mqttUrl!, n, prefix: `hub${run}`, inflight });
     // The counter is free to read; the registry is counted only once it can be done.
-    await pollUntil(() => counters.registrations >= n && registry.countByStatus().active >= n, 2, STORM_TIMEOUT_MS);
+    await pollUntil(() => counters.registrations >= n && registry.countByStatus().active >= n, 5, STORM_TIMEOUT_MS);
     const ms = performance.now() - started;
     const took = { ms, cpuMs: cpuMs(cpu), elu: performance.eventLoopUtilization(elu).utilization, fleetMs: 0 };
     stopCounting();
