@@ -4,9 +4,8 @@
  * CONNECT with its Last Will (retained QoS 1 `offline/lost` on its status
  * topic), then a retained QoS 1 registration and a retained QoS 1 `online`
  * status, each awaited (PUBACK) before the slot takes the next device. The
- * devices stay connected until `close`. Optionally also the floor's wildcard
- * subscriber, which reports once it has seen N registrations: it lives here
- * so that the bare broker's process does only the broker's work.
+ * devices stay connected until `close`. Or (another instance) the floor's
+ * wildcard subscriber, which reports once it has seen N registrations.
  *
  *   parent -> child  { cmd: 'subscribe', url, n } | { cmd: 'storm', url, n, prefix, inflight }
  *                    { cmd: 'close' } | { cmd: 'stop' }
