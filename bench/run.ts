@@ -1,6 +1,6 @@
 /**
  * `npm run bench [scenario] [--nodes N] [...]`. Scenarios:
- *   registration-storm --nodes 1000|5000 [--runs 5]
+ *   registration-storm --nodes 1000|5000 [--runs 5] [--warmup 1] [--inflight 200] [--log info|silent]  (BENCH_PROFILE=f.cpuprofile: the hub's last run)
  *   heartbeat --nodes 5000 --interval 1s [--window 20s]
  *   agent-rss                (separate script: bench/agent-rss.ts)
  *   dispatch-latency --nodes 1000 --rate 200/s --duration 20s [--floor 10s] [--nagle] [--own-capability]
@@ -18,6 +18,7 @@
  * to its assignee anyway, and it only changes placement.
  */
 import { parseDuration } from '../lib/duration.js';
+import type { LogLevel } from '../lib/log.js';
 import { dispatchLatency } from './dispatch-latency.js';
 import { dispatchThroughput } from './dispatch-throughput.js';
 import { failover } from './failover.js';
@@ -37,8 +38,16 @@ function print(name: string, result: Record<string, unknown>): void {
   process.stdout.write(`${JSON.stringify({ scenario: name, machine: machine(), date: new Date().toISOString(), ...result })}\n`);
 }
 
+function logLevel(text: string): LogLevel {
+  if (text !== 'info' && text !== 'silent' && text !== 'debug') throw new Error(`--log "${text}": info (the product's default), silent or debug`);
+  return text;
+}
+
 async function storm(nodes: number): Promise<void> {
-  print('registration-storm', await registrationStorm(nodes, Number(arg(argv, 'runs', '5'))));
+  print('registration-storm', await registrationStorm({
+    nodes, runs: Number(arg(argv, 'runs', '5')), inflight: Number(arg(argv, 'inflight', '200')), warmup: Number(arg(argv, 'warmup', '1')),
+    logLevel: logLevel(arg(argv, 'log', 'info')), profileFile: process.env.BENCH_PROFILE,
+  }));
 }
 
 async function beats(): Promise<void> {

@@ -1,5 +1,6 @@
 import type { AedesOptions } from 'aedes';
 import type { AuthorizePublishHook, ResolvedBrokerOptions } from './options.js';
+import type { AedesPersistence } from 'aedes-persistence';
 import { indexedMemoryPersistence } from './retained-index.js';
 
 /**
@@ -24,12 +25,12 @@ export function keepSysReserved(authorize: AuthorizePublishHook): AuthorizePubli
   };
 }
 
-export function toAedesOptions(options: ResolvedBrokerOptions): AedesOptions {
+export function toAedesOptions(options: ResolvedBrokerOptions, persistence: AedesPersistence = indexedMemoryPersistence()): AedesOptions {
   const aedesOptions: AedesOptions = {
     heartbeatInterval: options.heartbeatIntervalMs,
     connectTimeout: options.connectTimeoutMs,
     concurrency: options.busConcurrency,
-    persistence: indexedMemoryPersistence(),
+    persistence,
   };
   if (options.authenticate) aedesOptions.authenticate = options.authenticate;
   if (options.authorizePublish) aedesOptions.authorizePublish = keepSysReserved(options.authorizePublish);

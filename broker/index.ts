@@ -9,6 +9,8 @@ import { toAedesOptions } from './aedes-options.js';
 import { assertBindAllowed } from './bind-policy.js';
 import { createConnectionGate, type ConnectionGate, type ConnectionGateStats } from './conn-limits.js';
 import { connectInMemory } from './memory.js';
+import { connectInProcess, type InProcessClient } from './in-process.js';
+import { indexedMemoryPersistence } from './retained-index.js';
 import { DEFAULT_MQTTS_PORT, resolveBrokerOptions, type BrokerOptions, type ResolvedBrokerOptions } from './options.js';
 import { describeViolation, guardStream, PacketGuardError, remoteOf, type PacketGuardViolation } from './packet-guard.js';
 import { listenTcp, type TcpListener } from './tcp-listener.js';
@@ -29,6 +31,7 @@ export type { BrokerTraffic } from './traffic.js';
 export { TLS_ERROR_CODE, TlsMaterialError, type TlsField, type TlsMaterial } from '../lib/tls-material.js';
 export { INSECURE_BIND_CODE, isLoopbackHost } from './bind-policy.js';
 export { duplexPair } from './memory.js';
+export type { InProcessClient, InProcessDeliver } from './in-process.js';
 export { guardStream, PacketGuardError, type PacketGuardViolation } from './packet-guard.js';
 
 /** Counters since start; the object is live (read it any time). */
@@ -44,7 +47,7 @@ export interface BrokerStats {
   readonly connections: ConnectionGateStats | undefined;
   /** Bytes and PUBLISH packets in and out, over every connection. */
   readonly traffic: Readonly<BrokerTraffic>;
-  /** MQTT clients connected now (CONNACKed sessions, in-memory ones included). */
+  /** MQTT clients connected now (CONNACKed sessions, in-memory and in-process ones included). */
   readonly clients: number;
 }
 
@@ -62,6 +65,12 @@ export interface EdgefedBroker {
   readonly stats: Readonly<BrokerStats>;
   /** A new mqtt.js client connected without a socket, behind the same packet guard. */
   connectInMemory(options?: IClientOptions): MqttClient;
+  /**
+   * A session from this process without MQTT packets (aedes's bus and store
+   * directly): for the embedded hub. It skips the authentication and ACL
+   * hooks and has no Last Will.
+   */
+  connectInProcess(): InProcessClient;
   /** Serves one connection (socket, WebSocket stream, ...) behind the packet guard. */
   handle(conn: Duplex): void;
   /** Stops listening, cuts every connection and stops aedes's timers. Idempotent. */
@@ -88,7 +97,9 @@ export async function createBroker(options: BrokerOptions = {}): Promise<Edgefed
   // Also checks its limits, before aedes starts: a bad one leaves nothing to clean up.
   const gate = opts.listen ? createConnectionGate(gateOptions(opts), log) : undefined;
   const traffic = newTraffic();
-  const aedes = await Aedes.createBroker(toAedesOptions({ ...opts, authorizeForward: countingForward(traffic, opts.authorizeForward) }));
+  const persistence = indexedMemoryPersistence();
+  const aedes = await Aedes.createBroker(toAedesOptions({ ...opts, authorizeForward: countingForward(traffic, opts.authorizeForward) }, persistence));
+  let inProcessClients = 0;
   logAedesEvents(aedes, log);
   countPublishes(aedes, traffic);
   // Only a bounded bus queues messages, and only a queue can chain synchronous releases.
@@ -102,7 +113,7 @@ export async function createBroker(options: BrokerOptions = {}): Promise<Edgefed
     },
     traffic,
     get clients() {
-      return aedes.connectedClients;
+      return aedes.connectedClients + inProcessClients;
     },
   };
   const connections = new Set<Duplex>();
@@ -146,6 +157,10 @@ export async function createBroker(options: BrokerOptions = {}): Promise<Edgefed
     tlsUrl: listeners.tls ? formatUrl('mqtts', opts.host, listeners.tls.port) : undefined,
     stats,
     connectInMemory: (clientOptions?: IClientOptions) => connectInMemory(handle, clientOptions),
+    connectInProcess: () => {
+      inProcessClients += 1;
+      return connectInProcess(aedes, persistence, () => { inProcessClients -= 1; });
+    },
     handle,
     close,
   };

@@ -112,6 +112,10 @@ export class Flusher {
     const took = Date.now() - started;
     this.#notBefore = Date.now() + took * this.opts.costFactor;
     this.opts.onFlushed?.(took);
+    // A change that arrived during the write set its timer before this pause
+    // was known, and #schedule only ever moves a timer earlier: drop it, or
+    // every other write would skip its pause.
+    this.#clearTimer();
     // Changes that arrived during the write keep their own urgency: a stream
     // of heartbeats must not turn into back-to-back writes.
     if (this.#dirty && !this.#stopped) this.#schedulePending();

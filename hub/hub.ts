@@ -16,7 +16,8 @@ import { defaultFlusherOptions, Flusher } from './flusher.js';
 import { handleHeartbeat } from './handlers/heartbeat.js';
 import { handleRegistration } from './handlers/registration.js';
 import { NodeJournal } from './journal.js';
-import { checkClientId, hubClientId, HubLink } from './link.js';
+import { checkClientId, hubClientId, mqttTransport } from './link.js';
+import type { HubTransport } from './transport.js';
 import { lockDataDir, type DataDirLock } from './lock.js';
 import { HubObservers } from './observe.js';
 import { defaultHubOptions, type HubDefaults, type HubOptions } from './options.js';
@@ -47,7 +48,7 @@ export class Hub implements HubApi {
   #o: HubOptions & HubDefaults;
   #store: Store;
   #flusher: Flusher;
-  #link: HubLink;
+  #link: HubTransport;
   #ctx: HubContext;
   #wpks: WpkService;
   #lock: DataDirLock | undefined;
@@ -75,8 +76,9 @@ export class Hub implements HubApi {
       onError: (err) => { this.#counters.flush_errors += 1; this.log.error(errorFields(err), 'registry flush failed; will retry'); },
       onFlushed: (ms) => { this.#counters.flushes += 1; this.#counters.last_flush_ms = ms; this.events.registryFlushed.emit(ms); },
     });
-    this.#link = new HubLink({
-      connect: this.#o.connect,
+    const openTransport = this.#o.transport ?? (this.#o.connect ? mqttTransport(this.#o.connect) : undefined);
+    if (!openTransport) throw new EdgefedError('EDGEFED_ERR_HUB_CONFIG', 'give the hub a broker: `connect` (an MQTT client) or `transport`');
+    this.#link = openTransport({
       topics: this.topics,
       bootId: this.bootId,
       clientId,

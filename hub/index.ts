@@ -10,3 +10,4 @@ export type { WorkPackages, WpkRecord, WpkState, ExecutionRecord, WpkListFilter 
 export { WpkRequestError } from './wpk/types.js';
 export type { WpkOptions } from './wpk/service.js';
 export { hubClientId } from './link.js';
+export type { HubTransport, LinkSetup, OpenHubTransport } from './transport.js';

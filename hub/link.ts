@@ -1,5 +1,5 @@
 /**
- * The hub's MQTT session: birth and death on `hub/status` (retained, the
+ * The hub's MQTT session (its transport over mqtt.js, see transport.ts): birth and death on `hub/status` (retained, the
  * death is the Last Will, as a Sparkplug host application), subscriptions to
  * the node topics, and a publish that never throws. Re-announces on every
  * reconnect, because a broker that restarted may have lost its retained store.
@@ -9,15 +9,13 @@
  * QoS 1 while the hub is away, and delivers it right after the next CONNACK.
  */
 import { createHash } from 'node:crypto';
-import type { IClientOptions, ISubscriptionMap, MqttClient } from 'mqtt';
-import type { Logger } from '../lib/log.js';
-import { DEFAULT_TOPIC_ROOT, type Topics } from '../lib/topics.js';
+import type { IClientOptions, MqttClient } from 'mqtt';
+import { DEFAULT_TOPIC_ROOT } from '../lib/topics.js';
 import type { HubStatus } from '../lib/wire.js';
 import { disconnect } from '../lib/goodbye.js';
-import type { Publisher } from './context.js';
+import { hubStatusPayload, hubSubscriptions, STOP_TIMEOUT_MS, type HubTransport, type LinkSetup, type OpenHubTransport } from './transport.js';
+import { EdgefedError } from '../lib/errors.js';
 
-/** A clean goodbye is given this long before the connection is cut (the will then says `lost`). */
-const STOP_TIMEOUT_MS = 3000;
 /**
  * Sessions the broker ends this soon after CONNACK, this many times in a row,
  * look like a client id takeover: another client with the same id connects,
@@ -39,48 +37,21 @@ export function hubClientId(topicRoot: string): string {
 /** Throws EDGEFED_ERR_HUB_CONFIG for a client id that brokers may refuse or that ACL patterns cannot name. */
 export function checkClientId(clientId: string): string {
   if (!CLIENT_ID.test(clientId)) {
-    throw new Error(`EDGEFED_ERR_HUB_CONFIG: clientId ${JSON.stringify(clientId)} is not usable: 1 to 128 characters, letters, digits and . _ : @ -, starting with a letter or digit`);
+    throw new EdgefedError('EDGEFED_ERR_HUB_CONFIG', `clientId ${JSON.stringify(clientId)} is not usable: 1 to 128 characters, letters, digits and . _ : @ -, starting with a letter or digit`);
   }
   return clientId;
 }
 
-/**
- * What the hub subscribes to. QoS 1 where a message lost while the hub is
- * away loses state (a persistent session queues these); QoS 0 where a queued
- * copy would mislead: a heartbeat only matters live, and the echo of a
- * previous hub process's trigger would read as a foreign trigger.
- */
-function subscriptions(topics: Topics): ISubscriptionMap {
-  return {
-    [topics.allNodes('registration')]: { qos: 1 },
-    [topics.allNodes('status')]: { qos: 1 },
-    [topics.allExecutions()]: { qos: 1 },
-    [topics.hubStatus()]: { qos: 1 },
-    [topics.allNodes('heartbeat')]: { qos: 0 },
-    [topics.allTriggers()]: { qos: 0 },
-  };
-}
-
-export interface LinkOptions {
+export interface LinkOptions extends LinkSetup {
   connect: (opts: IClientOptions) => MqttClient;
-  topics: Topics;
-  bootId: string;
-  clientId: string;
-  /** clean: false: the broker keeps the subscriptions and queues QoS 1 messages while the hub is away. */
-  persistent: boolean;
-  keepaliveS: number;
-  version: string;
-  log: Logger;
-  username?: string;
-  password?: string;
-  onMessage: (topic: string, payload: Buffer, retained: boolean) => void;
-  /** Called at every CONNACK, before any message of that session is routed: what the broker queued or replays follows. */
-  onConnecting: () => void;
-  /** Called after every (re)connect once subscribed and announced; `first` for the first such session. */
-  onSubscribed: (first: boolean) => void;
 }
 
-export class HubLink implements Publisher {
+/** The hub's transport over an mqtt.js client: `mqtt.connect(url, o)` for an external broker. */
+export function mqttTransport(connect: (opts: IClientOptions) => MqttClient): OpenHubTransport {
+  return (setup) => new HubLink({ ...setup, connect });
+}
+
+export class HubLink implements HubTransport {
   #client: MqttClient | undefined;
   #sessions = 0;
   #startTimer: NodeJS.Timeout | undefined;
@@ -97,14 +68,12 @@ export class HubLink implements Publisher {
   get connected(): boolean { return this.#client?.connected ?? false; }
 
   #status(state: HubStatus['state'], reason?: HubStatus['reason']): string {
-    const s: HubStatus = { state, boot_id: this.opts.bootId, ts: Date.now(), version: this.opts.version };
-    if (reason) s.reason = reason;
-    return JSON.stringify(s);
+    return hubStatusPayload(this.opts, state, reason);
   }
 
   /** Connects and resolves after the first CONNACK; later reconnects are handled in the background. */
   async start(): Promise<void> {
-    if (this.#closed) throw new Error('EDGEFED_ERR_HUB_STOPPED: the hub link was stopped');
+    if (this.#closed) throw new EdgefedError('EDGEFED_ERR_HUB_STOPPED', 'the hub link was stopped');
     const { topics, log } = this.opts;
     const clientOpts: IClientOptions = {
       clientId: this.opts.clientId,
@@ -138,7 +107,7 @@ export class HubLink implements Publisher {
     // registers after start() returns is seen live, not as a retained replay.
     await new Promise<void>((resolve, reject) => {
       this.#abortStart = reject;
-      this.#startTimer = setTimeout(() => reject(new Error('EDGEFED_ERR_BROKER_UNREACHABLE: the hub could not reach the broker within 10 s')), 10_000);
+      this.#startTimer = setTimeout(() => reject(new EdgefedError('EDGEFED_ERR_BROKER_UNREACHABLE', 'the hub could not reach the broker within 10 s')), 10_000);
       client.on('connect', (connack) => void this.#onConnect(client, connack.sessionPresent).then((ok) => {
         if (ok) { clearTimeout(this.#startTimer); resolve(); }
       }));
@@ -152,7 +121,7 @@ export class HubLink implements Publisher {
       // Subscribe before announcing: agents re-announce when they see the hub
       // online, and those re-announcements must find the hub listening. The
       // hub's own status topic tells whether the broker kept its retained store.
-      const granted = await client.subscribeAsync(subscriptions(topics));
+      const granted = await client.subscribeAsync(hubSubscriptions(topics));
       const refused = granted.filter((g) => g.qos === 128).map((g) => g.topic);
       if (refused.length > 0) throw new Error(`the broker refused the subscriptions ${refused.join(', ')}`);
       await client.publishAsync(topics.hubStatus(), this.#status('online'), { qos: 1, retain: true });
@@ -218,7 +187,7 @@ export class HubLink implements Publisher {
   async stop(): Promise<void> {
     this.#closed = true;
     clearTimeout(this.#startTimer);
-    this.#abortStart?.(new Error('EDGEFED_ERR_HUB_STOPPED: the hub was stopped while connecting'));
+    this.#abortStart?.(new EdgefedError('EDGEFED_ERR_HUB_STOPPED', 'the hub was stopped while connecting'));
     const client = this.#client;
     if (!client) return;
     this.#client = undefined;

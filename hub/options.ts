@@ -8,14 +8,24 @@ import type { Logger } from '../lib/log.js';
 import { DEFAULT_TOPIC_ROOT } from '../lib/topics.js';
 import { DEFAULT_MAX_PAYLOAD_BYTES } from './admission.js';
 import type { FlusherOptions } from './flusher.js';
+import type { OpenHubTransport } from './transport.js';
 import type { RegistryFile } from './store/registry-file.js';
 import type { Store } from './store/types.js';
 import type { WpkOptions } from './wpk/service.js';
 import type { WpkFile } from './wpk/store.js';
 
 export interface HubOptions {
-  /** Opens the hub's MQTT client: `broker.connectInMemory` for the embedded broker, `mqtt.connect(url, o)` for an external one. */
-  connect: (opts: IClientOptions) => MqttClient;
+  /**
+   * Opens the hub's MQTT client (`mqtt.connect(url, o)`, or
+   * `broker.connectInMemory` for an embedded broker). Give this or `transport`.
+   */
+  connect?: (opts: IClientOptions) => MqttClient;
+  /**
+   * The hub's session with its broker, instead of `connect`: e.g.
+   * `inProcessTransport(broker)` (edgefed/server) on an embedded broker, as
+   * startFederation does.
+   */
+  transport?: OpenHubTransport;
   /** Directory of registry.json, wpks.json and the lock. Required unless `store` or `adapter` is given. */
   dataDir?: string;
   /**

@@ -15,6 +15,7 @@ import { MAX_PACKET_BYTES } from '../lib/limits.js';
 import { startHttpApi, type HttpApi } from './http/server.js';
 import { createHub, type Hub, type HubOptions } from '../hub/index.js';
 import { makeRetainGate } from '../hub/retain-gate.js';
+import { inProcessTransport } from './in-process-link.js';
 import { createAuthHooks, type AuthHooks } from '../broker/auth-hooks.js';
 import type { AuthorizePublishHook } from '../broker/options.js';
 import type { Verifier } from '../auth/types.js';
@@ -47,7 +48,7 @@ export interface FederationOptions {
   maxPayloadBytes?: number;
   logger?: Logger;
   /** Extra hub options (timers, throttles) for tests and tuning. */
-  hub?: Partial<Omit<HubOptions, 'connect' | 'dataDir' | 'adapter' | 'topicRoot' | 'logger' | 'maxPayloadBytes'>>;
+  hub?: Partial<Omit<HubOptions, 'connect' | 'transport' | 'dataDir' | 'adapter' | 'topicRoot' | 'logger' | 'maxPayloadBytes'>>;
   /** Extra broker options (hooks for authentication come here). */
   broker?: Partial<BrokerOptions>;
   /**
@@ -136,7 +137,7 @@ function hubOptions(o: FederationOptions, broker: EdgefedBroker | undefined, top
     ...o.hub,
     // The hub's session is the `hub` role: the only one that may publish triggers, commands and hub status.
     ...(auth ? { username: 'hub', password: auth.hubToken } : {}),
-    connect: broker ? (opts) => broker.connectInMemory(opts) : (opts) => mqtt.connect(o.brokerUrl!, opts),
+    ...brokerSession(o, broker, auth),
     ...(o.dataDir !== undefined ? { dataDir: o.dataDir } : {}),
     ...(o.adapter !== undefined ? { adapter: o.adapter } : {}),
     topicRoot,
@@ -147,6 +148,17 @@ function hubOptions(o: FederationOptions, broker: EdgefedBroker | undefined, top
     // An external broker outlives the hub: a persistent session keeps what nodes publish meanwhile.
     persistentSession: o.hub?.persistentSession ?? broker === undefined,
   };
+}
+
+/**
+ * The embedded broker is read in-process, without MQTT packets; with JWT auth
+ * the hub keeps an in-memory MQTT session, so that its own token and role go
+ * through the broker's authentication and ACL like every client's.
+ */
+function brokerSession(o: FederationOptions, broker: EdgefedBroker | undefined, auth: JwtAuth | undefined): Pick<HubOptions, 'connect' | 'transport'> {
+  if (!broker) return { connect: (opts) => mqtt.connect(o.brokerUrl!, opts) };
+  if (auth) return { connect: (opts) => broker.connectInMemory(opts) };
+  return { transport: inProcessTransport(broker) };
 }
 
 /** The retain gate (and a user's hook), behind the ACL when auth is on: only allowed publishes reach it. */

@@ -7,3 +7,4 @@
 export { startFederation, type Federation, type FederationOptions } from './federation.js';
 export { startHttpApi, type HttpApi, type HttpApiOptions } from './http/server.js';
 export type { BrokerView } from './metrics/broker.js';
+export { inProcessTransport } from './in-process-link.js';
