@@ -85,21 +85,37 @@ async function createExclusive(file: string, content: string): Promise<boolean> 
   }
 }
 
+/** A claim to evict left by a hub that died mid-eviction is ignored after this long. */
+const EVICT_STALE_MS = 10_000;
+
 /**
- * Moves a dead owner's lock aside. If what was moved is not the lock judged
- * dead (another hub took over in between), it is put back and we lose.
+ * Removes a dead owner's lock, one contender at a time: whoever creates
+ * `hub.lock.evict` re-reads the lock and removes it only if it is still the
+ * one judged dead (nobody else can replace it meanwhile: a dead owner does
+ * not release, and every other eviction waits for the claim). The others
+ * wait a moment and try again; once the lock is gone they race on its atomic
+ * creation, which exactly one wins. Moving the lock aside and back, as this
+ * did before, left a window in which a second contender could create a lock
+ * while the first was putting a live one back: two owners.
  */
 async function evict(file: string, judged: string): Promise<void> {
-  const aside = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.stale`;
-  try {
-    await fs.rename(file, aside);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return; // someone else evicted it
-    throw err;
+  const claim = `${file}.evict`;
+  if (!(await createExclusive(claim, String(process.pid)))) {
+    await clearStaleClaim(claim);
+    await new Promise((resolve) => setTimeout(resolve, 5 + Math.random() * 10));
+    return;
   }
-  const moved = await fs.readFile(aside, 'utf8').catch(() => '');
-  if (moved !== judged) await fs.link(aside, file).catch(() => undefined);
-  await fs.rm(aside, { force: true });
+  try {
+    const current = await fs.readFile(file, 'utf8').catch(() => null);
+    if (current === judged) await fs.rm(file, { force: true });
+  } finally {
+    await fs.rm(claim, { force: true });
+  }
+}
+
+async function clearStaleClaim(claim: string): Promise<void> {
+  const st = await fs.stat(claim).catch(() => null);
+  if (st && Date.now() - st.mtimeMs > EVICT_STALE_MS) await fs.rm(claim, { force: true });
 }
 
 export async function lockDataDir(dataDir: string, staleMs = STALE_MS): Promise<DataDirLock> {
@@ -107,7 +123,7 @@ export async function lockDataDir(dataDir: string, staleMs = STALE_MS): Promise<
   const file = path.join(dataDir, LOCK_FILE);
   const me: LockOwner = { pid: process.pid, hostname: os.hostname(), proc_start: procStart(process.pid), acquired_at: Date.now() };
   const content = JSON.stringify(me);
-  for (let tries = 0; tries < 5; tries += 1) {
+  for (let tries = 0; tries < 20; tries += 1) {
     if (await createExclusive(file, content)) return holdLock(file, content);
     const current = await readLock(file);
     if (current === null) continue; // released meanwhile
