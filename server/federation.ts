@@ -11,7 +11,7 @@ import { jsonLogger, type Logger } from '../lib/log.js';
 import { serverTlsOptions } from '../lib/tls-material.js';
 import { DEFAULT_TOPIC_ROOT, topics } from '../lib/topics.js';
 import { DEFAULT_MAX_PAYLOAD_BYTES } from '../hub/admission.js';
-import { startHttpApi, type HttpApi } from './http/server.js';
+import { startHttpApi, type HttpApi, type HttpApiOptions } from './http/server.js';
 import { createHub, type Hub, type HubOptions } from '../hub/index.js';
 import { makeRetainGate } from '../hub/retain-gate.js';
 import { createAuthHooks, type AuthHooks } from '../broker/auth-hooks.js';
@@ -48,6 +48,8 @@ export interface FederationOptions {
   hub?: Partial<Omit<HubOptions, 'connect' | 'dataDir' | 'adapter' | 'topicRoot' | 'logger' | 'maxPayloadBytes'>>;
   /** Extra broker options (hooks for authentication come here). */
   broker?: Partial<BrokerOptions>;
+  /** The dashboard feed's batch and stats intervals (default 500 ms and 1 s), for tests. */
+  feed?: HttpApiOptions['feed'];
   /**
    * TLS: the embedded broker adds an mqtts listener on `tls.port` (default
    * 8883; 0 = any free port) and the HTTP API is served over HTTPS on
@@ -106,6 +108,7 @@ export async function startFederation(o: FederationOptions): Promise<Federation>
     api = await startHttpApi(hub, {
       ...(broker ? { broker: { stats: broker.stats, auth: hooks?.stats } } : {}),
       host: bind, port: o.httpPort ?? 8080, bodyLimit: maxPayloadBytes, ...(o.tls ? { tls: o.tls } : {}), ...(auth ? { verifier: auth.verifier } : {}),
+      ...(o.feed ? { feed: o.feed } : {}),
     });
   } catch (err) {
     await hub.stop();
