@@ -12,7 +12,7 @@ import { serverTlsOptions } from '../lib/tls-material.js';
 import { DEFAULT_TOPIC_ROOT, topics } from '../lib/topics.js';
 import { DEFAULT_MAX_PAYLOAD_BYTES } from '../hub/admission.js';
 import { MAX_PACKET_BYTES } from '../lib/limits.js';
-import { startHttpApi, type HttpApi } from './http/server.js';
+import { startHttpApi, type HttpApi, type HttpApiOptions } from './http/server.js';
 import { createHub, type Hub, type HubOptions } from '../hub/index.js';
 import { makeRetainGate } from '../hub/retain-gate.js';
 import { inProcessTransport } from './in-process-link.js';
@@ -51,6 +51,8 @@ export interface FederationOptions {
   hub?: Partial<Omit<HubOptions, 'connect' | 'transport' | 'dataDir' | 'adapter' | 'topicRoot' | 'logger' | 'maxPayloadBytes'>>;
   /** Extra broker options (hooks for authentication come here). */
   broker?: Partial<BrokerOptions>;
+  /** The dashboard feed's batch and stats intervals (default 500 ms and 1 s), for tests. */
+  feed?: HttpApiOptions['feed'];
   /**
    * TLS: the embedded broker adds an mqtts listener on `tls.port` (default
    * 8883; 0 = any free port) and the HTTP API is served over HTTPS on
@@ -109,6 +111,7 @@ export async function startFederation(o: FederationOptions): Promise<Federation>
     api = await startHttpApi(hub, {
       ...(broker ? { broker: { stats: broker.stats, auth: hooks?.stats } } : {}),
       host: bind, port: o.httpPort ?? 8080, bodyLimit: maxPayloadBytes, ...(o.tls ? { tls: o.tls } : {}), ...(auth ? { verifier: auth.verifier } : {}),
+      ...(o.feed ? { feed: o.feed } : {}),
     });
   } catch (err) {
     await hub.stop();

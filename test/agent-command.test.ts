@@ -3,21 +3,21 @@
  * (flags over environment, JSON logs on stderr, clean stop on SIGTERM), and
  * user actions from an `--actions` module.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Aedes } from 'aedes';
-import { connect } from 'mqtt';
+import { connect, type MqttClient } from 'mqtt';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ActionModuleError, loadActionModule } from '../agent/index.js';
 import { runAgentCommand } from '../cli/agent-command.js';
 import { topics } from '../lib/topics.js';
-import { bounded, type Scope } from './helpers/scope.js';
-import { waitFor } from './helpers/time.js';
+import { Scope } from './helpers/scope.js';
+import { waitFor, withTimeout } from './helpers/time.js';
 
 const t = topics();
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -71,7 +71,24 @@ flags('bad flags exit 2 with the reason and a pointer to --help', async () => {
   }
 });
 
-const process_ = suite('edgefed agent process');
+/**
+ * One agent process for the whole suite: spawning one costs a second or more
+ * (tsx, module loading), so the tests below share it, in order: it starts
+ * with flags, variables and an actions module, runs work, stops on SIGTERM;
+ * a resolve hook in it records every module it loaded meanwhile.
+ */
+interface AgentRun {
+  scope: Scope;
+  /** Everything below the topic root the observer saw, in order. */
+  seen: Array<{ topic: string; body: Record<string, unknown> }>;
+  observer: MqttClient;
+  child: ChildProcess;
+  exited: Promise<number | null>;
+  /** The child's stderr so far: JSON log lines, and the hook's `LOADED <url>` lines. */
+  stderr(): string;
+}
+
+const process_ = suite<{ run?: AgentRun }>('edgefed agent process', {});
 
 async function startBroker(scope: Scope): Promise<number> {
   const broker = await Aedes.createBroker();
@@ -84,25 +101,57 @@ async function startBroker(scope: Scope): Promise<number> {
   return (server.address() as net.AddressInfo).port;
 }
 
-process_('runs until SIGTERM, flags win over EDGEFED_* variables, stops with offline/shutdown and exit 0', bounded(async (scope) => {
-  const port = await startBroker(scope);
-  const observer = connect(`mqtt://127.0.0.1:${port}`, { clientId: 'observer' });
-  scope.defer(() => observer.endAsync(true));
-  const seen: Array<{ topic: string; body: Record<string, unknown> }> = [];
-  observer.on('message', (topic, payload) => seen.push({ topic, body: JSON.parse(payload.toString()) as Record<string, unknown> }));
-  await observer.subscribeAsync(t.everything(), { qos: 1 });
+const MODULE = `export async function double(params, ctx) { ctx.progress(1); return { doubled: params.n * 2, node: ctx.nodeId }; }
+export default { 'collect-metrics': async (params) => ({ window: params.window, cpu: 0.5 }) };
+`;
 
-  const script = `const m = await import(${JSON.stringify(new URL('../cli/agent-command.ts', import.meta.url).href)});
+process_.before(async (ctx) => {
+  const scope = new Scope();
+  try {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'edgefed-agent-run-'));
+    scope.defer(() => rm(dir, { recursive: true, force: true }));
+    const file = path.join(dir, 'my-actions.mjs');
+    await writeFile(file, MODULE);
+    const port = await startBroker(scope);
+    const observer = connect(`mqtt://127.0.0.1:${port}`, { clientId: 'observer' });
+    scope.defer(() => observer.endAsync(true));
+    const seen: AgentRun['seen'] = [];
+    observer.on('message', (topic, payload) => seen.push({ topic, body: JSON.parse(payload.toString()) as Record<string, unknown> }));
+    await withTimeout(observer.subscribeAsync(t.everything(), { qos: 1 }), 3000, 'observer subscribed');
+
+    // A resolve hook records every module the command pulls in, transitively, for as long as it runs.
+    const hook = `export async function resolve(s, c, next) { const r = await next(s, c); process.stderr.write('LOADED ' + r.url + '\\n'); return r; }`;
+    const script = `import { register } from 'node:module';
+register('data:text/javascript,' + encodeURIComponent(${JSON.stringify(hook)}));
+const m = await import(${JSON.stringify(new URL('../cli/agent-command.ts', import.meta.url).href)});
 process.exitCode = await m.runAgentCommand(process.argv.slice(1), process.env);`;
-  const args = ['--id', 'cli-node', '--capabilities', 'monitoring,basic-actions', '--broker', `mqtt://127.0.0.1:${port}`,
-    '--label', 'site=berlin', '--heartbeat-interval', '200ms', '--log-level', 'debug'];
-  const env = { ...process.env, EDGEFED_ID: 'env-node', EDGEFED_LABEL: 'rack=3', EDGEFED_ENDPOINT: 'http://cli-node:8040', EDGEFED_CONCURRENCY: '7' };
-  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script, '--', ...args], { cwd: ROOT, env, stdio: ['ignore', 'ignore', 'pipe'] });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  scope.defer(() => { if (child.exitCode === null) child.kill('SIGKILL'); });
-  let stderr = '';
-  child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
+    const args = ['--id', 'cli-node', '--capabilities', 'monitoring,basic-actions', '--broker', `mqtt://127.0.0.1:${port}`,
+      '--label', 'site=berlin', '--heartbeat-interval', '200ms', '--log-level', 'debug', '--actions', file, '--spool-dir', path.join(dir, 'spool')];
+    const env = { ...process.env, EDGEFED_ID: 'env-node', EDGEFED_LABEL: 'rack=3', EDGEFED_ENDPOINT: 'http://cli-node:8040', EDGEFED_CONCURRENCY: '7' };
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script, '--', ...args], { cwd: ROOT, env, stdio: ['ignore', 'ignore', 'pipe'] });
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    scope.defer(() => { if (child.exitCode === null) child.kill('SIGKILL'); });
+    let stderr = '';
+    child.stderr!.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
+    ctx.run = { scope, seen, observer, child, exited, stderr: () => stderr };
+  } catch (err) {
+    await scope.close().catch(() => undefined);
+    throw err;
+  }
+});
 
+process_.after(async (ctx) => {
+  await ctx.run?.scope.close();
+  ctx.run = undefined;
+});
+
+const runOf = (ctx: { run?: AgentRun }): AgentRun => {
+  assert.ok(ctx.run, 'the agent process started');
+  return ctx.run!;
+};
+
+process_('flags win over EDGEFED_* variables; the registration and heartbeats go out', (ctx) => withTimeout((async () => {
+  const { seen } = runOf(ctx);
   const reg = await waitFor(() => seen.find((m) => m.topic === t.registration('cli-node'))?.body, { label: 'registration', timeoutMs: 6000 });
   assert.equal(reg.labels, { site: 'berlin' }, 'the flag wins over EDGEFED_LABEL');
   assert.equal(reg.endpoint, 'http://cli-node:8040', 'EDGEFED_ENDPOINT fills a missing flag');
@@ -110,41 +159,47 @@ process.exitCode = await m.runAgentCommand(process.argv.slice(1), process.env);`
   assert.equal(reg.heartbeat_interval_ms, 200);
   assert.equal(seen.some((m) => m.topic.includes('env-node')), false);
   await waitFor(() => seen.some((m) => m.topic === t.heartbeat('cli-node')), { label: 'heartbeat' });
+})(), 8000, 'flags'));
 
+process_('the CLI agent runs the --actions module\'s actions for triggers from the hub', (ctx) => withTimeout((async () => {
+  const { seen, observer } = runOf(ctx);
+  // The retained online status says the agent is subscribed to its triggers (subscribe goes before the birth).
+  await waitFor(() => seen.some((m) => m.topic === t.status('cli-node') && m.body.state === 'online'), { label: 'agent online', timeoutMs: 6000 });
+  const trigger = (wpkId: string, action: string, params: Record<string, unknown>) => observer.publishAsync(t.trigger('monitoring'),
+    JSON.stringify({ wpk_id: wpkId, capability: 'monitoring', action, params, mode: 'all', attempt: 1, created_at: Date.now(), deadline: Date.now() + 60_000 }), { qos: 1 });
+  await trigger('wpk_a', 'collect-metrics', { window: '1m' });
+  await trigger('wpk_b', 'double', { n: 21 });
+  const result = (wpkId: string) => waitFor(() => seen.find((m) => m.body.wpk_id === wpkId && m.body.state === 'succeeded')?.body.result, { label: wpkId });
+  assert.equal(await result('wpk_a'), { window: '1m', cpu: 0.5 });
+  assert.equal(await result('wpk_b'), { doubled: 42, node: 'cli-node' });
+})(), 8000, 'actions'));
+
+process_('stops on SIGTERM with offline/shutdown, JSON log lines and exit 0', (ctx) => withTimeout((async () => {
+  const { seen, child, exited, stderr } = runOf(ctx);
+  const reg = seen.find((m) => m.topic === t.registration('cli-node'))?.body;
+  assert.ok(reg, 'registered');
   child.kill('SIGTERM');
-  assert.equal(await exited, 0);
+  assert.equal(await exited, 0, stderr());
   // The agent exits once the broker has its goodbye; the observer hears it a moment later.
   const bye = await waitFor(() => seen.filter((m) => m.topic === t.status('cli-node')).map((m) => m.body).find((b) => b.state === 'offline'), { label: 'goodbye status' });
-  assert.equal({ state: bye?.state, reason: bye?.reason, boot_id: bye?.boot_id }, { state: 'offline', reason: 'shutdown', boot_id: reg.boot_id });
-  const lines = stderr.trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+  assert.equal({ state: bye?.state, reason: bye?.reason, boot_id: bye?.boot_id }, { state: 'offline', reason: 'shutdown', boot_id: reg!.boot_id });
+  const lines = stderr().trim().split('\n').filter((line) => !line.startsWith('LOADED ')).map((line) => JSON.parse(line) as Record<string, unknown>);
   assert.ok(lines.some((l) => l.msg === 'connected to broker'), 'JSON lines on stderr');
   assert.ok(lines.some((l) => l.msg === 'agent stopped'));
-}, { timeoutMs: 10_000 }));
+})(), 8000, 'SIGTERM'));
 
-process_('loads no broker, hub, schema, ajv, pino or lowdb code (the agent memory budget)', bounded(async () => {
-  // A resolve hook records every module the command pulls in, transitively.
-  const hook = `export async function resolve(s, c, next) { const r = await next(s, c); process.stderr.write('LOADED ' + r.url + '\\n'); return r; }`;
-  const script = `import { register } from 'node:module';
-register('data:text/javascript,' + encodeURIComponent(${JSON.stringify(hook)}));
-await import(${JSON.stringify(new URL('../cli/agent-command.ts', import.meta.url).href)});`;
-  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
-  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
-  assert.equal(code, 0, stderr);
-  const loaded = stderr.split('\n').filter((l) => l.startsWith('LOADED ')).map((l) => l.slice(7));
+process_('loaded no broker, hub, schema, ajv, pino or lowdb code in its whole run (the agent memory budget)', (ctx) => withTimeout((async () => {
+  const { child, stderr } = runOf(ctx);
+  assert.ok(child.exitCode !== null, 'the run is over');
+  const loaded = stderr().split('\n').filter((l) => l.startsWith('LOADED ')).map((l) => l.slice(7));
   assert.ok(loaded.some((u) => u.includes('/agent/agent.ts')), 'the hook saw the agent');
   const forbidden = loaded.filter((u) => /node_modules\/(aedes|ajv|ajv-formats|pino|lowdb|nanoid)\/|\/(hub|broker|schemas)\//.test(u));
   assert.equal(forbidden, []);
-}, { timeoutMs: 10_000 }));
+})(), 2000, 'modules'));
 
 const actions = suite<{ dir: string }>('edgefed agent --actions', { dir: '' });
 actions.before.each(async (ctx) => { ctx.dir = await mkdtemp(path.join(os.tmpdir(), 'edgefed-actions-')); });
 actions.after.each(async (ctx) => { await rm(ctx.dir, { recursive: true, force: true }); });
-
-const MODULE = `export async function double(params, ctx) { ctx.progress(1); return { doubled: params.n * 2, node: ctx.nodeId }; }
-export default { 'collect-metrics': async (params) => ({ window: params.window, cpu: 0.5 }) };
-`;
 
 actions('a module of named exports and a default object, resolved relative to the working directory', async (ctx) => {
   await writeFile(path.join(ctx.dir, 'my-actions.mjs'), MODULE);
@@ -191,42 +246,6 @@ actions('invalid modules exit 2 naming the file and every problem', async (ctx) 
   assert.equal(replay.code, 2);
   assert.match(replay.err, /--replay-final \(ms\) must be/);
 });
-
-actions('the CLI agent runs the module\'s actions for triggers from the hub', bounded(async (scope) => {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'edgefed-actions-run-'));
-  scope.defer(() => rm(dir, { recursive: true, force: true }));
-  const file = path.join(dir, 'my-actions.mjs');
-  await writeFile(file, MODULE);
-  const port = await startBroker(scope);
-  const hub = connect(`mqtt://127.0.0.1:${port}`, { clientId: 'hub' });
-  scope.defer(() => hub.endAsync(true));
-  const updates: Array<Record<string, unknown>> = [];
-  hub.on('message', (_topic, payload) => updates.push(JSON.parse(payload.toString()) as Record<string, unknown>));
-  await hub.subscribeAsync(t.allExecutions(), { qos: 1 });
-  await hub.subscribeAsync(t.status('cli-node'), { qos: 1 });
-
-  const script = `const m = await import(${JSON.stringify(new URL('../cli/agent-command.ts', import.meta.url).href)});
-process.exitCode = await m.runAgentCommand(process.argv.slice(1), process.env);`;
-  const args = ['--id', 'cli-node', '--capabilities', 'monitoring', '--broker', `mqtt://127.0.0.1:${port}`, '--actions', file,
-    '--spool-dir', path.join(dir, 'spool'), '--log-level', 'warn'];
-  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script, '--', ...args], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  scope.defer(() => { if (child.exitCode === null) child.kill('SIGKILL'); });
-  let stderr = '';
-  child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
-  // The retained online status says the agent is subscribed to its triggers (subscribe goes before the birth).
-  await waitFor(() => updates.some((u) => u.state === 'online'), { label: 'agent online', timeoutMs: 6000 });
-
-  const trigger = (wpkId: string, action: string, params: Record<string, unknown>) => hub.publishAsync(t.trigger('monitoring'),
-    JSON.stringify({ wpk_id: wpkId, capability: 'monitoring', action, params, mode: 'all', attempt: 1, created_at: Date.now(), deadline: Date.now() + 60_000 }), { qos: 1 });
-  await trigger('wpk_a', 'collect-metrics', { window: '1m' });
-  await trigger('wpk_b', 'double', { n: 21 });
-  const result = (wpkId: string) => waitFor(() => updates.find((u) => u.wpk_id === wpkId && u.state === 'succeeded')?.result, { label: wpkId });
-  assert.equal(await result('wpk_a'), { window: '1m', cpu: 0.5 });
-  assert.equal(await result('wpk_b'), { doubled: 42, node: 'cli-node' });
-  child.kill('SIGTERM');
-  assert.equal(await exited, 0, stderr);
-}, { timeoutMs: 10_000 }));
 
 flags.run();
 process_.run();

@@ -21,7 +21,7 @@ import type { ExecutionState, ExecutionUpdate } from '../lib/wire.js';
 import { federation } from './helpers/federation.js';
 import { bounded, type Scope } from './helpers/scope.js';
 import { capturingLogger, type LogLine } from './helpers/logs.js';
-import { sleep, waitFor } from './helpers/time.js';
+import { waitFor } from './helpers/time.js';
 import { agentOn, gated, hubOn as wireHubOn, startBroker, type Hub } from './helpers/wpk.js';
 import { topics } from '../lib/topics.js';
 
@@ -154,12 +154,17 @@ e2e('work in progress that the restarted hub believes only dispatched is not giv
   const record = file.wpks.find((x) => x.wpk_id === w.wpk_id)!;
   Object.assign(record, { state: 'dispatched' });
   Object.assign(record.executions[0]!, { state: 'dispatched', started_at: null });
+  // A control the node knows nothing of, dispatched on it at the same time: no update ever comes for
+  // it, so the restarted hub gives it up after the accept timeout (500 ms from its start), in a sweep
+  // that also passes over the WPK under test. One attempt only, so it is not dispatched again.
+  const control = { ...structuredClone(record), wpk_id: `${record.wpk_id}c`, max_attempts: 1 };
+  file.wpks.push(control);
   await fs.writeFile(wpkPath(dir), JSON.stringify(file));
 
   const second = await hubOn(scope, dir, port);
   assert.is(second.hub.wpks.get(w.wpk_id)?.executions[0]?.state, 'dispatched');
   await waitFor(() => second.hub.wpks.get(w.wpk_id)?.executions[0]?.state === 'running', { label: 'running again on the restarted hub' });
-  await sleep(800); // past the accept timeout (500 ms) from the hub's start
+  await waitFor(() => second.hub.wpks.get(control.wpk_id)?.executions[0]?.state === 'lost', { label: 'the control given up after the accept timeout' });
   assert.is(second.hub.wpks.get(w.wpk_id)?.attempt, 1, 'not given up');
   gate.release({ done: true });
   await waitFor(() => second.hub.wpks.get(w.wpk_id)?.state === 'succeeded', { label: 'succeeded' });
@@ -195,6 +200,17 @@ e2e.run();
 
 const wire = suite('agent: when finals are replayed');
 
+/**
+ * Proof that the agent has handled everything the hub sent it so far, and
+ * that the hub has everything the agent published meanwhile: a trigger of an
+ * action the agent lacks comes back rejected, after both (one ordered
+ * connection each way).
+ */
+async function caughtUp(hub: Hub): Promise<void> {
+  const probe = await hub.trigger({ action: 'no-such-action' });
+  assert.is((await hub.final(probe.wpk_id)).state, 'rejected');
+}
+
 const hubOnline = (hub: Hub, bootId: string) =>
   hub.client.publishAsync(topics().hubStatus(), JSON.stringify({ state: 'online', boot_id: bootId, ts: Date.now() }), { qos: 1, retain: true });
 
@@ -223,7 +239,10 @@ wire('not on a reconnect to the same hub session; once, after the birth, on a ne
   await hub2.client.subscribeAsync(topics().allNodes('registration'), { qos: 1 });
   await second.listen(first.port);
   await waitFor(() => agent.connected, { label: 'reconnected' });
-  await sleep(200);
+  // The agent subscribes before it re-announces, so once its registration is here it hears the hub.
+  await waitFor(() => seen.includes('registration'), { label: 're-announced' });
+  await hubOnline(hub2, 'hub-A'); // the same session again, live this time
+  await caughtUp(hub2);
   assert.equal(hub2.of(trigger.wpk_id), [], 'nothing replayed to the session that already had it');
   assert.equal(hub2.of(held.wpk_id), []);
 
@@ -233,7 +252,7 @@ wire('not on a reconnect to the same hub session; once, after the birth, on a ne
   const replayed = await hub2.final(trigger.wpk_id);
   assert.equal(replayed, done);
   assert.ok(seen.indexOf('registration') >= 0 && seen.indexOf('registration') < seen.indexOf('executions'), `re-announced first: ${seen.join(' ')}`);
-  await sleep(100);
+  await caughtUp(hub2);
   assert.is(hub2.of(trigger.wpk_id).length, 1, 'once');
   const running = hub2.of(held.wpk_id);
   assert.equal(running.map((u) => [u.state, u.attempt]), [['running', 1]], 'one running for the execution in progress, no final');

@@ -6,7 +6,7 @@
 import net from 'node:net';
 import os from 'node:os';
 import { Aedes, type AedesOptions } from 'aedes';
-import { connect, MqttClient, type IClientOptions } from 'mqtt';
+import { connect, connectAsync, MqttClient, type IClientOptions } from 'mqtt';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { backoffDelay, startAgent, type Agent, type AgentOptions } from '../agent/index.js';
@@ -17,8 +17,9 @@ import { silentLogger } from '../lib/log.js';
 import { topics } from '../lib/topics.js';
 import { VERSION } from '../lib/version.js';
 import { validators } from '../schemas/index.js';
+import { retainedNow } from './helpers/broker.js';
 import { bounded, type Scope } from './helpers/scope.js';
-import { sleep, waitFor } from './helpers/time.js';
+import { waitFor, withTimeout } from './helpers/time.js';
 import { capturingLogger, type LogLine } from './helpers/logs.js';
 
 const t = topics();
@@ -90,6 +91,33 @@ async function agentOn(scope: Scope, port: number, extra: Partial<AgentOptions> 
 
 const connected = (agent: Agent) => waitFor(() => agent.connected, { label: 'agent connected' });
 const last = (list: Seen[]) => list[list.length - 1]?.body;
+
+let probes = 0;
+
+/**
+ * Proof that the agent has handled everything the observer sent it so far,
+ * and that the observer has everything the agent published meanwhile: a
+ * trigger of an action the agent lacks comes back `rejected`, after both (one
+ * ordered connection each way). Replaces "wait a while and see that nothing
+ * came".
+ */
+async function caughtUp(obs: { client: MqttClient; seen: Seen[] }): Promise<void> {
+  const wpkId = `wpk_probe${(probes += 1)}`;
+  const now = Date.now();
+  const trigger = { wpk_id: wpkId, capability: 'monitoring', action: 'no-such-action', params: {}, mode: 'all', attempt: 1, created_at: now, deadline: now + 60_000 };
+  await obs.client.publishAsync(t.trigger('monitoring'), JSON.stringify(trigger), { qos: 1 });
+  await waitFor(() => obs.seen.some((m) => m.body?.wpk_id === wpkId && m.body.state === 'rejected'), { label: `probe ${wpkId} rejected` });
+}
+
+/** The retained messages on `topic` now, read by a fresh client (see retainedNow). */
+async function retainedOn(port: number, topic: string): Promise<Seen[]> {
+  const client = await connectAsync(`mqtt://127.0.0.1:${port}`, { reconnectPeriod: 0 });
+  try {
+    return (await retainedNow(client, topic)).map((m) => ({ topic: m.topic, body: JSON.parse(m.payload) as Record<string, unknown>, retain: m.retain }));
+  } finally {
+    await client.endAsync(true);
+  }
+}
 
 const lifecycle = suite('agent lifecycle');
 
@@ -188,14 +216,14 @@ lifecycle('re-announces when the hub restarts (new hub boot_id), not when it fir
   await waitFor(() => obs.on(regTopic).length === 1, { label: 'registration' });
   const hub = (bootId: string, state = 'online') => obs.client.publishAsync(t.hubStatus(), JSON.stringify({ state, boot_id: bootId, ts: Date.now() }), { qos: 1, retain: true });
   await hub('hub-boot-a');
-  await sleep(150);
+  await caughtUp(obs);
   assert.equal(obs.on(regTopic).length, 1, 'the first hub seen is not a restart');
   await hub('hub-boot-a', 'offline');
   await hub('hub-boot-b');
   await waitFor(() => obs.on(regTopic).length === 2, { label: 're-announce after hub restart' });
   // The restarted hub's rebirth request that follows is already answered.
   await obs.client.publishAsync(t.commands('edge-001'), JSON.stringify({ command: 'rebirth', ts: Date.now() }), { qos: 1 });
-  await sleep(200);
+  await caughtUp(obs);
   assert.equal(obs.on(regTopic).length, 2, 'no second announcement for the same hub restart');
 }));
 
@@ -236,10 +264,11 @@ lifecycle('re-registers after a broker restart (the new broker has no retained s
 const stopping = suite('agent stop');
 
 stopping('publishes offline/shutdown then disconnects cleanly: no will follows', bounded(async (scope) => {
-  const { port } = await startBroker(scope);
+  const { broker, port } = await startBroker(scope);
   const obs = await observe(scope, port);
   const { agent } = await agentOn(scope, port);
   await waitFor(() => obs.on(t.status('edge-001')).length === 1, { label: 'online' });
+  const letGo = new Promise<void>((resolve) => broker.on('clientDisconnect', (client) => { if (client.id === 'edge-001') resolve(); }));
   const started = Date.now();
   await agent.stop();
   assert.ok(Date.now() - started < 1000, 'prompt');
@@ -247,7 +276,10 @@ stopping('publishes offline/shutdown then disconnects cleanly: no will follows',
   const bye = await waitFor(() => last(obs.on(t.status('edge-001'))), { label: 'shutdown status' });
   assert.equal({ state: bye.state, reason: bye.reason, boot_id: bye.boot_id }, { state: 'offline', reason: 'shutdown', boot_id: agent.bootId });
   assert.equal(validators.status(bye).ok, true);
-  await sleep(200);
+  // The broker publishes a will, if any, as it lets the client go, and the will is retained: once
+  // the client is gone, the retained status says whether one came.
+  await withTimeout(letGo, 2000, 'the broker letting the agent go');
+  assert.equal((await retainedOn(port, t.status('edge-001'))).map((m) => m.body?.reason), ['shutdown'], 'the retained status is the goodbye');
   assert.equal(obs.on(t.status('edge-001')).filter((m) => m.body?.reason === 'lost').length, 0, 'no will after a clean disconnect');
   await agent.stop(); // idempotent
 }));
@@ -283,8 +315,8 @@ stopping('is bounded by stopTimeoutMs when the broker never acknowledges; the wi
 stopping('stop() before the broker was ever reached cancels the retries', bounded(async (scope) => {
   const free = await startBroker(scope);
   await free.close(); // a port nobody listens on now
-  const { agent } = await agentOn(scope, free.port);
-  await sleep(100);
+  const { agent, logs } = await agentOn(scope, free.port);
+  await waitFor(() => logs.some((l) => l.msg === 'broker connection error'), { label: 'a connect attempt failed' });
   const started = Date.now();
   await agent.stop();
   assert.ok(Date.now() - started < 500);

@@ -4,13 +4,12 @@
  * bounded address table and the throttled refusal log.
  */
 import { EventEmitter } from 'node:events';
+import { mock } from 'node:test';
 import type { Socket } from 'node:net';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createConnectionGate, defaultConnectionLimits, type ConnectionGateOptions, type GatedSocket } from '../broker/conn-limits.js';
 import { capturingLogger, refusalLines, type LogLine } from './helpers/logs.js';
-import { bounded } from './helpers/scope.js';
-import { sleep, waitFor } from './helpers/time.js';
 
 class FakeSocket extends EventEmitter implements GatedSocket {
   destroyed = false;
@@ -191,37 +190,47 @@ test('a socket without a remote address (peer already gone) is destroyed, not co
   r.gate.close();
 });
 
-test('1,000 refusals make one warn line, then one summary per interval', bounded(async () => {
-  const r = rig({ connectRatePerAddress: 1, connectBurstPerAddress: 1, logIntervalMs: 200 });
-  knockMany(r, '192.0.2.1', 1001);
-  let lines = refusalLines(r.lines);
-  assert.is(lines.length, 1);
-  assert.is(lines[0]!.level, 40);
-  assert.is(lines[0]!.reason, 'rate');
-  assert.is(lines[0]!.remote, '192.0.2.1');
-  assert.is(lines[0]!.connectRatePerAddress, 1);
-  await waitFor(() => refusalLines(r.lines).length === 2, { label: 'summary' });
-  lines = refusalLines(r.lines);
-  assert.is(lines[1]!.suppressed, 999);
-  assert.is(lines[1]!.intervalMs, 200);
-  assert.is(lines[1]!.lastRemote, '192.0.2.1');
+test('1,000 refusals make one warn line, then one summary per interval', () => {
+  // The log windows run on setTimeout: node:test's mock timers move them on, so each interval
+  // ends exactly when the test says, with nothing to wait for.
+  mock.timers.enable({ apis: ['setTimeout'] });
+  try {
+    const r = rig({ connectRatePerAddress: 1, connectBurstPerAddress: 1, logIntervalMs: 200 });
+    knockMany(r, '192.0.2.1', 1001);
+    let lines = refusalLines(r.lines);
+    assert.is(lines.length, 1);
+    assert.is(lines[0]!.level, 40);
+    assert.is(lines[0]!.reason, 'rate');
+    assert.is(lines[0]!.remote, '192.0.2.1');
+    assert.is(lines[0]!.connectRatePerAddress, 1);
+    mock.timers.tick(199);
+    assert.is(refusalLines(r.lines).length, 1, 'no summary before the interval ends');
+    mock.timers.tick(1);
+    assert.is(refusalLines(r.lines).length, 2, 'the summary');
+    lines = refusalLines(r.lines);
+    assert.is(lines[1]!.suppressed, 999);
+    assert.is(lines[1]!.intervalMs, 200);
+    assert.is(lines[1]!.lastRemote, '192.0.2.1');
 
-  // The flood goes on into the next interval: still no line per socket, one summary.
-  knockMany(r, '192.0.2.2', 300);
-  await sleep(20);
-  assert.is(refusalLines(r.lines).length, 2);
-  await waitFor(() => refusalLines(r.lines).length === 3, { label: 'second summary' });
-  assert.is(refusalLines(r.lines)[2]!.suppressed, 299, 'one of the 300 was admitted');
+    // The flood goes on into the next interval: still no line per socket, one summary.
+    knockMany(r, '192.0.2.2', 300);
+    assert.is(refusalLines(r.lines).length, 2);
+    mock.timers.tick(200);
+    assert.is(refusalLines(r.lines).length, 3, 'second summary');
+    assert.is(refusalLines(r.lines)[2]!.suppressed, 299, 'one of the 300 was admitted');
 
-  // A quiet interval closes the window; the next refusal is news again.
-  await sleep(450);
-  assert.is(refusalLines(r.lines).length, 3);
-  knockMany(r, '192.0.2.2', 1);
-  assert.is(refusalLines(r.lines).length, 4);
-  assert.not.ok('suppressed' in refusalLines(r.lines)[3]!);
-  assert.is(r.gate.stats().refused.rate, 1000 + 299 + 1);
-  r.gate.close();
-}));
+    // A quiet interval closes the window; the next refusal is news again.
+    mock.timers.tick(200);
+    assert.is(refusalLines(r.lines).length, 3);
+    knockMany(r, '192.0.2.2', 1);
+    assert.is(refusalLines(r.lines).length, 4);
+    assert.not.ok('suppressed' in refusalLines(r.lines)[3]!);
+    assert.is(r.gate.stats().refused.rate, 1000 + 299 + 1);
+    r.gate.close();
+  } finally {
+    mock.timers.reset();
+  }
+});
 
 test('each reason has its own log window', () => {
   const r = rig({ connectRatePerAddress: 1, connectBurstPerAddress: 1, maxConnections: 2 });

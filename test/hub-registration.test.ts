@@ -2,6 +2,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { Federation } from '../server/federation.js';
 import { closeAll, collector, device, federation, registration } from './helpers/federation.js';
+import { retainedNow } from './helpers/broker.js';
 import { waitFor, withTimeout } from './helpers/time.js';
 
 const test = suite<{ fed?: Federation }>('hub: registration and presence');
@@ -65,7 +66,9 @@ T('a node without a heartbeat interval is never marked stale by silence', async 
   const dev = await device(fed, 'quiet');
   await dev.publishAsync(fed.hub.topics.registration('quiet'), JSON.stringify(registration('quiet')), { qos: 1, retain: true });
   await waitFor(() => fed.hub.node('quiet')?.status === 'active');
-  await new Promise((r) => setTimeout(r, 400)); // many sweeps (every 50 ms)
+  // A node registered after it with a 100 ms interval goes stale: the sweeps that found it (every 50 ms) passed over 'quiet' too.
+  await dev.publishAsync(fed.hub.topics.registration('beater'), JSON.stringify(registration('beater', { heartbeat_interval_ms: 100 })), { qos: 1, retain: true });
+  await waitFor(() => fed.hub.node('beater')?.status === 'stale', { label: 'the control node stale' });
   assert.is(fed.hub.node('quiet')?.status, 'active');
   await closeAll(dev);
 });
@@ -79,8 +82,7 @@ T('an empty retained registration deregisters the node', async (ctx) => {
   await dev.publishAsync(topic, '', { qos: 1, retain: true });
   await waitFor(() => fed.hub.node('bye')?.status === 'deregistered', { label: 'deregistered' });
   const late = await device(fed, 'late-sub');
-  const seen = await collector(late, topic);
-  await new Promise((r) => setTimeout(r, 150));
+  const seen = await retainedNow(late, topic);
   assert.is(seen.length, 0, 'nothing retained after deregistration');
   await closeAll(dev, late);
 });
@@ -99,13 +101,20 @@ T('a heartbeat from an unknown node gets a rebirth command', async (ctx) => {
 T('a heartbeat from a deregistered node does not ask it to re-register', async (ctx) => {
   const fed = (ctx.fed = await federation());
   const dev = await device(fed, 'left');
-  const commands = await collector(dev, fed.hub.topics.commands('left'));
+  // One collector sees every message of the client: tell the two topics apart.
+  const seen = await collector(dev, fed.hub.topics.commands('left'));
+  await dev.subscribeAsync(fed.hub.topics.commands('ghost-after'), { qos: 1 });
+  const commands = { get length() { return seen.filter((m) => m.topic === fed.hub.topics.commands('left')).length; } };
+  const markers = { get length() { return seen.filter((m) => m.topic === fed.hub.topics.commands('ghost-after')).length; } };
   await dev.publishAsync(fed.hub.topics.registration('left'), JSON.stringify(registration('left')), { qos: 1, retain: true });
   await dev.publishAsync(fed.hub.topics.registration('left'), '', { qos: 1, retain: true });
   await waitFor(() => fed.hub.node('left')?.status === 'deregistered');
   await dev.publishAsync(fed.hub.topics.heartbeat('left'), JSON.stringify({ seq: 1, ts: Date.now() }));
-  await waitFor(() => fed.hub.counters().messages.heartbeat === 1);
-  await new Promise((r) => setTimeout(r, 100));
+  // An unknown node's beat right after does get a rebirth: the hub handles beats in order and
+  // publishes its commands at once, so a command for 'left' would have come before this one.
+  await dev.publishAsync(fed.hub.topics.heartbeat('ghost-after'), JSON.stringify({ seq: 1, ts: Date.now() }));
+  await waitFor(() => markers.length > 0, { label: 'rebirth of the node after' });
+  assert.is(fed.hub.counters().messages.heartbeat, 2);
   assert.is(commands.length, 0);
   assert.is(fed.hub.node('left')?.status, 'deregistered');
   await closeAll(dev);
@@ -150,7 +159,9 @@ T('a will held from before a live registration does not override it', async (ctx
   const dev = await device(fed, 'early');
   await dev.publishAsync(fed.hub.topics.registration('early'), JSON.stringify(registration('early')), { qos: 1, retain: true });
   await waitFor(() => fed.hub.node('early') !== undefined);
-  await new Promise((r) => setTimeout(r, 100));
+  // Another node's registration after it: once the hub has it, it has handled everything the first one set off.
+  await dev.publishAsync(fed.hub.topics.registration('early-after'), JSON.stringify(registration('early-after')), { qos: 1, retain: true });
+  await waitFor(() => fed.hub.node('early-after') !== undefined, { label: 'the registration after' });
   assert.is(fed.hub.node('early')?.status, 'active');
   await closeAll(session, dev);
 });

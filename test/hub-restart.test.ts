@@ -11,6 +11,8 @@ import type { Federation } from '../server/federation.js';
 import { createHub } from '../hub/index.js';
 import { silentLogger } from '../lib/log.js';
 import { closeAll, collector, device, federation, registration } from './helpers/federation.js';
+import { retainedNow } from './helpers/broker.js';
+import { capturingLogger, linesWith, type LogLine } from './helpers/logs.js';
 import { waitFor, withTimeout } from './helpers/time.js';
 
 interface Ctx { feds: Federation[]; dir: string }
@@ -100,7 +102,8 @@ T('a registry file that is not JSON stops the hub with an actionable error, unto
 
 T('a hub restarted against a broker that kept its store re-publishes nothing (a node deregistered meanwhile stays gone)', async (ctx) => {
   const broker = await createBroker({ listen: false });
-  const hubOf = () => createHub({ connect: (o) => broker.connectInMemory(o), dataDir: ctx.dir, logger: silentLogger, resync: { settleMs: 100, maxWaitMs: 1000 } });
+  const lines: LogLine[] = [];
+  const hubOf = () => createHub({ connect: (o) => broker.connectInMemory(o), dataDir: ctx.dir, logger: capturingLogger(lines), resync: { settleMs: 100, maxWaitMs: 1000 } });
   try {
     const first = hubOf();
     await first.start();
@@ -110,12 +113,12 @@ T('a hub restarted against a broker that kept its store re-publishes nothing (a 
     await first.stop();
     await dev.publishAsync(first.topics.registration('x'), '', { qos: 1, retain: true }); // deregistered while the hub is away
 
+    lines.length = 0; // the first hub's lines
     const second = hubOf();
     await second.start();
     assert.is(second.node('x')?.status, 'stale', 'still registered in the restored registry');
-    await new Promise((r) => setTimeout(r, 400)); // past the resync settle time
-    const seen = await collector(dev, second.topics.registration('x'));
-    await new Promise((r) => setTimeout(r, 100));
+    await waitFor(() => linesWith(lines, 'broker resynchronised with the registry').length > 0, { label: 'resync done' });
+    const seen = await retainedNow(dev, second.topics.registration('x'));
     assert.is(seen.length, 0, 'not brought back on the broker');
     assert.is(second.node('x')?.status, 'deregistered', 'the registry follows the broker');
     await second.stop();

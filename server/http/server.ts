@@ -14,7 +14,7 @@ import { errorFields } from '../../lib/log.js';
 import type { RefusalCode } from '../../lib/wire.js';
 import { authorizeRequest, isPublic } from './auth.js';
 import { HttpError, sendError } from './respond.js';
-import { FleetFeed } from '../feed/index.js';
+import { FleetFeed, type FeedOptions } from '../feed/index.js';
 import { createHubMetrics } from '../metrics/index.js';
 import type { BrokerView } from '../metrics/broker.js';
 import { ActivitySeries } from '../feed/activity.js';
@@ -31,6 +31,8 @@ export interface HttpApiOptions {
   tls?: TlsMaterial;
   /** What the embedded broker counts (connections, traffic, refusals), for /health and /metrics. */
   broker?: BrokerView;
+  /** The dashboard feed's timers (default: changes every 500 ms, stats every 1 s); tests shorten them. */
+  feed?: Pick<FeedOptions, 'batchMs' | 'statsMs'>;
 }
 
 export interface HttpApi { readonly port: number; readonly url: string; close(): Promise<void> }
@@ -41,7 +43,7 @@ export async function startHttpApi(hub: HubApi, opts: HttpApiOptions): Promise<H
   // Dispatches, finished WPKs and latency per second over the last five minutes: the dashboard's chart.
   const activity = new ActivitySeries(hub.events);
   const live: LiveServices = {
-    metrics: createHubMetrics(hub, opts.broker), feed: new FleetFeed(hub, { auth, activity }), auth, ...(opts.broker ? { broker: opts.broker } : {}),
+    metrics: createHubMetrics(hub, opts.broker), feed: new FleetFeed(hub, { ...opts.feed, auth, activity }), auth, ...(opts.broker ? { broker: opts.broker } : {}),
   };
   const server = createServer(opts.tls, (req, res) => {
     handle({ hub, live, bodyLimit, verifier: opts.verifier }, req, res).catch((err: Error) => {

@@ -12,6 +12,7 @@ import * as assert from 'uvu/assert';
 import type { BrokerOptions, EdgefedBroker } from '../../broker/index.js';
 import { createConnectionGate, type ConnectionGate, type ConnectionGateOptions } from '../../broker/conn-limits.js';
 import type { Federation } from '../../server/federation.js';
+import { retainedNow } from './broker.js';
 import { nextEvent } from './events.js';
 import { federation, registration } from './federation.js';
 import { capturingLogger, type LogLine } from './logs.js';
@@ -125,12 +126,9 @@ async function registerGoodNode(fed: Federation, good: MqttClient): Promise<void
 
 async function retainedOn(scope: Scope, port: number, topic: string): Promise<string[]> {
   const late = await tcpClientFrom(scope, port, GOOD_ADDRESS, { clientId: `late-${Date.now()}` });
-  const seen: string[] = [];
-  late.on('message', (_t, payload) => seen.push(payload.toString()));
-  await late.subscribeAsync(topic, { qos: 1 });
-  await sleep(100);
+  const seen = await retainedNow(late, topic);
   await late.endAsync(true);
-  return seen;
+  return seen.map((m) => m.payload);
 }
 
 let echoes = 0;

@@ -7,7 +7,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { issueToken, loadOrCreateSigningKey, type IssueOptions } from '../../auth/index.js';
-import type { Federation } from '../../server/federation.js';
+import type { Federation, FederationOptions } from '../../server/federation.js';
 import type { JwtAuthOptions } from '../../server/federation-auth.js';
 import { federation } from './federation.js';
 import type { Scope } from './scope.js';
@@ -21,10 +21,10 @@ export interface Secured {
   token(o: TokenRequest): Promise<string>;
 }
 
-export async function securedFederation(scope: Scope, auth: JwtAuthOptions = {}): Promise<Secured> {
+export async function securedFederation(scope: Scope, auth: JwtAuthOptions = {}, extra: Partial<FederationOptions> = {}): Promise<Secured> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'edgefed-secured-'));
   scope.defer(() => fs.rm(dir, { recursive: true, force: true }));
-  const fed = await federation({ dataDir: dir, auth });
+  const fed = await federation({ ...extra, dataDir: dir, auth });
   scope.defer(() => fed.stop());
   const key = await loadOrCreateSigningKey(dir);
   return { fed, dir, token: (o) => issueToken({ ttlSeconds: 600, ...o }, key) };
