@@ -72,25 +72,29 @@ function checkStorm(r: Extract<StormReport, { type: 'stormed' }>): void {
 /** Wall time to the goal; this process's CPU and event-loop utilisation meanwhile; when the fleet had all its PUBACKs. */
 interface Took { ms: number; cpuMs: number; elu: number; fleetMs: number; flushes?: number; flushMs?: number }
 
+/** Starts the fleet's storm and times it until `goal` resolves: wall, CPU and loop use meanwhile, and when the fleet had its acks. */
+async function timedStorm(fleet: StormFleet, storm: { url: string; n: number; prefix: string; inflight: number }, profileFile: string | undefined, goal: () => Promise<void>): Promise<Took> {
+  const stormed = fleet.next('stormed', STORM_TIMEOUT_MS);
+  const profile = await startProfile(profileFile);
+  const cpu = process.cpuUsage();
+  const elu = performance.eventLoopUtilization();
+  const started = performance.now();
+  const fleetDone = stormed.then((r) => { checkStorm(r); return performance.now() - started; });
+  fleetDone.catch(() => undefined); // awaited below, unless the goal already failed
+  fleet.send({ cmd: 'storm', ...storm });
+  await goal();
+  const took = { ms: performance.now() - started, cpuMs: cpuMs(cpu), elu: performance.eventLoopUtilization(elu).utilization, fleetMs: 0 };
+  await profile.stop();
+  return { ...took, fleetMs: await fleetDone };
+}
+
 async function bare(fleet: StormFleet, observer: StormFleet, n: number, inflight: number, run: number, log: Logger, profileFile: string | undefined): Promise<Took> {
   const broker = await createBroker({ host: '127.0.0.1', port: 0, maxPacketBytes: PRODUCT_PACKET_BYTES, logger: log });
   try {
     await observer.ask({ cmd: 'subscribe', url: broker.url!, n }, 'subscribed');
     await sleep(SETTLE_MS);
     const seen = observer.next('seen', STORM_TIMEOUT_MS);
-    const stormed = fleet.next('stormed', STORM_TIMEOUT_MS);
-    const profile = await startProfile(profileFile);
-    const cpu = process.cpuUsage();
-    const elu = performance.eventLoopUtilization();
-    const started = performance.now();
-    const fleetDone = stormed.then((r) => { checkStorm(r); return performance.now() - started; });
-    fleetDone.catch(() => undefined); // awaited below, unless the goal already failed
-    fleet.send({ cmd: 'storm', url: broker.url!, n, prefix: `bare${run}`, inflight });
-    await seen;
-    const ms = performance.now() - started;
-    const took = { ms, cpuMs: cpuMs(cpu), elu: performance.eventLoopUtilization(elu).utilization, fleetMs: 0 };
-    await profile.stop();
-    return { ...took, fleetMs: await fleetDone };
+    return await timedStorm(fleet, { url: broker.url!, n, prefix: `bare${run}`, inflight }, profileFile, () => seen.then(() => undefined));
   } finally {
     await Promise.all([fleet.ask({ cmd: 'close' }, 'closed', 60_000), observer.ask({ cmd: 'close' }, 'closed', 60_000)]);
     await broker.close();
@@ -107,21 +111,11 @@ async function hub(fleet: StormFleet, n: number, inflight: number, run: number, 
     let flushMs = 0;
     const onFlush = (ms: number) => { flushMs += ms; };
     const stopCounting = h.events.registryFlushed.add(onFlush);
-    const stormed = fleet.next('stormed', STORM_TIMEOUT_MS);
-    const profile = await startProfile(profileFile);
-    const cpu = process.cpuUsage();
-    const elu = performance.eventLoopUtilization();
-    const started = performance.now();
-    const fleetDone = stormed.then((r) => { checkStorm(r); return performance.now() - started; });
-    fleetDone.catch(() => undefined); // awaited below, unless the goal already failed
-    fleet.send({ cmd: 'storm', url: fed.mqttUrl!, n, prefix: `hub${run}`, inflight });
     // The counter is cheap to read; the registry is counted only once it can be done.
-    await pollUntil(() => h.counters().registrations >= n && h.countNodesByStatus().active >= n, 5, STORM_TIMEOUT_MS);
-    const ms = performance.now() - started;
-    const took = { ms, cpuMs: cpuMs(cpu), elu: performance.eventLoopUtilization(elu).utilization, fleetMs: 0 };
+    const allActive = () => pollUntil(() => h.counters().registrations >= n && h.countNodesByStatus().active >= n, 5, STORM_TIMEOUT_MS);
+    const took = await timedStorm(fleet, { url: fed.mqttUrl!, n, prefix: `hub${run}`, inflight }, profileFile, allActive);
     stopCounting();
-    await profile.stop();
-    return { ...took, fleetMs: await fleetDone, flushes: h.counters().flushes - flushesBefore, flushMs };
+    return { ...took, flushes: h.counters().flushes - flushesBefore, flushMs };
   } finally {
     await fleet.ask({ cmd: 'close' }, 'closed', 60_000);
     await fed.stop();
