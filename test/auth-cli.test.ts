@@ -9,8 +9,8 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createVerifier, JWKS_FILE, keysDir } from '../auth/index.js';
 import { bounded, type Scope } from './helpers/scope.js';
+import { CLI_ARGS } from './helpers/cli.js';
 
-const CLI = fileURLToPath(new URL('../cli/main.ts', import.meta.url));
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
 interface Run { code: number | null; stdout: string; stderr: string }
@@ -18,7 +18,7 @@ interface Run { code: number | null; stdout: string; stderr: string }
 /** Runs `edgefed ...` through tsx; the child is killed at the end of the test if still running. */
 function edgefed(scope: Scope, args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
   const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('EDGEFED_')));
-  const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], { cwd: ROOT, env: { ...clean, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...CLI_ARGS, ...args], { cwd: ROOT, env: { ...clean, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   scope.defer(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL'); });
   let stdout = '';
   let stderr = '';

@@ -4,7 +4,6 @@
  * runs `edgefed start`) against a federation and a real agent in this process.
  */
 import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { startAgent } from '../agent/index.js';
@@ -17,8 +16,8 @@ import { silentLogger } from '../lib/log.js';
 import { federation } from './helpers/federation.js';
 import { bounded, type Scope } from './helpers/scope.js';
 import { waitFor, withTimeout } from './helpers/time.js';
+import { CLI_ARGS } from './helpers/cli.js';
 
-const CLI = fileURLToPath(new URL('../cli/main.ts', import.meta.url));
 const NOW = 1_800_000_000_000;
 
 function request(argv: string[], env: NodeJS.ProcessEnv = {}) {
@@ -143,7 +142,7 @@ interface CliRun { code: number | null; out: string; err: string }
 function cli(scope: Scope, args: string[], env: NodeJS.ProcessEnv = {}, live: { err: string } = { err: '' }): Promise<CliRun> {
   // A developer's own EDGEFED_* settings must not leak into the command under test.
   const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('EDGEFED_')));
-  const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], { env: { ...clean, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...CLI_ARGS, ...args], { env: { ...clean, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   scope.defer(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL'); });
   let out = '';
   let err = '';

@@ -7,7 +7,6 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { runAgentCommand } from '../cli/agent-command.js';
@@ -15,15 +14,15 @@ import { spawnHub, stopGracefully, type HubProcess } from './helpers/process.js'
 import { bounded, type Scope } from './helpers/scope.js';
 import { waitFor, withTimeout } from './helpers/time.js';
 import { httpsGet } from './helpers/tls.js';
+import { CLI_ARGS } from './helpers/cli.js';
 
-const CLI = fileURLToPath(new URL('../cli/main.ts', import.meta.url));
 
 interface Run { code: number | null; stdout: string; stderr: string }
 
 /** `edgefed ARGS` to completion in a child process, bounded. */
 function cli(args: string[], env: NodeJS.ProcessEnv = process.env, timeoutMs = 15_000): Promise<Run> {
   return new Promise((resolve) => {
-    execFile(process.execPath, ['--import', 'tsx', CLI, ...args], { env, timeout: timeoutMs }, (error, stdout, stderr) => {
+    execFile(process.execPath, [...CLI_ARGS, ...args], { env, timeout: timeoutMs }, (error, stdout, stderr) => {
       const code = error ? (typeof error.code === 'number' ? error.code : null) : 0;
       resolve({ code, stdout, stderr });
     });
@@ -205,7 +204,7 @@ function readyLine(hub: HubProcess): ReadyLine {
 }
 
 function spawnAgent(args: string[]): { child: ChildProcess; stderr: () => string } {
-  const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'agent', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [...CLI_ARGS, 'agent', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-4000); });
   return { child, stderr: () => stderr };

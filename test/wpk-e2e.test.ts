@@ -9,7 +9,6 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { startAgent, type Agent, type AgentOptions } from '../agent/index.js';
@@ -17,8 +16,8 @@ import type { WpkRecord } from '../hub/wpk/types.js';
 import { silentLogger } from '../lib/log.js';
 import { kill9, spawnHub, stopGracefully, type HubProcess } from './helpers/process.js';
 import { waitFor, withTimeout } from './helpers/time.js';
+import { CLI_ARGS } from './helpers/cli.js';
 
-const CLI = fileURLToPath(new URL('../cli/main.ts', import.meta.url));
 
 interface Ctx { dir: string; hubs: HubProcess[]; agents: Agent[]; children: ChildProcess[] }
 const test = suite<Ctx>('work packages end to end (hub process, real agents)', { dir: '', hubs: [], agents: [], children: [] });
@@ -53,7 +52,7 @@ async function http<T>(hub: HubProcess, method: string, p: string, body?: unknow
 /** `edgefed agent` as its own process, so that it can really die. */
 function agentProcess(ctx: Ctx, hub: HubProcess, nodeId: string): ChildProcess {
   const child = spawn(process.execPath, [
-    '--import', 'tsx', CLI, 'agent', '--id', nodeId, '--capabilities', 'basic-actions', '--broker', hub.mqttUrl,
+    ...CLI_ARGS, 'agent', '--id', nodeId, '--capabilities', 'basic-actions', '--broker', hub.mqttUrl,
     '--heartbeat-interval', '200ms', '--keepalive', '2', '--spool-dir', path.join(ctx.dir, `spool-${nodeId}`), '--log-level', 'warn',
   ], { stdio: ['ignore', 'ignore', 'pipe'] });
   child.stderr!.resume();

@@ -4,15 +4,14 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { withTimeout } from './time.js';
+import { CLI_ARGS } from './cli.js';
 
-const CLI = fileURLToPath(new URL('../../cli/main.ts', import.meta.url));
 
 export interface HubProcess { child: ChildProcess; mqttUrl: string; httpUrl: string; lines: string[]; exited: Promise<number | null> }
 
 export async function spawnHub(args: string[], env: NodeJS.ProcessEnv = {}): Promise<HubProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'start', '--mqtt-port', '0', '--http-port', '0', ...args], {
+  const child = spawn(process.execPath, [...CLI_ARGS, 'start', '--mqtt-port', '0', '--http-port', '0', ...args], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

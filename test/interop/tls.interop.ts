@@ -8,14 +8,13 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { waitFor } from '../helpers/time.js';
 import { httpsGet } from '../helpers/tls.js';
 import { killStrays, MosquittoSub, mosquittoPub, mosquittoSubOnce, registration, SharedHub, topic, within, type HubProcess } from './helpers.js';
+import { CLI_ARGS } from '../helpers/cli.js';
 
-const CLI = fileURLToPath(new URL('../../cli/main.ts', import.meta.url));
 // Fixed before the hubs are built (their flags name these files); filled by the first test that needs them.
 const CERTS = path.join(os.tmpdir(), `edgefed-interop-tls-${process.pid}`);
 const file = (name: string) => path.join(CERTS, name);
@@ -27,7 +26,7 @@ const mutualTls = new SharedHub('edgefed-interop-mtls-', [...SERVER_FLAGS, '--tl
 let certsMade: Promise<void> | undefined;
 function makeCerts(): Promise<void> {
   certsMade ??= new Promise((resolve, reject) => {
-    execFile(process.execPath, ['--import', 'tsx', CLI, 'certs', 'dev', '--out', CERTS], { timeout: 20_000 }, (error, _out, stderr) =>
+    execFile(process.execPath, [...CLI_ARGS, 'certs', 'dev', '--out', CERTS], { timeout: 20_000 }, (error, _out, stderr) =>
       (error ? reject(new Error(`edgefed certs dev failed: ${stderr}`)) : resolve()));
   });
   return certsMade;
