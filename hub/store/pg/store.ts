@@ -1,0 +1,178 @@
+/**
+ * The PostgreSQL Store (`--store postgres://...`): the same seam as the lowdb
+ * files (hub/store/types.ts), written as changes. Each batch is one
+ * transaction: a node batch is an upsert of the changed records, a delete of
+ * the removed ones and a three-column update for liveness; a work-package
+ * batch upserts the WPK rows and only the executions that changed since this
+ * store last wrote them (a 10,000-node mode-all WPK must not be rewritten per
+ * update). The hub serves from memory; this store only has to keep up.
+ */
+import pg from 'pg';
+import { EdgefedError } from '../../../lib/errors.js';
+import { VERSION } from '../../../lib/version.js';
+import type { NodeRecord } from '../../registry.js';
+import type { ExecutionRecord, WpkRecord } from '../../wpk/types.js';
+import type { NodeChanges, Store, StoredState, WpkChanges } from '../types.js';
+import { describeUrl, poolConfig, storeError } from './connection.js';
+import { migrate } from './migrations.js';
+import * as sql from './sql.js';
+
+export interface PgStoreOptions {
+  /** postgres://USER:PASSWORD@HOST:PORT/DATABASE */
+  url: string;
+  /** Pool size (default 4: one flusher each for nodes and WPKs, plus reads and checks). */
+  maxConnections?: number;
+  connectTimeoutMs?: number;
+  queryTimeoutMs?: number;
+  /** Told of a failure of an idle connection (the pool would otherwise crash the process). */
+  onIdleError?: (err: EdgefedError) => void;
+}
+
+/** What the store last wrote of an execution: it is written again only when one of these moved. */
+function fingerprint(e: ExecutionRecord): string {
+  return `${e.updated_at}|${e.state}|${e.progress}|${e.finished_at}`;
+}
+
+const executionKey = (e: ExecutionRecord): string => `${e.node_id}\u0000${e.attempt}`;
+
+export class PgStore implements Store {
+  readonly describe: { kind: 'postgres'; location: string };
+  readonly #url: string;
+  readonly #pool: pg.Pool;
+  /** Per WPK: execution key -> fingerprint of what is in the database. */
+  readonly #executions = new Map<string, Map<string, string>>();
+  #migrated: number[] = [];
+
+  constructor(o: PgStoreOptions) {
+    this.#url = o.url;
+    this.describe = { kind: 'postgres', location: describeUrl(o.url) };
+    this.#pool = new pg.Pool(poolConfig(o.url, { max: o.maxConnections, connectTimeoutMs: o.connectTimeoutMs, queryTimeoutMs: o.queryTimeoutMs }));
+    this.#pool.on('error', (err) => o.onIdleError?.(storeError(err, this.#url, 'holding an idle connection')));
+  }
+
+  /** Migrations this store applied at load (empty when the schema was current). */
+  get migrated(): readonly number[] { return this.#migrated; }
+
+  async load(): Promise<StoredState> {
+    return this.#withClient('loading the hub state', async (c) => {
+      this.#migrated = await migrate(c, VERSION);
+      const nodes = (await c.query<{ record: NodeRecord; last_seen: number | null; load: number | null; running_wpks: number | null }>(sql.SELECT_NODES)).rows
+        .map((row) => ({ ...row.record, last_seen: row.last_seen, load: row.load, running_wpks: row.running_wpks }));
+      const wpks = (await c.query<{ record: WpkRecord }>(sql.SELECT_WPKS)).rows.map((row) => ({ ...row.record, executions: [] as ExecutionRecord[] }));
+      const byId = new Map(wpks.map((w) => [w.wpk_id, w]));
+      this.#executions.clear();
+      for (const row of (await c.query<{ wpk_id: string; record: ExecutionRecord }>(sql.SELECT_EXECUTIONS)).rows) {
+        const w = byId.get(row.wpk_id);
+        if (!w) continue;
+        w.executions.push(row.record);
+        this.#written(w.wpk_id).set(executionKey(row.record), fingerprint(row.record));
+      }
+      return { nodes, wpks };
+    });
+  }
+
+  async writeNodes(changes: NodeChanges): Promise<void> {
+    // Serialised now: the records are the hub's live objects (types.ts).
+    const upserted = changes.upserted.length > 0 ? JSON.stringify(changes.upserted) : undefined;
+    const liveness = changes.liveness.length > 0 ? JSON.stringify(changes.liveness) : undefined;
+    const removed = changes.removed;
+    if (!upserted && !liveness && removed.length === 0) return;
+    await this.#transaction('writing node changes', async (c) => {
+      if (removed.length > 0) await c.query(sql.DELETE_NODES, [removed]);
+      if (upserted) await c.query(sql.UPSERT_NODES, [upserted]);
+      if (liveness) await c.query(sql.UPDATE_LIVENESS, [liveness]);
+    });
+  }
+
+  async writeWpks(changes: WpkChanges): Promise<void> {
+    const { rows, executions, gone, seen } = this.#wpkBatch(changes.upserted);
+    const removed = changes.removed;
+    if (!rows && removed.length === 0) return;
+    await this.#transaction('writing work-package changes', async (c) => {
+      if (removed.length > 0) await c.query(sql.DELETE_WPKS, [removed]);
+      if (rows) await c.query(sql.UPSERT_WPKS, [rows]);
+      if (executions) await c.query(sql.UPSERT_EXECUTIONS, [executions]);
+      if (gone) await c.query(sql.DELETE_EXECUTIONS, [gone]);
+    });
+    // Only a committed batch counts as written: a failed one is sent whole again.
+    for (const id of removed) this.#executions.delete(id);
+    for (const [wpkId, prints] of seen) this.#executions.set(wpkId, prints);
+  }
+
+  /** A cheap round trip: whether the database answers now. */
+  async check(): Promise<void> {
+    await this.#withClient('checking the connection', (c) => c.query('SELECT 1'));
+  }
+
+  async close(): Promise<void> {
+    await this.#pool.end();
+  }
+
+  /**
+   * The rows of a WPK batch, and of its executions only those that moved
+   * since the last commit, as JSON parameters (serialised before any await).
+   */
+  #wpkBatch(upserted: WpkRecord[]): { rows?: string; executions?: string; gone?: string; seen: Map<string, Map<string, string>> } {
+    const rows: Array<Omit<WpkRecord, 'executions'>> = [];
+    const executions: Array<{ wpk_id: string; position: number; r: ExecutionRecord }> = [];
+    const gone: Array<{ wpk_id: string; node_id: string; attempt: number }> = [];
+    const seen = new Map<string, Map<string, string>>();
+    for (const w of upserted) {
+      const { executions: list, ...row } = w;
+      rows.push(row);
+      const before = this.#executions.get(w.wpk_id);
+      const now = new Map<string, string>();
+      list.forEach((e, position) => {
+        const key = executionKey(e);
+        const print = fingerprint(e);
+        now.set(key, print);
+        if (before?.get(key) !== print) executions.push({ wpk_id: w.wpk_id, position, r: e });
+      });
+      for (const key of before?.keys() ?? []) {
+        if (now.has(key)) continue;
+        const [nodeId, attempt] = key.split('\u0000');
+        gone.push({ wpk_id: w.wpk_id, node_id: nodeId!, attempt: Number(attempt) });
+      }
+      seen.set(w.wpk_id, now);
+    }
+    const json = (list: unknown[]): string | undefined => (list.length > 0 ? JSON.stringify(list) : undefined);
+    return { rows: json(rows), executions: json(executions), gone: json(gone), seen };
+  }
+
+  #written(wpkId: string): Map<string, string> {
+    let m = this.#executions.get(wpkId);
+    if (!m) this.#executions.set(wpkId, (m = new Map()));
+    return m;
+  }
+
+  async #transaction(doing: string, work: (c: pg.PoolClient) => Promise<void>): Promise<void> {
+    await this.#withClient(doing, async (c) => {
+      await c.query('BEGIN');
+      try {
+        await work(c);
+        await c.query('COMMIT');
+      } catch (err) {
+        await c.query('ROLLBACK').catch(() => undefined);
+        throw err;
+      }
+    });
+  }
+
+  async #withClient<T>(doing: string, work: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+    let client: pg.PoolClient;
+    try {
+      client = await this.#pool.connect();
+    } catch (err) {
+      throw storeError(err, this.#url, doing);
+    }
+    try {
+      const out = await work(client);
+      client.release();
+      return out;
+    } catch (err) {
+      // A connection that failed mid-way is not given back to the pool.
+      client.release(err instanceof Error ? err : true);
+      throw storeError(err, this.#url, doing);
+    }
+  }
+}
