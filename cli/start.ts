@@ -19,6 +19,7 @@ const SPECS: FlagSpecs = {
   bind: { type: 'string', value: 'ADDR', help: 'Address the broker and API listen on; non-loopback needs auth or --insecure', default: '127.0.0.1' },
   insecure: { type: 'boolean', help: 'Allow listening on a non-loopback address without authentication' },
   'data-dir': { type: 'string', value: 'DIR', help: 'Directory of the registry (registry.json) and its lock', default: './data' },
+  store: { type: 'string', value: 'URL', help: 'Keep the registry and work packages in PostgreSQL (postgres://USER:PASSWORD@HOST:PORT/DB) instead of files in --data-dir' },
   'broker-url': { type: 'string', value: 'URL', help: 'Use this external broker (mqtt://host:1883) instead of the embedded one' },
   'hub-client-id': { type: 'string', value: 'ID', help: 'MQTT client id of the hub\'s persistent session on --broker-url (default edgefed-hub, or derived from --topic-root)' },
   'topic-root': { type: 'string', value: 'ROOT', help: 'Topic root of the federation', default: DEFAULT_TOPIC_ROOT },
@@ -40,6 +41,7 @@ export async function runStart(argv: string[], env: NodeJS.ProcessEnv): Promise<
   }
   const log: Logger = pino({ level: logLevel(flags, 'start'), base: { app: 'edgefed' } });
   const brokerUrl = str(flags, 'broker-url');
+  const store = str(flags, 'store');
   const clientId = str(flags, 'hub-client-id');
   if (clientId !== undefined) {
     try { checkClientId(clientId); } catch (err) { throw new CliError(`edgefed start: --hub-client-id: ${(err as Error).message}`); }
@@ -51,6 +53,7 @@ export async function runStart(argv: string[], env: NodeJS.ProcessEnv): Promise<
     httpPort: int(flags, 'http-port', { min: 0, max: 65535 }) ?? 8080,
     dataDir: path.resolve(str(flags, 'data-dir') ?? './data'),
     ...(brokerUrl ? { brokerUrl } : {}),
+    ...(store !== undefined ? { store } : {}),
     topicRoot: str(flags, 'topic-root') ?? DEFAULT_TOPIC_ROOT,
     maxPacketBytes: int(flags, 'max-packet', { min: 1024, max: 256 * 1024 * 1024 }) ?? MAX_PACKET_BYTES,
     maxPayloadBytes: int(flags, 'max-payload', { min: 256, max: 16 * 1024 * 1024 }) ?? MAX_PAYLOAD_BYTES,
@@ -65,9 +68,10 @@ export async function runStart(argv: string[], env: NodeJS.ProcessEnv): Promise<
     ...authStartOptions(flags),
   });
   const dataDir = path.resolve(str(flags, 'data-dir') ?? './data');
-  log.info({ mqtt_url: fed.mqttUrl, mqtts_url: fed.mqttsUrl, http_url: fed.api.url, data_dir: dataDir, auth: fed.authStats ? 'jwt' : 'none' }, 'edgefed ready');
+  const stored = fed.hub.storeStatus().location;
+  log.info({ mqtt_url: fed.mqttUrl, mqtts_url: fed.mqttsUrl, http_url: fed.api.url, data_dir: dataDir, store: stored, auth: fed.authStats ? 'jwt' : 'none' }, 'edgefed ready');
   if (process.stderr.isTTY) {
-    process.stderr.write(`edgefed ready: MQTT ${fed.mqttUrl ?? '-'}${fed.mqttsUrl ? `  MQTTS ${fed.mqttsUrl}` : ''}  HTTP ${fed.api.url}  data ${dataDir}  (Ctrl-C to stop)\n`);
+    process.stderr.write(`edgefed ready: MQTT ${fed.mqttUrl ?? '-'}${fed.mqttsUrl ? `  MQTTS ${fed.mqttsUrl}` : ''}  HTTP ${fed.api.url}  data ${stored}  (Ctrl-C to stop)\n`);
     process.stderr.write(`  dashboard ${fed.api.url}/   metrics ${fed.api.url}/metrics\n`);
   }
   const signal = await new Promise<string>((resolve) => {

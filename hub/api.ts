@@ -10,6 +10,7 @@ import type { HttpHeartbeat, HttpRegistration } from '../lib/wire.js';
 import type { HubCounters } from './counters.js';
 import type { HubObservers } from './observe.js';
 import type { RefusalReport } from './refusals.js';
+import type { StoreStatus } from './store/health.js';
 import type { NodeRecord, NodeState } from './registry.js';
 import type { WorkPackages } from './wpk/types.js';
 
@@ -38,6 +39,8 @@ export interface HubApi {
   eachNode(): Iterable<NodeRecord>;
   node(nodeId: string): NodeRecord | undefined;
   countNodesByStatus(): Record<NodeState, number>;
+  /** Whether the store takes writes now, and what it is (never a password). */
+  storeStatus(): StoreStatus;
   counters(): CountersSnapshot;
   /** `POST /federation/register`: the same change as a retained registration over MQTT. */
   register(body: HttpRegistration): { record: NodeRecord; created: boolean };

@@ -15,11 +15,15 @@ export interface FlusherOptions {
   lazyMs: number;
   /** The pause after a write is at least this many times the write's duration. */
   costFactor: number;
+  /** After a failed write, the next waits this long, doubled per failure in a row... */
+  retryMinMs: number;
+  /** ...up to this: a store that is away is asked again this often. */
+  retryMaxMs: number;
   onError: (err: Error) => void;
   onFlushed?: (durationMs: number) => void;
 }
 
-export const defaultFlusherOptions: Omit<FlusherOptions, 'onError'> = { soonMs: 50, lazyMs: 5000, costFactor: 8 };
+export const defaultFlusherOptions: Omit<FlusherOptions, 'onError'> = { soonMs: 50, lazyMs: 5000, costFactor: 8, retryMinMs: 100, retryMaxMs: 5000 };
 
 export class Flusher {
   #timer: NodeJS.Timeout | undefined;
@@ -29,6 +33,8 @@ export class Flusher {
   /** Whether a pending change is durable (write soon) or liveness only (write lazily). */
   #durable = false;
   #notBefore = 0;
+  /** Failed writes in a row: the retry backs off with them. */
+  #failures = 0;
   #stopped = false;
   /** Callers waiting for their change to be on disk, settled by the next write that starts. */
   #waiters: Array<{ resolve: () => void; reject: (err: Error) => void }> = [];
@@ -98,9 +104,11 @@ export class Flusher {
     this.#durable = false;
     const started = Date.now();
     const waiters = this.#waiters.splice(0);
+    let ok = false;
     this.#writing = this.write().then(
-      () => { for (const w of waiters) w.resolve(); },
+      () => { ok = true; this.#failures = 0; for (const w of waiters) w.resolve(); },
       (err: Error) => {
+        this.#failures += 1;
         this.#dirty = true;
         this.#durable = true;
         for (const w of waiters) w.reject(err);
@@ -110,8 +118,8 @@ export class Flusher {
     await this.#writing;
     this.#writing = undefined;
     const took = Date.now() - started;
-    this.#notBefore = Date.now() + took * this.opts.costFactor;
-    this.opts.onFlushed?.(took);
+    this.#notBefore = Date.now() + Math.max(took * this.opts.costFactor, this.#retryDelay());
+    if (ok) this.opts.onFlushed?.(took); // a failed write was reported by onError
     // A change that arrived during the write set its timer before this pause
     // was known, and #schedule only ever moves a timer earlier: drop it, or
     // every other write would skip its pause.
@@ -119,6 +127,12 @@ export class Flusher {
     // Changes that arrived during the write keep their own urgency: a stream
     // of heartbeats must not turn into back-to-back writes.
     if (this.#dirty && !this.#stopped) this.#schedulePending();
+  }
+
+  /** 0 after a good write; after failures, retryMinMs doubling up to retryMaxMs. */
+  #retryDelay(): number {
+    if (this.#failures === 0) return 0;
+    return Math.min(this.opts.retryMaxMs, this.opts.retryMinMs * 2 ** Math.min(this.#failures - 1, 30));
   }
 
   #clearTimer(): void {

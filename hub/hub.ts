@@ -27,6 +27,7 @@ import { deregisterMissing, expectEcho, republishMissing, requestRebirthAll, wai
 import { createRouter } from './router.js';
 import { LowdbStore } from './store/lowdb.js';
 import { registryPath } from './store/registry-file.js';
+import { StoreHealth, type StoreStatus } from './store/health.js';
 import type { Store } from './store/types.js';
 import { WpkService } from './wpk/service.js';
 import type { WorkPackages } from './wpk/types.js';
@@ -47,6 +48,8 @@ export class Hub implements HubApi {
   readonly startedAt = Date.now();
   #o: HubOptions & HubDefaults;
   #store: Store;
+  readonly #storeHealth: StoreHealth;
+  #storeCheck: { at: number; running: boolean } = { at: 0, running: false };
   #flusher: Flusher;
   #link: HubTransport;
   #ctx: HubContext;
@@ -70,11 +73,17 @@ export class Hub implements HubApi {
       ...(this.#o.adapter ? { registry: this.#o.adapter } : {}),
       ...(this.#o.wpkAdapter ? { wpks: this.#o.wpkAdapter } : {}),
     });
+    this.#storeHealth = new StoreHealth(this.#store.describe ?? { kind: 'custom', location: 'embedder' }, this.log);
     this.#flusher = new Flusher(() => this.#writeNodes(), {
       ...defaultFlusherOptions,
       ...this.#o.flush,
-      onError: (err) => { this.#counters.flush_errors += 1; this.log.error(errorFields(err), 'registry flush failed; will retry'); },
-      onFlushed: (ms) => { this.#counters.flushes += 1; this.#counters.last_flush_ms = ms; this.events.registryFlushed.emit(ms); },
+      onError: (err) => { this.#counters.flush_errors += 1; this.#storeHealth.failed(err, 'node changes'); },
+      onFlushed: (ms) => {
+        this.#counters.flushes += 1;
+        this.#counters.last_flush_ms = ms;
+        this.#storeHealth.succeeded('node changes');
+        this.events.registryFlushed.emit(ms);
+      },
     });
     const openTransport = this.#o.transport ?? (this.#o.connect ? mqttTransport(this.#o.connect) : undefined);
     if (!openTransport) throw new EdgefedError('EDGEFED_ERR_HUB_CONFIG', 'give the hub a broker: `connect` (an MQTT client) or `transport`');
@@ -124,6 +133,7 @@ export class Hub implements HubApi {
       refusals: this.#ctx.refusals,
       log: this.log,
       store: this.#store,
+      storeHealth: this.#storeHealth,
       startedAt: this.startedAt,
       observe: this.events,
     }, this.#o.wpk);
@@ -152,7 +162,7 @@ export class Hub implements HubApi {
     try {
       const stored = await this.#store.load();
       for (const id of this.#registry.restore(stored.nodes)) this.#journal.upserted(id);
-      this.log.info({ nodes: this.#registry.size, data: this.#o.dataDir }, 'registry loaded');
+      this.log.info({ nodes: this.#registry.size, data: this.#o.dataDir, store: this.#store.describe?.location }, 'registry loaded');
       this.#wpks.restore(stored.wpks);
       if (this.#stopped) throw new EdgefedError('EDGEFED_ERR_HUB_STOPPED', 'the hub was stopped while starting');
       await this.#link.start();
@@ -242,7 +252,29 @@ export class Hub implements HubApi {
     const now = Date.now();
     this.#registry.pruneDeregistered(now, this.#o.deregisteredRetentionMs);
     this.#registry.sweep(now, this.#o.missedBeats);
+    this.#checkStore(now);
   }
+
+  /**
+   * Asks the store whether it answers, every storeCheckMs: an outage shows
+   * in /health even when nothing is being written, and its end starts the
+   * catch-up at once instead of at the next backed-off retry.
+   */
+  #checkStore(now: number): void {
+    const check = this.#store.check;
+    if (!check || this.#storeCheck.running || now - this.#storeCheck.at < this.#o.storeCheckMs) return;
+    this.#storeCheck = { at: now, running: true };
+    check.call(this.#store).then(
+      () => {
+        if (this.#storeHealth.down) { void this.#flusher.flushNow().catch(() => undefined); void this.#wpks.flush().catch(() => undefined); }
+        this.#storeHealth.succeeded('check');
+      },
+      (err: Error) => this.#storeHealth.failed(err, 'check'),
+    ).finally(() => { this.#storeCheck.running = false; });
+  }
+
+  /** Whether the store takes writes now (GET /health, /metrics). */
+  storeStatus(): StoreStatus { return this.#storeHealth.status(); }
 
   #requestRebirth(nodeId: string): void {
     const now = Date.now();

@@ -75,13 +75,16 @@ export interface HubOptions {
   /** Credentials of the hub's MQTT session (JWT auth). */
   username?: string;
   password?: string;
+  /** Write pacing and the retry backoff of a store that fails (flusher.ts). */
   flush?: Partial<Omit<FlusherOptions, 'onError'>>;
+  /** How often a store with a `check` (PostgreSQL) is asked whether it answers (default 5000 ms). */
+  storeCheckMs?: number;
   resync?: { settleMs: number; maxWaitMs: number };
 }
 
 export type HubDefaults = Required<Pick<HubOptions,
   'topicRoot' | 'maxPayloadBytes' | 'missedBeats' | 'sweepIntervalMs' | 'repairRetained' | 'rebirthThrottleMs' | 'keepaliveS' | 'resync'
-  | 'deregisteredRetentionMs' | 'persistentSession'>>;
+  | 'deregisteredRetentionMs' | 'persistentSession' | 'storeCheckMs'>>;
 
 export const defaultHubOptions: HubDefaults = {
   topicRoot: DEFAULT_TOPIC_ROOT,
@@ -93,5 +96,6 @@ export const defaultHubOptions: HubDefaults = {
   deregisteredRetentionMs: 7 * 24 * 3600 * 1000,
   keepaliveS: 30,
   persistentSession: false,
+  storeCheckMs: 5000,
   resync: { settleMs: 300, maxWaitMs: 5000 },
 };

@@ -139,7 +139,21 @@ export interface ApiHealth {
   refusals_total: number;
   wpks: Record<WpkState, number>;
   counters: ApiCounters;
+  /** Where the hub keeps its state and whether it takes writes; `down` makes `status` `degraded`. */
+  store: ApiStoreHealth;
   broker?: ApiBrokerHealth;
+}
+
+export interface ApiStoreHealth {
+  kind: 'files' | 'postgres' | 'custom';
+  /** The data dir, or the database URL without its password. */
+  location: string;
+  state: 'up' | 'down';
+  /** Epoch ms the current outage began, null while up. */
+  down_since: number | null;
+  last_error: string | null;
+  /** Failed writes and checks since the hub started. */
+  failures: number;
 }
 
 /** Every failure: `code` for programs, `message` for people, `details` for schema problems. */

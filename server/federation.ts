@@ -21,6 +21,8 @@ import type { AuthorizePublishHook } from '../broker/options.js';
 import type { Verifier } from '../auth/types.js';
 import { prepareJwtAuth, type JwtAuth, type JwtAuthOptions } from './federation-auth.js';
 import type { RegistryFile } from '../hub/store/registry-file.js';
+import { openStore } from '../hub/store/open.js';
+import type { Store } from '../hub/store/types.js';
 import { EdgefedError } from '../lib/errors.js';
 
 export interface FederationOptions {
@@ -34,8 +36,13 @@ export interface FederationOptions {
   mqttListen?: boolean;
   /** HTTP API port (default 8080; 0 = any free port). */
   httpPort?: number;
-  /** Data dir of the registry (required unless `adapter`). */
+  /** Data dir of the registry (required unless `adapter` or `store`), the lock and the auth keys. */
   dataDir?: string;
+  /**
+   * Where the hub keeps its state: a `postgres://` URL (`--store`), or a Store
+   * of the embedder's. Default: the lowdb files in `dataDir`.
+   */
+  store?: Store | string;
   adapter?: Adapter<RegistryFile>;
   /**
    * Use this external broker instead of the embedded one. The hub holds a
@@ -143,6 +150,7 @@ function hubOptions(o: FederationOptions, broker: EdgefedBroker | undefined, top
     ...brokerSession(o, broker, auth),
     ...(o.dataDir !== undefined ? { dataDir: o.dataDir } : {}),
     ...(o.adapter !== undefined ? { adapter: o.adapter } : {}),
+    ...(o.store !== undefined ? { store: typeof o.store === 'string' ? openStore(o.store, log) : o.store } : {}),
     topicRoot,
     logger: log,
     maxPayloadBytes,

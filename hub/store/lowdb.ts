@@ -10,7 +10,7 @@ import type { NodeRecord } from '../registry.js';
 import { WpkStore, wpkFileAdapter, wpkMemoryAdapter, wpkPath, type WpkFile } from '../wpk/store.js';
 import type { WpkRecord } from '../wpk/types.js';
 import { fileAdapter, memoryAdapter, registryPath, RegistryStore, type RegistryFile } from './registry-file.js';
-import type { NodeChanges, Store, StoredState, WpkChanges } from './types.js';
+import type { NodeChanges, Store, StoreDescription, StoredState, WpkChanges } from './types.js';
 
 export interface LowdbStoreOptions {
   /** The registry document; default `<dataDir>/registry.json`. */
@@ -22,6 +22,7 @@ export interface LowdbStoreOptions {
 }
 
 export class LowdbStore implements Store {
+  readonly describe: StoreDescription;
   readonly #registry: RegistryStore;
   readonly #wpks: WpkStore;
   /** The records as last written, by id: a file is rewritten from these. */
@@ -31,6 +32,7 @@ export class LowdbStore implements Store {
 
   constructor(o: LowdbStoreOptions) {
     const dir = o.dataDir;
+    this.describe = { kind: 'files', location: dir ?? 'memory' };
     this.#registry = new RegistryStore(o.registry ?? (dir ? fileAdapter(dir) : memoryAdapter()), dir ? registryPath(dir) : 'registry');
     this.#wpks = new WpkStore(o.wpks ?? (dir ? wpkFileAdapter(dir) : wpkMemoryAdapter()), dir ? wpkPath(dir) : 'wpks');
   }

@@ -41,7 +41,18 @@ export interface StoredState {
   wpks: WpkRecord[];
 }
 
+/** What a store is, for /health and logs: never a password. */
+export interface StoreDescription {
+  kind: 'files' | 'postgres' | 'custom';
+  /** A directory, or a URL without its password. */
+  location: string;
+}
+
 export interface Store {
+  /** What the store is; a store without it is reported as `custom`. */
+  readonly describe?: StoreDescription;
+  /** A cheap round trip to the storage, run every few seconds; stores without one are taken as up until a write fails. */
+  check?(): Promise<void>;
   /** Reads everything the hub needs at start. A store it cannot read stops the hub with what to do. */
   load(): Promise<StoredState>;
   /** Writes one batch of node changes, all or nothing where the store can. Never called twice at once. */

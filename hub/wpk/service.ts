@@ -16,6 +16,7 @@ import type { Refusals } from '../refusals.js';
 import type { Registry } from '../registry.js';
 import { WpkEngine, type Change, type EngineOptions, type Signals } from './engine.js';
 import { DEFAULT_WPK, isFinalWpk, newWpk, type WpkDefaults } from './model.js';
+import type { StoreHealth } from '../store/health.js';
 import type { Store } from '../store/types.js';
 import { changed } from './store.js';
 import { WPK_STATES, WpkRequestError, type WorkPackages, type WpkListFilter, type WpkRecord, type WpkState } from './types.js';
@@ -52,6 +53,8 @@ export interface WpkDeps {
   log: Logger;
   /** Where work packages are written, as batches of changes. */
   store: Pick<Store, 'writeWpks'>;
+  /** Told of each write's outcome: it logs an outage once (default: every failure is logged). */
+  storeHealth?: StoreHealth;
   startedAt: number;
   observe?: HubObservers;
   /** Time and the sweep timer (default: the system clock). */
@@ -82,7 +85,12 @@ export class WpkService implements WorkPackages {
     this.#flusher = new Flusher(() => this.#write(), {
       ...defaultFlusherOptions,
       ...flush,
-      onError: (err) => { deps.counters.flush_errors += 1; deps.log.error(errorFields(err), 'work package flush failed; will retry'); },
+      onError: (err) => {
+        deps.counters.flush_errors += 1;
+        if (deps.storeHealth) deps.storeHealth.failed(err, 'work packages');
+        else deps.log.error(errorFields(err), 'work package flush failed; will retry');
+      },
+      onFlushed: () => deps.storeHealth?.succeeded('work packages'),
     });
     const signals: Signals = { trigger: (w, attempt, who) => this.#trigger(w, attempt, who), cancel: (n, w, a) => this.#cancelCommand(n, w, a) };
     this.#engine = new WpkEngine({

@@ -12,8 +12,9 @@ import type { RouteHandler } from './route.js';
 
 export const health: RouteHandler = ({ hub, live, res }) => {
   const counters = hub.counters();
+  const store = hub.storeStatus();
   const answer: ApiHealth = {
-    status: hub.connected ? 'ok' : 'degraded',
+    status: hub.connected && store.state === 'up' ? 'ok' : 'degraded',
     version: VERSION,
     auth: live.auth,
     boot_id: hub.bootId,
@@ -23,6 +24,7 @@ export const health: RouteHandler = ({ hub, live, res }) => {
     refusals_total: Object.values(counters.refusals).reduce((a, b) => a + (b ?? 0), 0),
     wpks: hub.wpks.countByState(),
     counters: publicCounters(counters),
+    store: { kind: store.kind, location: store.location, state: store.state, down_since: store.down_since, last_error: store.last_error, failures: store.failures },
     ...(live.broker ? { broker: brokerHealth(live.broker) } : {}),
   };
   sendJson(res, 200, answer);

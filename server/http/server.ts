@@ -3,6 +3,7 @@
  * framework. Every failure answers JSON `{error:{code,message,details}}`;
  * refusals are logged once and counted like MQTT ones.
  */
+import { isEdgefedError } from '../../lib/errors.js';
 import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -127,8 +128,8 @@ async function handle({ hub, live, bodyLimit, verifier }: Served, req: http.Inco
     const params = (route.pattern.exec(url.pathname) ?? []).slice(1).map(decodePathPart);
     await route.handler(ctx, params);
   } catch (err) {
-    const e = err instanceof HttpError ? err : new HttpError(500, 'EDGEFED_ERR_INTERNAL', 'internal error');
-    if (!(err instanceof HttpError)) hub.log.error({ ...errorFields(err), path: url.pathname }, 'HTTP handler failed');
+    const e = err instanceof HttpError ? err : storeUnavailable(err) ?? new HttpError(500, 'EDGEFED_ERR_INTERNAL', 'internal error');
+    if (!(err instanceof HttpError) && e.status === 500) hub.log.error({ ...errorFields(err), path: url.pathname }, 'HTTP handler failed');
     if (e.status === 401) res.setHeader('www-authenticate', 'Bearer');
     if (e.status === 400 || e.status === 401 || e.status === 403 || e.status === 413 || e.status === 422) {
       hub.refuse({
@@ -141,4 +142,14 @@ async function handle({ hub, live, bodyLimit, verifier }: Served, req: http.Inco
     if (!res.headersSent) sendError(res, e);
     else res.end();
   }
+}
+
+/**
+ * A change that could not be written (the store is down, its disk full) is
+ * not acknowledged: 503, so that clients retry, with the store's reason
+ * (which never holds a password). The outage itself is logged by the hub.
+ */
+function storeUnavailable(err: unknown): HttpError | undefined {
+  if (!isEdgefedError(err) || !/^EDGEFED_ERR_(STORE_|FILE_WRITE)/.test(err.code)) return undefined;
+  return new HttpError(503, err.code, `not written, try again: ${err.detail}`);
 }

@@ -108,6 +108,8 @@ function registerWpks(registry: Registry, hub: HubApi): void {
 function registerStore(registry: Registry, hub: HubApi): void {
   mirrorCounter(registry, { name: 'edgefed_registry_flushes_total', help: 'Registry writes to disk', read: () => hub.counters().flushes });
   mirrorCounter(registry, { name: 'edgefed_registry_flush_errors_total', help: 'Registry writes that failed (retried)', read: () => hub.counters().flush_errors });
+  mirrorGauge(registry, { name: 'edgefed_store_up', help: 'Whether the store (files or PostgreSQL) takes writes: 1 up, 0 down (the hub then serves from memory and retries)', read: () => (hub.storeStatus().state === 'up' ? 1 : 0) });
+  mirrorCounter(registry, { name: 'edgefed_store_failures_total', help: 'Store writes and checks that failed', read: () => hub.storeStatus().failures });
   const file = hub.registryFile;
   if (file === undefined) return;
   mirrorGauge(registry, { name: 'edgefed_registry_size_bytes', help: 'Size of registry.json on disk', read: () => fileSize(file) });

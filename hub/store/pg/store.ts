@@ -76,7 +76,8 @@ export class PgStore implements Store {
     const upserted = changes.upserted.length > 0 ? JSON.stringify(changes.upserted) : undefined;
     const liveness = changes.liveness.length > 0 ? JSON.stringify(changes.liveness) : undefined;
     const removed = changes.removed;
-    if (!upserted && !liveness && removed.length === 0) return;
+    // Nothing to write still asks the database: a "written" must never be claimed while it is away.
+    if (!upserted && !liveness && removed.length === 0) return this.check();
     await this.#transaction('writing node changes', async (c) => {
       if (removed.length > 0) await c.query(sql.DELETE_NODES, [removed]);
       if (upserted) await c.query(sql.UPSERT_NODES, [upserted]);
@@ -87,7 +88,7 @@ export class PgStore implements Store {
   async writeWpks(changes: WpkChanges): Promise<void> {
     const { rows, executions, gone, seen } = this.#wpkBatch(changes.upserted);
     const removed = changes.removed;
-    if (!rows && removed.length === 0) return;
+    if (!rows && removed.length === 0) return this.check();
     await this.#transaction('writing work-package changes', async (c) => {
       if (removed.length > 0) await c.query(sql.DELETE_WPKS, [removed]);
       if (rows) await c.query(sql.UPSERT_WPKS, [rows]);
