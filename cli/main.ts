@@ -20,6 +20,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Runner> }>
   wpk: { summary: 'List, show or cancel work packages', load: async () => (await import('./wpk.js')).runWpk },
   simulate: { summary: 'Run N simulated agents in one process (development, load)', load: async () => (await import('./simulate.js')).runSimulate },
   certs: { summary: 'Write a development CA and certificates for TLS (certs dev --out DIR)', load: async () => (await import('./certs.js')).runCerts },
+  store: { summary: 'Move a hub\'s files into PostgreSQL (store migrate --from DIR --to URL)', load: async () => (await import('./store.js')).runStore },
   token: { summary: 'Issue a token (JWT) for a node, an operator or the hub; rotate the signing key', load: async () => (await import('./token.js')).runToken },
 };
 
