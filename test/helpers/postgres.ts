@@ -35,14 +35,15 @@ export interface PgServer {
 
 /** The directory of Debian's PostgreSQL binaries (initdb and pg_ctl are not on PATH there). */
 export function pgBinDir(): string {
+  const base = '/usr/lib/postgresql';
+  const versions = fs.existsSync(base) ? fs.readdirSync(base).sort((a, b) => Number(b) - Number(a)) : [];
+  const found = versions.map((v) => path.join(base, v, 'bin')).find((dir) => fs.existsSync(path.join(dir, 'initdb')));
+  if (found) return found;
   try {
-    return execFileSync('pg_config', ['--bindir'], { encoding: 'utf8' }).trim();
-  } catch {
-    const base = '/usr/lib/postgresql';
-    const versions = fs.existsSync(base) ? fs.readdirSync(base).sort((a, b) => Number(b) - Number(a)) : [];
-    if (versions.length === 0) throw new Error('PostgreSQL is not installed (apt-get install postgresql-15); .ci/run installs it');
-    return path.join(base, versions[0]!, 'bin');
-  }
+    const dir = execFileSync('pg_config', ['--bindir'], { encoding: 'utf8' }).trim();
+    if (fs.existsSync(path.join(dir, 'initdb'))) return dir;
+  } catch { /* no pg_config either */ }
+  throw new Error('PostgreSQL is not installed (apt-get install postgresql-15); .ci/run installs it');
 }
 
 const asRoot = process.getuid?.() === 0;
