@@ -48,6 +48,36 @@ export interface WindowFigures {
   event_loop_delay_max_ms: number;
   still_active: number;
   registry_flushes: number;
+  /** The p99 of the wait a message arriving at a random moment sees (time-weighted: one long stall counts for its length). */
+  arrival_delay_p99_ms: number;
+  /** Share of the window inside stalls of the event loop longer than 20 ms. */
+  stalled_over_20ms_percent: number;
+}
+
+/**
+ * The event loop's stalls as a device sees them. monitorEventLoopDelay
+ * counts one sample per tick, so a 1 s stall is one sample among
+ * thousands and vanishes from its p99; here each gap between 1 ms ticks is
+ * kept, and a message arriving during a gap of g ms waits up to g.
+ */
+function stallProbe(): { stop(): { arrivalP99Ms: number; stalledPercent: number } } {
+  const gaps: number[] = [];
+  const t0 = performance.now();
+  let last = t0;
+  const timer = setInterval(() => { const now = performance.now(); gaps.push(now - last); last = now; }, 1);
+  return {
+    stop() {
+      clearInterval(timer);
+      const total = last - t0;
+      const stalled = gaps.filter((g) => g > 20).reduce((a, b) => a + b, 0);
+      // P(wait > d) = sum(max(0, g - d)) / total; find d where it is 1 %.
+      const over = (d: number) => gaps.reduce((a, g) => a + Math.max(0, g - d), 0) / total;
+      let lo = 0;
+      let hi = Math.max(1, ...gaps);
+      for (let i = 0; i < 40; i += 1) { const mid = (lo + hi) / 2; if (over(mid) > 0.01) lo = mid; else hi = mid; }
+      return { arrivalP99Ms: round(hi, 2), stalledPercent: round((stalled / total) * 100, 2) };
+    },
+  };
 }
 
 /** This process's CPU (hub + broker) and event-loop delay over one window of a steady fleet. */
@@ -59,12 +89,14 @@ export async function measureWindow(fed: Federation, windowMs: number): Promise<
   const loop = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
   loop.enable();
   const profile = await startProfile(process.env.BENCH_PROFILE);
+  const stalls = stallProbe();
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   await new Promise((r) => setTimeout(r, windowMs));
   const cpu = process.cpuUsage(cpu0);
   const elapsed = performance.now() - t0;
   loop.disable();
+  const stalled = stalls.stop();
   await profile.stop();
   const beats = fed.hub.counters().messages.heartbeat - beatsBefore;
   return {
@@ -76,6 +108,8 @@ export async function measureWindow(fed: Federation, windowMs: number): Promise<
     event_loop_delay_max_ms: lateness(loop.max),
     still_active: fed.hub.countNodesByStatus().active,
     registry_flushes: fed.hub.counters().flushes - flushesBefore,
+    arrival_delay_p99_ms: stalled.arrivalP99Ms,
+    stalled_over_20ms_percent: stalled.stalledPercent,
   };
 }
 

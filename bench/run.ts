@@ -8,6 +8,8 @@
  *   failover --nodes 100 [--victims 50] [--keepalive 5] [--heartbeat-interval 5s] [--runs 3]
  *   dashboard-feed --nodes 5000 --interval 1s [--window 10s] [--pages 3] [--pairs 3]
  *   auth-storm --nodes 2000 [--runs 5] [--warmup 1] [--concurrency 200] [--client mqtt|raw]
+ *   scale [--nodes 10000,50000,100000] [--stores files,postgres] [--heartbeat-interval 30s] [--window 30s]
+ *         [--generators 4] [--connections 25] [--storm-limit 180s]   (not in `all`: it takes ~20 min)
  * With no scenario, runs the issue's set. Prints one JSON line per result.
  * The fleet's connections behave like the product's (since 967cc92):
  * TCP_NODELAY on both ends. `--nagle` is an ablation that turns it off on
@@ -27,6 +29,7 @@ import { dashboardFeed } from './dashboard-feed.js';
 import { registrationStorm } from './registration-storm.js';
 import { arg, machine } from './stats.js';
 import { authStorm } from './auth-storm.js';
+import { scale } from './scale.js';
 import type { ClientKind } from './auth-storm-fleet.js';
 
 const argv = process.argv.slice(2);
@@ -106,6 +109,20 @@ async function auth(defaults = false): Promise<void> {
   }));
 }
 
+async function scaleRun(): Promise<void> {
+  const stores = arg(argv, 'stores', 'files,postgres').split(',');
+  for (const s of stores) if (s !== 'files' && s !== 'postgres') throw new Error(`--stores "${s}": files and/or postgres`);
+  await scale({
+    sizes: arg(argv, 'nodes', '10000,50000,100000').split(',').map(Number),
+    stores: stores as Array<'files' | 'postgres'>,
+    heartbeatMs: parseDuration(arg(argv, 'heartbeat-interval', '30s')),
+    windowMs: parseDuration(arg(argv, 'window', '30s')),
+    generators: Number(arg(argv, 'generators', '4')),
+    connectionsPerGenerator: Number(arg(argv, 'connections', '25')),
+    stormLimitMs: parseDuration(arg(argv, 'storm-limit', '180s')),
+  }, (r) => print('scale', r));
+}
+
 if (scenario === 'registration-storm') await storm(Number(arg(argv, 'nodes', '1000')));
 else if (scenario === 'heartbeat') await beats();
 else if (scenario === 'dashboard-feed') await feed();
@@ -114,6 +131,7 @@ else if (scenario === 'dispatch-latency') await latency();
 else if (scenario === 'dispatch-throughput') await throughput();
 else if (scenario === 'failover') await fail();
 else if (scenario === 'auth-storm') await auth();
+else if (scenario === 'scale') await scaleRun();
 else if (scenario === 'all') {
   await storm(1000);
   await storm(5000);
@@ -125,6 +143,6 @@ else if (scenario === 'all') {
   await fail(true);
   await auth(true);
 } else {
-  process.stderr.write(`unknown scenario "${scenario}": registration-storm, heartbeat, dashboard-feed, agent-rss, dispatch-latency, dispatch-throughput, failover, auth-storm\n`);
+  process.stderr.write(`unknown scenario "${scenario}": registration-storm, heartbeat, dashboard-feed, agent-rss, dispatch-latency, dispatch-throughput, failover, auth-storm, scale\n`);
   process.exitCode = 2;
 }

@@ -66,7 +66,8 @@ export async function freePort(): Promise<number> {
   });
 }
 
-export async function startPostgres(): Promise<PgServer> {
+/** `fsync: true` for benchmarks (the durability an operator runs with); tests go without it. */
+export async function startPostgres(o: { fsync?: boolean } = {}): Promise<PgServer> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'edgefed-pg-'));
   fs.chmodSync(dir, 0o755);
   const data = path.join(dir, 'data');
@@ -80,7 +81,7 @@ export async function startPostgres(): Promise<PgServer> {
   }
   await pgTool('initdb', ['-D', data, '-U', 'postgres', '--pwfile', pwfile, '--auth-host=scram-sha-256', '--auth-local=trust', '-E', 'UTF8', '--no-sync']);
   const port = await freePort();
-  const opts = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200`;
+  const opts = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=${o.fsync ? 'on' : 'off'} -c max_connections=200`;
   const start = () => pgTool('pg_ctl', ['-D', data, '-o', opts, '-l', path.join(dir, 'log'), '-w', '-t', '60', 'start']);
   const stop = () => pgTool('pg_ctl', ['-D', data, '-m', 'fast', '-w', 'stop']);
   await start();
