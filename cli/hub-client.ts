@@ -37,7 +37,7 @@ export function postJson<T>(hub: HubTarget, path: string, body?: unknown): Promi
  * Every failure is a CliError with exit code 1: the hub unreachable (with
  * what to check), or the hub's own error message and details when it refused.
  */
-async function requestJson<T>(target: HubTarget, path: string, init: RequestInit): Promise<T> {
+async function requestJson<T>(target: HubTarget, path: string, init: RequestInit, followed = false): Promise<T> {
   let res: Response;
   const hub = target.url;
   const url = new URL(path, hub.endsWith('/') ? hub : `${hub}/`);
@@ -51,6 +51,12 @@ async function requestJson<T>(target: HubTarget, path: string, init: RequestInit
       throw new CliError(`the hub at ${hub} answered, but its TLS certificate is not trusted (${cause}). For a private CA (edgefed certs dev), run with NODE_EXTRA_CA_CERTS=ca.pem.`, 1);
     }
     throw new CliError(`cannot reach the hub at ${hub} (${cause}). Is "edgefed start" running? Use --hub URL or EDGEFED_HUB.`, 1);
+  }
+  // An HA standby refuses writes and names the active hub: the write goes there, once.
+  const active = res.status === 503 ? res.headers.get('edgefed-active-hub') : null;
+  if (active && !followed) {
+    await res.body?.cancel();
+    return requestJson(target.token ? { url: active, token: target.token } : { url: active }, path, init, true);
   }
   const body = (await res.json().catch(() => null)) as (ErrorBody & T) | null;
   if (!res.ok) {

@@ -9,7 +9,8 @@ import { startFederation } from '../server/federation.js';
 import { checkClientId } from '../hub/link.js';
 import type { Logger } from '../lib/log.js';
 import { DEFAULT_TOPIC_ROOT } from '../lib/topics.js';
-import { CliError, helpText, int, logLevel, parseFlags, str, type FlagSpecs } from './args.js';
+import { parseDuration } from '../lib/duration.js';
+import { CliError, helpText, int, logLevel, parseFlags, str, type Flags, type FlagSpecs } from './args.js';
 import { TLS_START_SPECS, tlsStartOptions } from './start-tls.js';
 import { AUTH_START_SPECS, authStartOptions } from './start-auth.js';
 
@@ -19,7 +20,9 @@ const SPECS: FlagSpecs = {
   bind: { type: 'string', value: 'ADDR', help: 'Address the broker and API listen on; non-loopback needs auth or --insecure', default: '127.0.0.1' },
   insecure: { type: 'boolean', help: 'Allow listening on a non-loopback address without authentication' },
   'data-dir': { type: 'string', value: 'DIR', help: 'Directory of the registry (registry.json) and its lock', default: './data' },
-  store: { type: 'string', value: 'URL', help: 'Keep the registry and work packages in PostgreSQL (postgres://USER:PASSWORD@HOST:PORT/DB) instead of files in --data-dir' },
+  store: { type: 'string', value: 'URL', help: 'Keep the registry and work packages in PostgreSQL (postgres://USER:PASSWORD@HOST:PORT/DB) instead of files in --data-dir; hubs on one database are active/standby' },
+  'hub-id': { type: 'string', value: 'ID', help: 'With --store: this hub\'s name in the active/standby lease (default: host name and a hash of --data-dir)' },
+  'lease-ttl': { type: 'string', value: 'DURATION', help: 'With --store: how long the active hub\'s lease lasts without renewal; a standby takes over after it', default: '10s' },
   'broker-url': { type: 'string', value: 'URL', help: 'Use this external broker (mqtt://host:1883) instead of the embedded one' },
   'hub-client-id': { type: 'string', value: 'ID', help: 'MQTT client id of the hub\'s persistent session on --broker-url (default edgefed-hub, or derived from --topic-root)' },
   'topic-root': { type: 'string', value: 'ROOT', help: 'Topic root of the federation', default: DEFAULT_TOPIC_ROOT },
@@ -53,7 +56,7 @@ export async function runStart(argv: string[], env: NodeJS.ProcessEnv): Promise<
     httpPort: int(flags, 'http-port', { min: 0, max: 65535 }) ?? 8080,
     dataDir: path.resolve(str(flags, 'data-dir') ?? './data'),
     ...(brokerUrl ? { brokerUrl } : {}),
-    ...(store !== undefined ? { store } : {}),
+    ...(store !== undefined ? { store, ha: haOptions(flags) } : {}),
     topicRoot: str(flags, 'topic-root') ?? DEFAULT_TOPIC_ROOT,
     maxPacketBytes: int(flags, 'max-packet', { min: 1024, max: 256 * 1024 * 1024 }) ?? MAX_PACKET_BYTES,
     maxPayloadBytes: int(flags, 'max-payload', { min: 256, max: 16 * 1024 * 1024 }) ?? MAX_PAYLOAD_BYTES,
@@ -68,8 +71,12 @@ export async function runStart(argv: string[], env: NodeJS.ProcessEnv): Promise<
     ...authStartOptions(flags),
   });
   const dataDir = path.resolve(str(flags, 'data-dir') ?? './data');
-  const stored = fed.hub.storeStatus().location;
-  log.info({ mqtt_url: fed.mqttUrl, mqtts_url: fed.mqttsUrl, http_url: fed.api.url, data_dir: dataDir, store: stored, auth: fed.authStats ? 'jwt' : 'none' }, 'edgefed ready');
+  const stored = fed.hubApi.storeStatus().location;
+  const ha = fed.ha?.status();
+  log.info({
+    mqtt_url: fed.mqttUrl, mqtts_url: fed.mqttsUrl, http_url: fed.api.url, data_dir: dataDir, store: stored, auth: fed.authStats ? 'jwt' : 'none',
+    ...(ha ? { role: ha.role, hub_id: ha.hub_id } : {}),
+  }, 'edgefed ready');
   if (process.stderr.isTTY) {
     process.stderr.write(`edgefed ready: MQTT ${fed.mqttUrl ?? '-'}${fed.mqttsUrl ? `  MQTTS ${fed.mqttsUrl}` : ''}  HTTP ${fed.api.url}  data ${stored}  (Ctrl-C to stop)\n`);
     process.stderr.write(`  dashboard ${fed.api.url}/   metrics ${fed.api.url}/metrics\n`);
@@ -81,4 +88,19 @@ export async function runStart(argv: string[], env: NodeJS.ProcessEnv): Promise<
   log.info({ signal }, 'stopping');
   await fed.stop();
   return 0;
+}
+
+/** --hub-id and --lease-ttl: renewals every third of the TTL, as the issue's 10 s / 3 s. */
+function haOptions(flags: Flags): { hubId?: string; ttlMs: number; renewMs: number } {
+  const ttlMs = leaseTtl(str(flags, 'lease-ttl') ?? '10s');
+  const hubId = str(flags, 'hub-id');
+  if (hubId !== undefined && !/^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/.test(hubId)) throw new CliError('edgefed start: --hub-id: 1 to 64 letters, digits and . _ : -, starting with a letter or digit');
+  return { ...(hubId !== undefined ? { hubId } : {}), ttlMs, renewMs: Math.max(1000, Math.floor(ttlMs / 3)) };
+}
+
+function leaseTtl(text: string): number {
+  let ms: number;
+  try { ms = parseDuration(text); } catch { ms = NaN; }
+  if (!(ms >= 3000 && ms <= 600_000)) throw new CliError(`edgefed start: --lease-ttl must be a duration from 3s to 10m, got "${text}"`);
+  return ms;
 }

@@ -79,6 +79,14 @@ export class Flusher {
     this.#clearTimer();
   }
 
+  /** Stops at once: nothing pending is written (an HA hub that lost its lease). */
+  abandon(): void {
+    this.#stopped = true;
+    this.#clearTimer();
+    const err = new EdgefedError('EDGEFED_ERR_HUB_STOPPED', 'the hub stepped down before this change was written');
+    for (const w of this.#waiters.splice(0)) w.reject(err);
+  }
+
   #schedule(at: number): void {
     if (at >= this.#due) return;
     this.#clearTimer();

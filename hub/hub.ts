@@ -10,6 +10,7 @@ import { VERSION } from '../lib/version.js';
 import type { HttpHeartbeat, HttpRegistration, Registration } from '../lib/wire.js';
 import type { CountersSnapshot, HubApi, NodeFilter } from './api.js';
 import { createChangeSink } from './changes.js';
+import { filterNodes } from './node-filter.js';
 import type { HubContext } from './context.js';
 import { newCounters, type HubCounters } from './counters.js';
 import { defaultFlusherOptions, Flusher } from './flusher.js';
@@ -40,7 +41,7 @@ export class Hub implements HubApi {
   readonly bootId = nanoid();
   readonly topics: Topics;
   /** Events for metrics and the dashboard (dispatch latency, finished WPKs, registry writes). */
-  readonly events = new HubObservers();
+  readonly events: HubObservers;
   readonly #counters: HubCounters = newCounters();
   readonly #registry: Registry;
   readonly #journal: NodeJournal;
@@ -62,6 +63,7 @@ export class Hub implements HubApi {
 
   constructor(options: HubOptions) {
     this.#o = { ...defaultHubOptions, ...options };
+    this.events = this.#o.events ?? new HubObservers();
     if (!this.#o.store && !this.#o.adapter && !this.#o.dataDir) throw new EdgefedError('EDGEFED_ERR_HUB_CONFIG', 'give the hub a dataDir (or a store)');
     this.topics = makeTopics(this.#o.topicRoot);
     const persistent = this.#o.persistentSession === true;
@@ -87,7 +89,7 @@ export class Hub implements HubApi {
     });
     const openTransport = this.#o.transport ?? (this.#o.connect ? mqttTransport(this.#o.connect) : undefined);
     if (!openTransport) throw new EdgefedError('EDGEFED_ERR_HUB_CONFIG', 'give the hub a broker: `connect` (an MQTT client) or `transport`');
-    this.#link = openTransport({
+    this.#link = gated(openTransport({
       topics: this.topics,
       bootId: this.bootId,
       clientId,
@@ -108,7 +110,9 @@ export class Hub implements HubApi {
         r.generation += 1;
       },
       onSubscribed: (first) => void this.#resync(first),
-    });
+      ...(this.#o.mayAct ? { mayAct: this.#o.mayAct } : {}),
+      ...(this.#o.lease ? { lease: this.#o.lease } : {}),
+    }), this.#o.mayAct);
     this.#journal = new NodeJournal((urgency) => this.#flusher.markDirty(urgency));
     this.#registry = new Registry(createChangeSink({
       journal: this.#journal, counters: this.#counters, log: this.log, events: this.events, nodeChanged: (id) => this.#wpks.nodeChanged(id),
@@ -188,6 +192,25 @@ export class Hub implements HubApi {
     this.log.info('hub stopped');
   }
 
+  /**
+   * Stops at once, writing and publishing nothing more (an HA hub that lost
+   * its lease): the session is cut without a goodbye, pending changes are
+   * dropped (the successor has the store), timers end. The data dir lock is
+   * released.
+   */
+  async abandon(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    this.#link.abandon();
+    await this.#starting?.catch(() => undefined);
+    clearInterval(this.#sweep);
+    this.#wpks.abandon();
+    this.#flusher.abandon();
+    await this.#store.close().catch(() => undefined);
+    await this.#lock?.release();
+    this.log.warn('hub abandoned its session and store: another hub is active');
+  }
+
   /** Writes pending registry changes now (tests, shutdown, backups). */
   async flush(): Promise<void> {
     await Promise.all([this.#flusher.flushNow(), this.#wpks.flush()]);
@@ -199,14 +222,7 @@ export class Hub implements HubApi {
   counters(): CountersSnapshot { return structuredClone(this.#counters); }
 
   nodes(filter: NodeFilter = {}): NodeRecord[] {
-    const out: NodeRecord[] = [];
-    for (const r of this.#registry.all()) {
-      if (filter.capability && !r.capabilities.includes(filter.capability)) continue;
-      if (filter.status && r.status !== filter.status) continue;
-      if (filter.labels && Object.entries(filter.labels).some(([k, v]) => r.labels[k] !== v)) continue;
-      out.push(r);
-    }
-    return out.sort((a, b) => a.node_id.localeCompare(b.node_id, 'en', { numeric: true }));
+    return filterNodes(this.#registry.all(), filter);
   }
 
   /**
@@ -314,4 +330,16 @@ export class Hub implements HubApi {
 
 export function createHub(options: HubOptions): Hub {
   return new Hub(options);
+}
+
+/** The hub's transport with its publishes dropped while the hub may not act (HA: the lease ran out). */
+function gated(link: HubTransport, mayAct: (() => boolean) | undefined): HubTransport {
+  if (!mayAct) return link;
+  return {
+    get connected() { return link.connected; },
+    start: () => link.start(),
+    stop: () => link.stop(),
+    abandon: () => link.abandon(),
+    publish(topic, payload, opts) { if (mayAct()) link.publish(topic, payload, opts); },
+  };
 }

@@ -21,6 +21,8 @@ import { EdgefedError } from '../lib/errors.js';
  * look like a client id takeover: another client with the same id connects,
  * the broker drops the older one, which reconnects and drops the other.
  */
+/** Pause before the hub reconnects its session. */
+const RECONNECT_MS = 1000;
 const SHORT_SESSION_MS = 5000;
 const TAKEOVER_STREAK = 3;
 const CLIENT_ID = /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/;
@@ -62,6 +64,7 @@ export class HubLink implements HubTransport {
   /** The hub cut the current connection itself (a failed subscribe): not the broker's doing. */
   #cutByUs = false;
   #shortSessions = 0;
+  #reconnectTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly opts: LinkOptions) {}
 
@@ -79,7 +82,9 @@ export class HubLink implements HubTransport {
       clientId: this.opts.clientId,
       keepalive: this.opts.keepaliveS,
       clean: !this.opts.persistent,
-      reconnectPeriod: 1000,
+      // With mayAct (HA) the link reconnects itself, and only while the hub may act:
+      // mqtt.js's own reconnect would take the session back from a successor.
+      reconnectPeriod: this.opts.mayAct ? 0 : RECONNECT_MS,
       // #onConnect subscribes on every connect, session present or not (the
       // broker then replays the retained store, which the resync needs);
       // mqtt.js's own resubscription would make it replay everything twice.
@@ -101,7 +106,7 @@ export class HubLink implements HubTransport {
     });
     client.on('message', (topic, payload, packet) => this.opts.onMessage(topic, payload, packet.retain === true));
     client.on('offline', () => log.warn('hub lost the broker; reconnecting'));
-    client.on('close', () => this.#onClose());
+    client.on('close', () => { this.#onClose(); this.#reconnectIfAllowed(client); });
     client.on('error', (err) => log.error({ err: err.message }, 'hub MQTT error'));
     // Resolves once the first session is announced and subscribed: a node that
     // registers after start() returns is seen live, not as a retained replay.
@@ -117,6 +122,12 @@ export class HubLink implements HubTransport {
 
   async #onConnect(client: MqttClient, sessionPresent: boolean): Promise<boolean> {
     const { topics, log, clientId, persistent } = this.opts;
+    if (this.opts.mayAct && !this.opts.mayAct()) {
+      // A session that came back after the lease ran out: leave it before it announces anything.
+      log.warn('hub may no longer act: leaving the session it just got');
+      this.abandon();
+      return false;
+    }
     try {
       // Subscribe before announcing: agents re-announce when they see the hub
       // online, and those re-announcements must find the hub listening. The
@@ -173,6 +184,29 @@ export class HubLink implements HubTransport {
     );
   }
 
+  /** HA only (mqtt.js reconnects otherwise): try again in RECONNECT_MS, if the hub may still act then. */
+  #reconnectIfAllowed(client: MqttClient): void {
+    const mayAct = this.opts.mayAct;
+    if (!mayAct || this.#closed || this.#reconnectTimer) return;
+    this.#reconnectTimer = setTimeout(() => {
+      this.#reconnectTimer = undefined;
+      if (this.#closed || client !== this.#client || client.connected) return;
+      if (!mayAct()) { this.opts.log.warn('hub may no longer act: not reconnecting'); return; }
+      client.reconnect();
+    }, RECONNECT_MS);
+  }
+
+  /** Cuts the connection at once: no goodbye, no final publish; the broker sends the will. */
+  abandon(): void {
+    this.#closed = true;
+    clearTimeout(this.#startTimer);
+    clearTimeout(this.#reconnectTimer);
+    this.#abortStart?.(new EdgefedError('EDGEFED_ERR_HUB_STOPPED', 'the hub stepped down while connecting'));
+    const client = this.#client;
+    this.#client = undefined;
+    client?.end(true);
+  }
+
   publish(topic: string, payload: string | Buffer, opts: { qos: 0 | 1; retain: boolean }): void {
     this.#client?.publish(topic, payload, opts, (err) => {
       if (err) this.opts.log.warn({ topic, err: err.message }, 'hub publish failed');
@@ -187,6 +221,7 @@ export class HubLink implements HubTransport {
   async stop(): Promise<void> {
     this.#closed = true;
     clearTimeout(this.#startTimer);
+    clearTimeout(this.#reconnectTimer);
     this.#abortStart?.(new EdgefedError('EDGEFED_ERR_HUB_STOPPED', 'the hub was stopped while connecting'));
     const client = this.#client;
     if (!client) return;

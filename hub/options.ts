@@ -8,6 +8,7 @@ import type { Logger } from '../lib/log.js';
 import { DEFAULT_TOPIC_ROOT } from '../lib/topics.js';
 import { DEFAULT_MAX_PAYLOAD_BYTES } from './admission.js';
 import type { FlusherOptions } from './flusher.js';
+import type { HubObservers } from './observe.js';
 import type { OpenHubTransport } from './transport.js';
 import type { RegistryFile } from './store/registry-file.js';
 import type { Store } from './store/types.js';
@@ -75,6 +76,18 @@ export interface HubOptions {
   /** Credentials of the hub's MQTT session (JWT auth). */
   username?: string;
   password?: string;
+  /**
+   * High availability (server/ha/): false once this hub may no longer act
+   * (its lease ran out on its own clock). Checked before every publish and
+   * before every reconnect of the hub's session, so a hub that was paused
+   * past its lease neither publishes nor takes the session back from its
+   * successor. Default: always true.
+   */
+  mayAct?: () => boolean;
+  /** HA: the lease this hub acts under (named in `hub/status`). */
+  lease?: { hubId: string; epoch: number };
+  /** Observers shared by successive hubs behind one server (an HA standby that becomes active). */
+  events?: HubObservers;
   /** Write pacing and the retry backoff of a store that fails (flusher.ts). */
   flush?: Partial<Omit<FlusherOptions, 'onError'>>;
   /** How often a store with a `check` (PostgreSQL) is asked whether it answers (default 5000 ms). */

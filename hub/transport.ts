@@ -35,6 +35,10 @@ export interface LinkSetup extends LinkEvents {
   log: Logger;
   username?: string;
   password?: string;
+  /** HA: the lease this hub acts under, named in its `hub/status`. */
+  lease?: { hubId: string; epoch: number };
+  /** When given, the session is not re-established (or announced) while it answers false: an HA hub past its lease. */
+  mayAct?: () => boolean;
 }
 
 export interface HubTransport extends Publisher {
@@ -43,6 +47,8 @@ export interface HubTransport extends Publisher {
   start(): Promise<void>;
   /** Announces the hub's shutdown (retained) and leaves. */
   stop(): Promise<void>;
+  /** Cuts the session at once, announcing nothing (the broker's will says `lost`): an HA hub stepping down. */
+  abandon(): void;
 }
 
 export type OpenHubTransport = (setup: LinkSetup) => HubTransport;
@@ -51,9 +57,10 @@ export type OpenHubTransport = (setup: LinkSetup) => HubTransport;
 export const STOP_TIMEOUT_MS = 3000;
 
 /** The retained `hub/status` payload of this hub process. */
-export function hubStatusPayload(setup: Pick<LinkSetup, 'bootId' | 'version'>, state: HubStatus['state'], reason?: HubStatus['reason']): string {
+export function hubStatusPayload(setup: Pick<LinkSetup, 'bootId' | 'version' | 'lease'>, state: HubStatus['state'], reason?: HubStatus['reason']): string {
   const s: HubStatus = { state, boot_id: setup.bootId, ts: Date.now(), version: setup.version };
   if (reason) s.reason = reason;
+  if (setup.lease) { s.hub_id = setup.lease.hubId; s.epoch = setup.lease.epoch; }
   return JSON.stringify(s);
 }
 

@@ -141,7 +141,18 @@ export interface ApiHealth {
   counters: ApiCounters;
   /** Where the hub keeps its state and whether it takes writes; `down` makes `status` `degraded`. */
   store: ApiStoreHealth;
+  /** HA hubs (a PostgreSQL store): whether this hub is the active one, and which is. */
+  ha?: ApiHaStatus;
   broker?: ApiBrokerHealth;
+}
+
+export interface ApiHaStatus {
+  role: 'active' | 'standby';
+  hub_id: string;
+  /** This hub's lease epoch while active, else null. */
+  epoch: number | null;
+  /** The active hub as this one last read the lease (null: none right now). */
+  active: { hub_id: string; epoch: number; api_url: string | null } | null;
 }
 
 export interface ApiStoreHealth {

@@ -83,6 +83,10 @@ export interface HubStatus {
   boot_id: string;
   ts: number;
   version?: string;
+  /** HA hubs only: the hub holding the lease (`--hub-id`). */
+  hub_id?: string;
+  /** HA hubs only: its lease's fencing epoch (a higher one is a newer active hub). */
+  epoch?: number;
 }
 
 export type RefusalCode =

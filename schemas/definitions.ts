@@ -195,7 +195,13 @@ export const hubStatusSchema = {
   type: 'object',
   required: ['state', 'boot_id', 'ts'],
   additionalProperties: false,
-  properties: { ...presence, version: shortText },
+  properties: {
+    ...presence,
+    version: shortText,
+    // HA hubs (a PostgreSQL store) only: which hub holds the lease, and under which fencing epoch.
+    hub_id: shortText,
+    epoch: { type: 'integer', minimum: 1 },
+  },
 } as const;
 
 export const hubErrorSchema = {

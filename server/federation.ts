@@ -13,7 +13,7 @@ import { DEFAULT_TOPIC_ROOT, topics } from '../lib/topics.js';
 import { DEFAULT_MAX_PAYLOAD_BYTES } from '../hub/admission.js';
 import { MAX_PACKET_BYTES } from '../lib/limits.js';
 import { startHttpApi, type HttpApi, type HttpApiOptions } from './http/server.js';
-import { createHub, type Hub, type HubOptions } from '../hub/index.js';
+import { createHub, type Hub, type HubApi, type HubOptions } from '../hub/index.js';
 import { makeRetainGate } from '../hub/retain-gate.js';
 import { inProcessTransport } from './in-process-link.js';
 import { createAuthHooks, type AuthHooks } from '../broker/auth-hooks.js';
@@ -22,6 +22,9 @@ import type { Verifier } from '../auth/types.js';
 import { prepareJwtAuth, type JwtAuth, type JwtAuthOptions } from './federation-auth.js';
 import type { RegistryFile } from '../hub/store/registry-file.js';
 import { openStore } from '../hub/store/open.js';
+import { isPostgresUrl } from '../hub/store/pg/connection.js';
+import { defaultHubId } from './ha/hub-id.js';
+import { HubSupervisor } from './ha/supervisor.js';
 import type { Store } from '../hub/store/types.js';
 import { EdgefedError } from '../lib/errors.js';
 
@@ -40,9 +43,12 @@ export interface FederationOptions {
   dataDir?: string;
   /**
    * Where the hub keeps its state: a `postgres://` URL (`--store`), or a Store
-   * of the embedder's. Default: the lowdb files in `dataDir`.
+   * of the embedder's. Default: the lowdb files in `dataDir`. A URL makes the
+   * hub one of an active/standby group on that database (`ha`).
    */
   store?: Store | string;
+  /** HA with a postgres:// store: this hub's name in the lease (default: host name and a hash of the data dir), lease timing. */
+  ha?: { hubId?: string; ttlMs?: number; renewMs?: number };
   adapter?: Adapter<RegistryFile>;
   /**
    * Use this external broker instead of the embedded one. The hub holds a
@@ -78,7 +84,16 @@ export interface FederationOptions {
 
 export interface Federation {
   readonly broker: EdgefedBroker | undefined;
+  /**
+   * The hub. With a PostgreSQL store the hub is the active one of an HA
+   * group (`ha`): reading this on a standby throws EDGEFED_ERR_STANDBY; use
+   * `hubApi`, which is always what the HTTP API serves.
+   */
   readonly hub: Hub;
+  /** What the HTTP API serves: the hub, or on an HA standby its view of the store. */
+  readonly hubApi: HubApi;
+  /** HA (a postgres:// store): the lease, this hub's role, who is active. */
+  readonly ha: HubSupervisor | undefined;
   readonly api: HttpApi;
   /** `mqtt://...` that devices connect to. */
   readonly mqttUrl: string | undefined;
@@ -105,41 +120,69 @@ export async function startFederation(o: FederationOptions): Promise<Federation>
     if (err.code !== 'EADDRINUSE') throw err;
     throw new EdgefedError('EDGEFED_ERR_MQTT_LISTEN', `${bind}:${o.mqttPort ?? 1883} is already in use (another edgefed start, or a mosquitto?). Stop it, choose another --mqtt-port, or use it with --broker-url.`);
   });
-  let hub: Hub;
+  let hub: Hub | undefined;
+  let ha: HubSupervisor | undefined;
   try {
-    hub = createHub(hubOptions(o, broker, topicRoot, maxPayloadBytes, log, auth));
-    await hub.start();
+    if (typeof o.store === 'string' && isPostgresUrl(o.store)) {
+      ha = haSupervisor(o, o.store, () => hubOptions(o, broker, topicRoot, maxPayloadBytes, log, auth), log);
+      await ha.start();
+    } else {
+      hub = createHub(hubOptions(o, broker, topicRoot, maxPayloadBytes, log, auth));
+      await hub.start();
+    }
   } catch (err) {
     await broker?.close();
     throw err;
   }
+  const hubApi: HubApi = ha ? ha.api : hub!;
   let api: HttpApi;
   try {
-    api = await startHttpApi(hub, {
+    api = await startHttpApi(hubApi, {
+      ...(ha ? { ha: () => ha.status() } : {}),
       ...(broker ? { broker: { stats: broker.stats, auth: hooks?.stats } } : {}),
       host: bind, port: o.httpPort ?? 8080, bodyLimit: maxPayloadBytes, ...(o.tls ? { tls: o.tls } : {}), ...(auth ? { verifier: auth.verifier } : {}),
       ...(o.feed ? { feed: o.feed } : {}),
     });
   } catch (err) {
-    await hub.stop();
+    await (ha ?? hub!).stop();
     await broker?.close();
     throw new EdgefedError('EDGEFED_ERR_HTTP_LISTEN', `cannot listen on ${bind}:${o.httpPort ?? 8080} (${(err as Error).message}); choose another --http-port`);
   }
+  ha?.setApiUrl(api.url);
   return {
     broker,
-    hub,
+    get hub(): Hub {
+      if (hub) return hub;
+      const active = ha!.activeHub;
+      if (!active) throw new EdgefedError('EDGEFED_ERR_STANDBY', 'this hub is a standby (fed.ha.role); fed.hubApi serves its view of the store');
+      return active;
+    },
+    hubApi,
+    ha,
     api,
     mqttUrl: broker ? broker.url : o.brokerUrl,
     mqttsUrl: broker?.tlsUrl,
     authStats: hooks?.stats,
     async stop() {
       await api.close();
-      await hub.stop();
+      await (ha ?? hub!).stop();
       await broker?.close();
       hooks?.close();
       await auth?.close();
     },
   };
+}
+
+/** The HA supervisor of a postgres:// store: each hub it makes acts under the lease (fenced store, gated publishes). */
+function haSupervisor(o: FederationOptions, url: string, base: () => HubOptions, log: Logger): HubSupervisor {
+  return new HubSupervisor({
+    url,
+    hubId: o.ha?.hubId ?? defaultHubId(o.dataDir),
+    ...(o.ha?.ttlMs !== undefined ? { ttlMs: o.ha.ttlMs } : {}),
+    ...(o.ha?.renewMs !== undefined ? { renewMs: o.ha.renewMs } : {}),
+    log: log.child({ component: 'ha' }),
+    createHub: ({ store, mayAct, events, lease }) => createHub({ ...base(), store, mayAct, events, lease }),
+  });
 }
 
 function hubOptions(o: FederationOptions, broker: EdgefedBroker | undefined, topicRoot: string, maxPayloadBytes: number, log: Logger, auth: JwtAuth | undefined): HubOptions {

@@ -54,6 +54,13 @@ export class InProcessLink implements HubTransport {
     });
   }
 
+  abandon(): void {
+    this.#closed = true;
+    const client = this.#client;
+    this.#client = undefined;
+    void client?.close();
+  }
+
   async stop(): Promise<void> {
     this.#closed = true;
     const client = this.#client;

@@ -48,7 +48,7 @@ test.after.each(async (ctx) => {
 
 test('kill -9: registrations and an acknowledged WPK survive; nodes come back stale', (ctx) => withTimeout((async () => {
   const url = await (await sharedPostgres()).createDatabase('crash');
-  const hub1 = await spawnHub(['--data-dir', ctx.dir, '--store', url]);
+  const hub1 = await spawnHub(['--data-dir', ctx.dir, '--store', url, '--lease-ttl', '3s']);
   ctx.procs.push(hub1);
   const dev = await withTimeout(mqtt.connectAsync(hub1.mqttUrl, { clientId: 'fleet-sim', reconnectPeriod: 0 }), 5000, 'connect');
   ctx.clients.push(dev);
@@ -63,8 +63,10 @@ test('kill -9: registrations and an acknowledged WPK survive; nodes come back st
   await closeAll(dev);
   ctx.clients = [];
 
-  const hub2 = await spawnHub(['--data-dir', ctx.dir, '--store', url]);
+  const hub2 = await spawnHub(['--data-dir', ctx.dir, '--store', url, '--lease-ttl', '3s']);
   ctx.procs.push(hub2);
+  // The dead hub's lease runs out first (3 s): until then the new one is a standby.
+  await waitFor(async () => ((await (await fetch(`${hub2.httpUrl}/health`)).json()) as ApiHealth).ha?.role === 'active', { timeoutMs: 8000, label: 'takeover' });
   const nodes = ((await (await fetch(`${hub2.httpUrl}/federation/nodes`)).json()) as { nodes: Array<{ status: string }> }).nodes;
   assert.is(nodes.length, 20);
   assert.ok(nodes.every((n) => n.status === 'stale'), 'restored nodes are stale until they re-announce');

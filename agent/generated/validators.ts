@@ -636,7 +636,7 @@ return errors === 0;
 }
 validate22.evaluated = {"props":true,"dynamicProps":false,"dynamicItems":false};
 
-const schema34 = {"$schema":"https://json-schema.org/draft/2020-12/schema","$id":"https://edgefed.dev/schemas/v1/hub-status.json","title":"Hub status (retained; offline/lost is the Last Will)","type":"object","required":["state","boot_id","ts"],"additionalProperties":false,"properties":{"state":{"type":"string","enum":["online","offline"]},"reason":{"type":"string","enum":["lost","shutdown"]},"boot_id":{"type":"string","pattern":"^[A-Za-z0-9_-]{1,64}$"},"ts":{"type":"integer","minimum":0,"maximum":9007199254740991},"version":{"type":"string","minLength":1,"maxLength":64}}};
+const schema34 = {"$schema":"https://json-schema.org/draft/2020-12/schema","$id":"https://edgefed.dev/schemas/v1/hub-status.json","title":"Hub status (retained; offline/lost is the Last Will)","type":"object","required":["state","boot_id","ts"],"additionalProperties":false,"properties":{"state":{"type":"string","enum":["online","offline"]},"reason":{"type":"string","enum":["lost","shutdown"]},"boot_id":{"type":"string","pattern":"^[A-Za-z0-9_-]{1,64}$"},"ts":{"type":"integer","minimum":0,"maximum":9007199254740991},"version":{"type":"string","minLength":1,"maxLength":64},"hub_id":{"type":"string","minLength":1,"maxLength":64},"epoch":{"type":"integer","minimum":1}}};
 const pattern10 = new RegExp("^[A-Za-z0-9_-]{1,64}$", "u");
 
 function validate23(data, {instancePath="", parentData, parentDataProperty, rootData=data, dynamicAnchors={}}={}){
@@ -660,7 +660,7 @@ return false;
 else {
 const _errs1 = errors;
 for(const key0 in data){
-if(!(((((key0 === "state") || (key0 === "reason")) || (key0 === "boot_id")) || (key0 === "ts")) || (key0 === "version"))){
+if(!(((((((key0 === "state") || (key0 === "reason")) || (key0 === "boot_id")) || (key0 === "ts")) || (key0 === "version")) || (key0 === "hub_id")) || (key0 === "epoch"))){
 validate23.errors = [{instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties"}];
 return false;
 break;
@@ -774,6 +774,56 @@ var valid0 = _errs10 === errors;
 }
 else {
 var valid0 = true;
+}
+if(valid0){
+if(data.hub_id !== undefined){
+let data5 = data.hub_id;
+const _errs12 = errors;
+if(errors === _errs12){
+if(typeof data5 === "string"){
+if(func2(data5) > 64){
+validate23.errors = [{instancePath:instancePath+"/hub_id",schemaPath:"#/properties/hub_id/maxLength",keyword:"maxLength",params:{limit: 64},message:"must NOT have more than 64 characters"}];
+return false;
+}
+else {
+if(func2(data5) < 1){
+validate23.errors = [{instancePath:instancePath+"/hub_id",schemaPath:"#/properties/hub_id/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"}];
+return false;
+}
+}
+}
+else {
+validate23.errors = [{instancePath:instancePath+"/hub_id",schemaPath:"#/properties/hub_id/type",keyword:"type",params:{type: "string"},message:"must be string"}];
+return false;
+}
+}
+var valid0 = _errs12 === errors;
+}
+else {
+var valid0 = true;
+}
+if(valid0){
+if(data.epoch !== undefined){
+let data6 = data.epoch;
+const _errs14 = errors;
+if(!(((typeof data6 == "number") && (!(data6 % 1) && !isNaN(data6))) && (isFinite(data6)))){
+validate23.errors = [{instancePath:instancePath+"/epoch",schemaPath:"#/properties/epoch/type",keyword:"type",params:{type: "integer"},message:"must be integer"}];
+return false;
+}
+if(errors === _errs14){
+if((typeof data6 == "number") && (isFinite(data6))){
+if(data6 < 1 || isNaN(data6)){
+validate23.errors = [{instancePath:instancePath+"/epoch",schemaPath:"#/properties/epoch/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"}];
+return false;
+}
+}
+}
+var valid0 = _errs14 === errors;
+}
+else {
+var valid0 = true;
+}
+}
 }
 }
 }

@@ -19,7 +19,8 @@ import { DEFAULT_WPK, isFinalWpk, newWpk, type WpkDefaults } from './model.js';
 import type { StoreHealth } from '../store/health.js';
 import type { Store } from '../store/types.js';
 import { changed } from './store.js';
-import { WPK_STATES, WpkRequestError, type WorkPackages, type WpkListFilter, type WpkRecord, type WpkState } from './types.js';
+import { countWpksByState, listWpks } from './list.js';
+import { WpkRequestError, type WorkPackages, type WpkListFilter, type WpkRecord, type WpkState } from './types.js';
 
 export interface WpkOptions extends Partial<EngineOptions> {
   /** How often timeouts, lost nodes and deadlines are checked (default 250 ms). */
@@ -117,6 +118,14 @@ export class WpkService implements WorkPackages {
     await this.#flusher.stop();
   }
 
+  /** Stops at once, writing nothing more (the hub stepped down). */
+  abandon(): void {
+    this.#running = false;
+    this.#clock.clearTimeout(this.#sweep);
+    this.#sweep = undefined;
+    this.#flusher.abandon();
+  }
+
   /** One timer re-armed after each sweep (the Clock has no interval: one primitive for a fake to get right). */
   #armSweep(): void {
     this.#sweep = this.#clock.setTimeout(() => {
@@ -148,16 +157,7 @@ export class WpkService implements WorkPackages {
   }
 
   list(filter: WpkListFilter = {}): WpkRecord[] {
-    const out: WpkRecord[] = [];
-    const limit = filter.limit ?? Infinity;
-    const all = [...this.#engine.all.values()];
-    for (let i = all.length - 1; i >= 0 && out.length < limit; i--) {
-      const w = all[i]!;
-      if (filter.state && w.state !== filter.state) continue;
-      if (filter.capability && w.capability !== filter.capability) continue;
-      out.push(w);
-    }
-    return out;
+    return listWpks([...this.#engine.all.values()], filter);
   }
 
   async cancel(wpkId: string): Promise<WpkRecord> {
@@ -176,9 +176,7 @@ export class WpkService implements WorkPackages {
   }
 
   countByState(): Record<WpkState, number> {
-    const counts = Object.fromEntries(WPK_STATES.map((s) => [s, 0])) as Record<WpkState, number>;
-    for (const w of this.#engine.all.values()) counts[w.state] += 1;
-    return counts;
+    return countWpksByState(this.#engine.all.values());
   }
 
   /** From the router: a node's admitted execution update. */

@@ -14,7 +14,8 @@ export const health: RouteHandler = ({ hub, live, res }) => {
   const counters = hub.counters();
   const store = hub.storeStatus();
   const answer: ApiHealth = {
-    status: hub.connected && store.state === 'up' ? 'ok' : 'degraded',
+    // A standby has no broker session by design: it is healthy while it reads the store.
+    status: (hub.connected || live.ha?.().role === 'standby') && store.state === 'up' ? 'ok' : 'degraded',
     version: VERSION,
     auth: live.auth,
     boot_id: hub.bootId,
@@ -24,6 +25,7 @@ export const health: RouteHandler = ({ hub, live, res }) => {
     refusals_total: Object.values(counters.refusals).reduce((a, b) => a + (b ?? 0), 0),
     wpks: hub.wpks.countByState(),
     counters: publicCounters(counters),
+    ...(live.ha ? { ha: live.ha() } : {}),
     store: { kind: store.kind, location: store.location, state: store.state, down_since: store.down_since, last_error: store.last_error, failures: store.failures },
     ...(live.broker ? { broker: brokerHealth(live.broker) } : {}),
   };

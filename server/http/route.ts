@@ -8,12 +8,17 @@ import type { Validator } from '../../schemas/index.js';
 import type { Identity } from '../../auth/types.js';
 import type { FleetFeed } from '../feed/index.js';
 import type { HubApi } from '../../hub/index.js';
+import type { ApiHaStatus } from '../../lib/api.js';
 import type { HubMetrics } from '../metrics/index.js';
 import type { BrokerView } from '../metrics/broker.js';
 import { HttpError, readJsonObject } from './respond.js';
 
 /** What the API serves besides the hub's own state: metrics, the dashboard's feed, whether auth is on. */
-export interface LiveServices { metrics: HubMetrics; feed: FleetFeed; auth: 'jwt' | 'none'; broker?: BrokerView }
+export interface LiveServices {
+  metrics: HubMetrics; feed: FleetFeed; auth: 'jwt' | 'none'; broker?: BrokerView;
+  /** HA: this hub's role and who is active. */
+  ha?: () => ApiHaStatus;
+}
 export interface RouteContext {
   hub: HubApi; live: LiveServices; bodyLimit: number; url: URL; req: IncomingMessage; res: ServerResponse;
   /** Who called, when auth is on (absent on public routes and without auth). */

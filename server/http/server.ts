@@ -3,7 +3,8 @@
  * framework. Every failure answers JSON `{error:{code,message,details}}`;
  * refusals are logged once and counted like MQTT ones.
  */
-import { isEdgefedError } from '../../lib/errors.js';
+import { isEdgefedError, type EdgefedError } from '../../lib/errors.js';
+import type { ApiHaStatus } from '../../lib/api.js';
 import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -34,6 +35,8 @@ export interface HttpApiOptions {
   broker?: BrokerView;
   /** The dashboard feed's timers (default: changes every 500 ms, stats every 1 s); tests shorten them. */
   feed?: Pick<FeedOptions, 'batchMs' | 'statsMs'>;
+  /** HA: this hub's role and who is active, for /health and the standby's 503s. */
+  ha?: () => ApiHaStatus;
 }
 
 export interface HttpApi { readonly port: number; readonly url: string; close(): Promise<void> }
@@ -45,6 +48,7 @@ export async function startHttpApi(hub: HubApi, opts: HttpApiOptions): Promise<H
   const activity = new ActivitySeries(hub.events);
   const live: LiveServices = {
     metrics: createHubMetrics(hub, opts.broker), feed: new FleetFeed(hub, { ...opts.feed, auth, activity }), auth, ...(opts.broker ? { broker: opts.broker } : {}),
+    ...(opts.ha ? { ha: opts.ha } : {}),
   };
   const server = createServer(opts.tls, (req, res) => {
     handle({ hub, live, bodyLimit, verifier: opts.verifier }, req, res).catch((err: Error) => {
@@ -128,7 +132,7 @@ async function handle({ hub, live, bodyLimit, verifier }: Served, req: http.Inco
     const params = (route.pattern.exec(url.pathname) ?? []).slice(1).map(decodePathPart);
     await route.handler(ctx, params);
   } catch (err) {
-    const e = err instanceof HttpError ? err : storeUnavailable(err) ?? new HttpError(500, 'EDGEFED_ERR_INTERNAL', 'internal error');
+    const e = err instanceof HttpError ? err : storeUnavailable(err) ?? standby(err, res) ?? new HttpError(500, 'EDGEFED_ERR_INTERNAL', 'internal error');
     if (!(err instanceof HttpError) && e.status === 500) hub.log.error({ ...errorFields(err), path: url.pathname }, 'HTTP handler failed');
     if (e.status === 401) res.setHeader('www-authenticate', 'Bearer');
     if (e.status === 400 || e.status === 401 || e.status === 403 || e.status === 413 || e.status === 422) {
@@ -152,4 +156,13 @@ async function handle({ hub, live, bodyLimit, verifier }: Served, req: http.Inco
 function storeUnavailable(err: unknown): HttpError | undefined {
   if (!isEdgefedError(err) || !/^EDGEFED_ERR_(STORE_|FILE_WRITE)/.test(err.code)) return undefined;
   return new HttpError(503, err.code, `not written, try again: ${err.detail}`);
+}
+
+/** A write sent to an HA standby: 503, and the active hub's URL in `Edgefed-Active-Hub` (the CLI follows it). */
+function standby(err: unknown, res: http.ServerResponse): HttpError | undefined {
+  if (!isEdgefedError(err, 'EDGEFED_ERR_STANDBY')) return undefined;
+  const url = (err as EdgefedError & { active?: { info?: { api_url?: string } } }).active?.info?.api_url;
+  if (url) res.setHeader('edgefed-active-hub', url);
+  res.setHeader('retry-after', '3');
+  return new HttpError(503, err.code, err.detail);
 }

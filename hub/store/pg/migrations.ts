@@ -55,12 +55,15 @@ export const MIGRATIONS: readonly Migration[] = [
         PRIMARY KEY (wpk_id, node_id, attempt)
       );
 
-      -- For active/standby hubs: one row per lease, its holder and a fencing epoch.
+      -- For active/standby hubs: one row per lease, its holder and a fencing epoch
+      -- (raised at every acquisition; the store refuses writes of an older one).
       CREATE TABLE edgefed_leases (
-        name       text PRIMARY KEY,
-        holder     text NOT NULL,
-        epoch      bigint NOT NULL,
-        expires_at timestamptz NOT NULL
+        name        text PRIMARY KEY,
+        holder      text NOT NULL,
+        epoch       bigint NOT NULL,
+        expires_at  timestamptz NOT NULL,
+        -- what standbys tell clients about the active hub (its API URL, boot id)
+        holder_info jsonb NOT NULL DEFAULT '{}'
       );
     `,
   },

@@ -14,6 +14,7 @@ import type { NodeRecord } from '../../registry.js';
 import type { ExecutionRecord, WpkRecord } from '../../wpk/types.js';
 import type { NodeChanges, Store, StoredState, WpkChanges } from '../types.js';
 import { describeUrl, poolConfig, storeError } from './connection.js';
+import { acquireLease, FENCE, HUB_LEASE, readLease, releaseLease, renewLease, type Acquired, type LeaseHolder, type LeaseInfo } from './lease.js';
 import { migrate } from './migrations.js';
 import * as sql from './sql.js';
 
@@ -26,6 +27,14 @@ export interface PgStoreOptions {
   queryTimeoutMs?: number;
   /** Told of a failure of an idle connection (the pool would otherwise crash the process). */
   onIdleError?: (err: EdgefedError) => void;
+}
+
+/** The hub lease, through this store's pool (lease.ts). */
+export interface HubLease {
+  acquire(holder: string, ttlMs: number, info: LeaseInfo): Promise<Acquired>;
+  renew(holder: string, epoch: number, ttlMs: number): Promise<boolean>;
+  release(holder: string, epoch: number): Promise<void>;
+  read(): Promise<LeaseHolder | undefined>;
 }
 
 /** What the store last wrote of an execution: it is written again only when one of these moved. */
@@ -42,6 +51,9 @@ export class PgStore implements Store {
   /** Per WPK: execution key -> fingerprint of what is in the database. */
   readonly #executions = new Map<string, Map<string, string>>();
   #migrated: number[] = [];
+  /** Set by fence(): every write first checks the lease still carries it. */
+  #epoch: number | undefined;
+  #onFenced: (() => void) | undefined;
 
   constructor(o: PgStoreOptions) {
     this.#url = o.url;
@@ -52,6 +64,35 @@ export class PgStore implements Store {
 
   /** Migrations this store applied at load (empty when the schema was current). */
   get migrated(): readonly number[] { return this.#migrated; }
+
+  /** Creates or migrates the tables (load does it too): a standby needs the lease table before it loads anything. */
+  async prepare(): Promise<void> {
+    await this.#withClient('creating or migrating the tables', async (c) => { this.#migrated = await migrate(c, VERSION); });
+  }
+
+  /**
+   * From now on every write carries `epoch` and is refused (EDGEFED_ERR_FENCED,
+   * and `onFenced` is told) once the lease has a newer one: a hub that lost
+   * its lease, paused or cut off, cannot overwrite its successor's state.
+   */
+  fence(epoch: number, onFenced: () => void): void {
+    this.#epoch = epoch;
+    this.#onFenced = onFenced;
+  }
+
+  get lease(): HubLease {
+    const pool = this.#pool;
+    const url = this.#url;
+    const guard = async <T>(doing: string, f: () => Promise<T>): Promise<T> => {
+      try { return await f(); } catch (err) { throw storeError(err, url, doing); }
+    };
+    return {
+      acquire: (holder, ttlMs, info) => guard('taking the hub lease', () => acquireLease(pool, holder, ttlMs, info)),
+      renew: (holder, epoch, ttlMs) => guard('renewing the hub lease', () => renewLease(pool, holder, epoch, ttlMs)),
+      release: (holder, epoch) => guard('releasing the hub lease', () => releaseLease(pool, holder, epoch)),
+      read: () => guard('reading the hub lease', () => readLease(pool)),
+    };
+  }
 
   async load(): Promise<StoredState> {
     return this.#withClient('loading the hub state', async (c) => {
@@ -150,6 +191,7 @@ export class PgStore implements Store {
     await this.#withClient(doing, async (c) => {
       await c.query('BEGIN');
       try {
+        if (this.#epoch !== undefined) await this.#checkFence(c);
         await work(c);
         await c.query('COMMIT');
       } catch (err) {
@@ -157,6 +199,14 @@ export class PgStore implements Store {
         throw err;
       }
     });
+  }
+
+  async #checkFence(c: pg.PoolClient): Promise<void> {
+    const { rows } = await c.query<{ epoch: string }>(FENCE, [HUB_LEASE]);
+    const current = rows[0] ? Number(rows[0].epoch) : undefined;
+    if (current === this.#epoch) return;
+    this.#onFenced?.();
+    throw new EdgefedError('EDGEFED_ERR_FENCED', `this hub's lease (epoch ${this.#epoch}) was taken over (epoch ${current ?? 'none'}): it no longer writes`);
   }
 
   async #withClient<T>(doing: string, work: (c: pg.PoolClient) => Promise<T>): Promise<T> {
