@@ -126,4 +126,44 @@ test('wrong credentials, a wrong database, nothing listening: clear errors, neve
   assert.throws(() => new PgStore({ url: 'postgres://127.0.0.1:5432' }), /names no database/);
 });
 
+test('the lease: one holder at a time, a new epoch at every takeover, renewals only by the holder', async (ctx) => {
+  const s = open(ctx);
+  await s.prepare();
+  const a = await s.lease.acquire('hub-a', 300, { api_url: 'http://a' });
+  assert.equal(a, { acquired: true, epoch: 1 });
+  const b = await s.lease.acquire('hub-b', 300, {});
+  assert.is(b.acquired, false, 'not while hub-a holds it');
+  assert.is(!b.acquired && b.current?.holder, 'hub-a');
+  assert.is(!b.acquired && b.current?.info.api_url, 'http://a');
+  assert.ok(await s.lease.renew('hub-a', 1, 300, {}));
+  assert.not.ok(await s.lease.renew('hub-b', 1, 300, {}), 'only the holder renews');
+  await new Promise((r) => setTimeout(r, 350));
+  assert.not.ok(await s.lease.renew('hub-a', 1, 300, {}), 'an expired lease is not renewed, even by its holder');
+  const b2 = await s.lease.acquire('hub-b', 300, {});
+  assert.equal(b2, { acquired: true, epoch: 2 }, 'an expired lease is taken, under a new epoch');
+  assert.not.ok(await s.lease.renew('hub-a', 1, 300, {}), 'the old holder cannot renew it back');
+  await s.lease.release('hub-b', 2);
+  assert.equal(await s.lease.acquire('hub-a', 300, {}), { acquired: true, epoch: 3 }, 'a released lease is free at once');
+});
+
+test('fencing: a store writing under an older epoch is refused and told, and writes nothing', async (ctx) => {
+  const control = open(ctx);
+  await control.prepare();
+  const got = await control.lease.acquire('hub-a', 200, {});
+  assert.ok(got.acquired);
+  const old = open(ctx);
+  await old.load();
+  let fenced = 0;
+  old.fence(1, () => { fenced += 1; });
+  const n = new Registry().applyRegistration({ node_id: 'a', capabilities: ['m'], boot_id: 'b', ts: 1 }, { now: 1, live: true }).record;
+  await old.writeNodes({ upserted: [n], removed: [], liveness: [] });
+  await new Promise((r) => setTimeout(r, 250));
+  assert.ok((await control.lease.acquire('hub-b', 5000, {})).acquired, 'hub-b takes over');
+  const err = await old.writeNodes({ upserted: [{ ...n, status: 'offline' }], removed: [], liveness: [] }).then(() => undefined, (e: unknown) => e);
+  assert.ok(isEdgefedError(err, 'EDGEFED_ERR_FENCED'), String(err));
+  assert.is(fenced, 1);
+  const [row] = (await open(ctx).load()).nodes;
+  assert.is(row?.status, 'active', 'the fenced write changed nothing');
+});
+
 test.run();

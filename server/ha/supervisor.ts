@@ -17,7 +17,7 @@ import { performance } from 'node:perf_hooks';
 import type { Logger } from '../../lib/log.js';
 import type { Hub } from '../../hub/hub.js';
 import { HubObservers } from '../../hub/observe.js';
-import type { LeaseHolder } from '../../hub/store/pg/lease.js';
+import type { LeaseHolder, LeaseInfo } from '../../hub/store/pg/lease.js';
 import { PgStore } from '../../hub/store/pg/store.js';
 import type { StoreStatus } from '../../hub/store/health.js';
 import { StandbyView } from './standby-view.js';
@@ -85,7 +85,10 @@ export class HubSupervisor {
   readonly mayAct = (): boolean => this.#hub !== undefined && performance.now() < this.#validUntil;
 
   /** The API's own URL, which standbys give clients for writes (set once the HTTP server listens). */
-  setApiUrl(url: string): void { this.#apiUrl = url; }
+  setApiUrl(url: string): void {
+    this.#apiUrl = url;
+    if (this.#lastLease?.holder === this.#o.hubId) this.#lastLease.info = this.#info();
+  }
 
   status(): HaStatus {
     const l = this.#lastLease;
@@ -104,6 +107,7 @@ export class HubSupervisor {
   }
 
   async stop(): Promise<void> {
+    if (this.#stopped) return;
     this.#stopped = true;
     clearTimeout(this.#timer);
     await this.#ticking;
@@ -135,7 +139,7 @@ export class HubSupervisor {
   async #renew(): Promise<void> {
     const sentAt = performance.now();
     try {
-      if (await this.#control.lease.renew(this.#o.hubId, this.#epoch!, this.#o.ttlMs)) {
+      if (await this.#control.lease.renew(this.#o.hubId, this.#epoch!, this.#o.ttlMs, this.#info())) {
         this.#validUntil = sentAt + this.#o.ttlMs - this.#o.marginMs;
         return;
       }
@@ -150,7 +154,7 @@ export class HubSupervisor {
     const sentAt = performance.now();
     let got;
     try {
-      got = await this.#control.lease.acquire(this.#o.hubId, this.#o.ttlMs, { ...(this.#apiUrl ? { api_url: this.#apiUrl } : {}) });
+      got = await this.#control.lease.acquire(this.#o.hubId, this.#o.ttlMs, this.#info());
     } catch (err) {
       this.#o.log.warn({ err: (err as Error).message }, 'standby could not reach the lease');
       return;
@@ -163,7 +167,7 @@ export class HubSupervisor {
   async #becomeActive(epoch: number): Promise<void> {
     const t0 = Date.now();
     this.#epoch = epoch;
-    this.#lastLease = { holder: this.#o.hubId, epoch, expires_in_ms: this.#o.ttlMs, info: { ...(this.#apiUrl ? { api_url: this.#apiUrl } : {}) } };
+    this.#lastLease = { holder: this.#o.hubId, epoch, expires_in_ms: this.#o.ttlMs, info: this.#info() };
     const store = new PgStore({ url: this.#o.url, onIdleError: (err) => this.#o.log.warn({ code: err.code }, 'store connection dropped') });
     store.fence(epoch, () => void this.#stepDown('a write was fenced: another hub took the lease'));
     const hub = this.#o.createHub({ store, mayAct: this.mayAct, events: this.events, lease: { hubId: this.#o.hubId, epoch } });
@@ -194,6 +198,9 @@ export class HubSupervisor {
     await hub.abandon();
     if (!this.#stopped) await this.#standby.start().catch(() => undefined);
   }
+
+  /** What standbys tell clients about this hub while it is active. */
+  #info(): LeaseInfo { return this.#apiUrl ? { api_url: this.#apiUrl } : {}; }
 
   #controlStatus(): StoreStatus {
     return { kind: 'postgres', location: this.#control.describe.location, state: 'up', down_since: null, last_error: null, failures: 0 };

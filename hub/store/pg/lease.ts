@@ -40,11 +40,16 @@ export async function acquireLease(db: pg.Pool, holder: string, ttlMs: number, i
   return { acquired: false, current: await readLease(db) };
 }
 
-/** Extends the lease while `holder` still has it under `epoch`; false once it has been taken (or never was). */
-export async function renewLease(db: pg.Pool, holder: string, epoch: number, ttlMs: number): Promise<boolean> {
+/**
+ * Extends the lease while `holder` still has it under `epoch` and it has not
+ * expired; false otherwise. An expired lease is never renewed: its holder
+ * was away longer than the TTL (paused, cut off) and must acquire again,
+ * under a new epoch, if nobody else has.
+ */
+export async function renewLease(db: pg.Pool, holder: string, epoch: number, ttlMs: number, info: LeaseInfo): Promise<boolean> {
   const { rowCount } = await db.query(`
-    UPDATE edgefed_leases SET expires_at = now() + ($4::integer * interval '1 millisecond')
-    WHERE name = $1 AND holder = $2 AND epoch = $3`, [HUB_LEASE, holder, epoch, ttlMs]);
+    UPDATE edgefed_leases SET expires_at = now() + ($4::integer * interval '1 millisecond'), holder_info = $5::jsonb
+    WHERE name = $1 AND holder = $2 AND epoch = $3 AND expires_at > now()`, [HUB_LEASE, holder, epoch, ttlMs, JSON.stringify(info)]);
   return rowCount === 1;
 }
 

@@ -32,7 +32,7 @@ export interface PgStoreOptions {
 /** The hub lease, through this store's pool (lease.ts). */
 export interface HubLease {
   acquire(holder: string, ttlMs: number, info: LeaseInfo): Promise<Acquired>;
-  renew(holder: string, epoch: number, ttlMs: number): Promise<boolean>;
+  renew(holder: string, epoch: number, ttlMs: number, info: LeaseInfo): Promise<boolean>;
   release(holder: string, epoch: number): Promise<void>;
   read(): Promise<LeaseHolder | undefined>;
 }
@@ -51,6 +51,7 @@ export class PgStore implements Store {
   /** Per WPK: execution key -> fingerprint of what is in the database. */
   readonly #executions = new Map<string, Map<string, string>>();
   #migrated: number[] = [];
+  #closed = false;
   /** Set by fence(): every write first checks the lease still carries it. */
   #epoch: number | undefined;
   #onFenced: (() => void) | undefined;
@@ -88,7 +89,7 @@ export class PgStore implements Store {
     };
     return {
       acquire: (holder, ttlMs, info) => guard('taking the hub lease', () => acquireLease(pool, holder, ttlMs, info)),
-      renew: (holder, epoch, ttlMs) => guard('renewing the hub lease', () => renewLease(pool, holder, epoch, ttlMs)),
+      renew: (holder, epoch, ttlMs, info) => guard('renewing the hub lease', () => renewLease(pool, holder, epoch, ttlMs, info)),
       release: (holder, epoch) => guard('releasing the hub lease', () => releaseLease(pool, holder, epoch)),
       read: () => guard('reading the hub lease', () => readLease(pool)),
     };
@@ -147,6 +148,8 @@ export class PgStore implements Store {
   }
 
   async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
     await this.#pool.end();
   }
 
