@@ -100,7 +100,10 @@ export class Hub implements HubApi {
       ...(this.#o.username !== undefined ? { username: this.#o.username } : {}),
       ...(this.#o.password !== undefined ? { password: this.#o.password } : {}),
       onMessage: (topic, payload, retained) => {
-        if (retained && topic === this.topics.hubStatus()) this.#ctx.resync.brokerKeptStore = true;
+        if (topic === this.topics.hubStatus()) {
+          if (retained) this.#ctx.resync.brokerKeptStore = true;
+          else this.#onHubStatus(payload);
+        }
         route(topic, payload, retained);
       },
       onConnecting: () => {
@@ -289,6 +292,20 @@ export class Hub implements HubApi {
     ).finally(() => { this.#storeCheck.running = false; });
   }
 
+  /**
+   * Another hub process's `offline` on hub/status (a will the broker sent
+   * late: an HA predecessor killed with -9 is declared lost only after its
+   * keepalive, long after this hub took over) would stand as the retained
+   * status of the federation: this hub announces itself again.
+   */
+  #onHubStatus(payload: Buffer): void {
+    let s: { state?: unknown; boot_id?: unknown };
+    try { s = JSON.parse(payload.toString()) as typeof s; } catch { return; }
+    if (s.state !== 'offline' || s.boot_id === this.bootId || !this.#link.connected) return;
+    this.log.info({ other_boot_id: s.boot_id }, 'another hub\'s offline status replaced: this hub is online');
+    this.#link.reannounce();
+  }
+
   /** Whether the store takes writes now (GET /health, /metrics). */
   storeStatus(): StoreStatus { return this.#storeHealth.status(); }
 
@@ -340,6 +357,7 @@ function gated(link: HubTransport, mayAct: (() => boolean) | undefined): HubTran
     start: () => link.start(),
     stop: () => link.stop(),
     abandon: () => link.abandon(),
+    reannounce: () => { if (mayAct()) link.reannounce(); },
     publish(topic, payload, opts) { if (mayAct()) link.publish(topic, payload, opts); },
   };
 }

@@ -196,6 +196,10 @@ export class HubLink implements HubTransport {
     }, RECONNECT_MS);
   }
 
+  reannounce(): void {
+    this.publish(this.opts.topics.hubStatus(), this.#status('online'), { qos: 1, retain: true });
+  }
+
   /** Cuts the connection at once: no goodbye, no final publish; the broker sends the will. */
   abandon(): void {
     this.#closed = true;

@@ -47,6 +47,8 @@ export interface HubTransport extends Publisher {
   start(): Promise<void>;
   /** Announces the hub's shutdown (retained) and leaves. */
   stop(): Promise<void>;
+  /** Publishes the hub's `online` status again (retained): another hub's late will must not stand for this one. */
+  reannounce(): void;
   /** Cuts the session at once, announcing nothing (the broker's will says `lost`): an HA hub stepping down. */
   abandon(): void;
 }

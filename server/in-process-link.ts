@@ -54,6 +54,10 @@ export class InProcessLink implements HubTransport {
     });
   }
 
+  reannounce(): void {
+    this.publish(this.setup.topics.hubStatus(), hubStatusPayload(this.setup, 'online'), { qos: 1, retain: true });
+  }
+
   abandon(): void {
     this.#closed = true;
     const client = this.#client;

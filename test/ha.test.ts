@@ -105,4 +105,16 @@ test('a hub whose lease was taken steps down at its next renewal, and its writes
   assert.is((await health(a)).ha?.epoch, 3, 'under a new epoch');
 }, { timeoutMs: 30_000 }));
 
+test('a late will of a predecessor does not stand: the active hub announces itself again', bounded(async (scope) => {
+  const broker = await startBroker(scope);
+  const store = await (await sharedPostgres()).createDatabase('ha');
+  const a = await hub(scope, broker.url!, store, 'hub-a');
+  const c = await mqtt.connectAsync(broker.url!, { reconnectPeriod: 0 });
+  scope.defer(() => c.endAsync(true));
+  // What the broker publishes for a hub killed with -9, a keepalive after its successor took over.
+  await c.publishAsync(t.hubStatus(), JSON.stringify({ state: 'offline', reason: 'lost', boot_id: 'dead-hub', ts: Date.now() }), { qos: 1, retain: true });
+  const status = await waitFor(async () => { const s = await hubStatus(scope, broker.url!); return s.state === 'online' ? s : undefined; }, { timeoutMs: 3000, label: 'online again' });
+  assert.equal([status.boot_id, status.hub_id], [(await health(a)).boot_id, 'hub-a']);
+}, { timeoutMs: 30_000 }));
+
 test.run();
