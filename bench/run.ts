@@ -10,6 +10,7 @@
  *   auth-storm --nodes 2000 [--runs 5] [--warmup 1] [--concurrency 200] [--client mqtt|raw]
  *   scale [--nodes 10000,50000,100000] [--stores files,postgres] [--heartbeat-interval 30s] [--window 30s]
  *         [--generators 4] [--connections 25] [--storm-limit 180s]   (not in `all`: it takes ~20 min)
+ *   takeover [--rounds 10] [--wpks 50] [--lease-ttl 10s]   (HA: kill -9 of the active hub; not in `all`)
  * With no scenario, runs the issue's set. Prints one JSON line per result.
  * The fleet's connections behave like the product's (since 967cc92):
  * TCP_NODELAY on both ends. `--nagle` is an ablation that turns it off on
@@ -30,6 +31,7 @@ import { registrationStorm } from './registration-storm.js';
 import { arg, machine } from './stats.js';
 import { authStorm } from './auth-storm.js';
 import { scale } from './scale.js';
+import { takeover } from './takeover.js';
 import type { ClientKind } from './auth-storm-fleet.js';
 
 const argv = process.argv.slice(2);
@@ -132,6 +134,7 @@ else if (scenario === 'dispatch-throughput') await throughput();
 else if (scenario === 'failover') await fail();
 else if (scenario === 'auth-storm') await auth();
 else if (scenario === 'scale') await scaleRun();
+else if (scenario === 'takeover') print('takeover', await takeover({ rounds: Number(arg(argv, 'rounds', '10')), wpks: Number(arg(argv, 'wpks', '50')), ttlMs: parseDuration(arg(argv, 'lease-ttl', '10s')) }));
 else if (scenario === 'all') {
   await storm(1000);
   await storm(5000);
@@ -143,6 +146,6 @@ else if (scenario === 'all') {
   await fail(true);
   await auth(true);
 } else {
-  process.stderr.write(`unknown scenario "${scenario}": registration-storm, heartbeat, dashboard-feed, agent-rss, dispatch-latency, dispatch-throughput, failover, auth-storm, scale\n`);
+  process.stderr.write(`unknown scenario "${scenario}": registration-storm, heartbeat, dashboard-feed, agent-rss, dispatch-latency, dispatch-throughput, failover, auth-storm, scale, takeover\n`);
   process.exitCode = 2;
 }
