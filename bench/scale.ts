@@ -22,6 +22,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { jsonLogger } from '../lib/log.js';
 import { startFederation, type Federation } from '../server/federation.js';
+import { freePort } from '../test/helpers/ports.js';
 import { startPostgres, type PgServer } from '../test/helpers/postgres.js';
 import { measureWindow } from './heartbeat.js';
 import type { ScaleCommand, ScaleReport } from './scale-fleet.js';
@@ -42,7 +43,6 @@ export interface ScaleOptions {
 }
 
 async function startMosquitto(dir: string): Promise<{ url: string; stop(): Promise<void> }> {
-  const { freePort } = await import('../test/helpers/postgres.js');
   const port = await freePort();
   const conf = path.join(dir, 'mosquitto.conf');
   await fs.writeFile(conf, [`listener ${port} 127.0.0.1`, 'allow_anonymous true', 'persistence false', 'max_queued_messages 0', 'max_inflight_messages 100', ''].join('\n'));

@@ -15,7 +15,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { freePort, startPostgres } from '../test/helpers/postgres.js';
+import { freePort } from '../test/helpers/ports.js';
+import { startPostgres } from '../test/helpers/postgres.js';
 import { median } from './stats.js';
 
 const CLI = fileURLToPath(new URL('../cli/main.ts', import.meta.url));

@@ -10,11 +10,11 @@
  */
 import { execFile, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
+import { freePort } from './ports.js';
 
 const run = promisify(execFile);
 export const PG_PASSWORD = 's3cret-pw';
@@ -55,16 +55,6 @@ async function pgTool(tool: string, args: string[]): Promise<void> {
   await run(cmd, argv, { timeout: 60_000, env: { ...process.env, LC_ALL: 'C' } });
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 /** `fsync: true` for benchmarks (the durability an operator runs with); tests go without it. */
 export async function startPostgres(o: { fsync?: boolean } = {}): Promise<PgServer> {

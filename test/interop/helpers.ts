@@ -16,6 +16,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { kill9, spawnHub, stopGracefully, type HubProcess } from '../helpers/process.js';
+import { freePort } from '../helpers/ports.js';
 import { waitFor, withTimeout } from '../helpers/time.js';
 
 export { kill9, spawnHub, stopGracefully, type HubProcess };
@@ -108,16 +109,6 @@ export async function startMosquitto(): Promise<{ port: number; stop(): Promise<
   };
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 // ---------------------------------------------------------------------------
 // mosquitto_pub
