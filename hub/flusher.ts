@@ -32,6 +32,8 @@ export class Flusher {
   #dirty = false;
   /** Whether a pending change is durable (write soon) or liveness only (write lazily). */
   #durable = false;
+  /** A pending change is waited on: write at the next turn. */
+  #now = false;
   #notBefore = 0;
   /** Failed writes in a row: the retry backs off with them. */
   #failures = 0;
@@ -41,15 +43,21 @@ export class Flusher {
 
   constructor(private readonly write: () => Promise<void>, private readonly opts: FlusherOptions) {}
 
-  markDirty(kind: 'durable' | 'liveness'): void {
+  /**
+   * `now`: something waits on this write to go out (a trigger is held until
+   * its attempt is stored), so it is written at the next turn, still after
+   * the pause that follows a write.
+   */
+  markDirty(kind: 'now' | 'durable' | 'liveness'): void {
     if (this.#stopped) return;
     this.#dirty = true;
-    if (kind === 'durable') this.#durable = true;
+    if (kind !== 'liveness') this.#durable = true;
+    if (kind === 'now') this.#now = true;
     this.#schedulePending();
   }
 
   #schedulePending(): void {
-    const delay = this.#durable ? this.opts.soonMs : this.opts.lazyMs;
+    const delay = this.#now ? 0 : this.#durable ? this.opts.soonMs : this.opts.lazyMs;
     this.#schedule(Math.max(Date.now() + delay, this.#notBefore));
   }
 
@@ -110,6 +118,7 @@ export class Flusher {
   async #run(): Promise<void> {
     this.#dirty = false;
     this.#durable = false;
+    this.#now = false;
     const started = Date.now();
     const waiters = this.#waiters.splice(0);
     let ok = false;
@@ -119,6 +128,7 @@ export class Flusher {
         this.#failures += 1;
         this.#dirty = true;
         this.#durable = true;
+        this.#now = true; // what waited on it still waits (the retry's backoff applies)
         for (const w of waiters) w.reject(err);
         this.opts.onError(err);
       },

@@ -143,7 +143,7 @@ export class Hub implements HubApi {
       storeHealth: this.#storeHealth,
       startedAt: this.startedAt,
       observe: this.events,
-    }, this.#o.wpk);
+    }, { triggerAfterWrite: this.#store.describe?.kind === 'postgres', ...this.#o.wpk });
     const route = createRouter(this.#ctx, {
       maxPayloadBytes: this.#o.maxPayloadBytes,
       onExecution: (_ctx, nodeId, update) => this.#wpks.onExecution(nodeId, update),
