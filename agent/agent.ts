@@ -23,6 +23,7 @@ import { RecentFinals } from './recent-finals.js';
 import { Spool } from './spool.js';
 import { FileSpoolStore } from './spool-file.js';
 import { disconnect } from '../lib/goodbye.js';
+import { DesiredKeeper, type DesiredHandler } from './desired.js';
 
 /** Events an agent emits; neither carries arguments. */
 export interface AgentEventMap {
@@ -46,6 +47,11 @@ export interface Agent {
    * and the broker publishes the will instead. Idempotent; never rejects.
    */
   stop(): Promise<void>;
+  /**
+   * Sets the handler of this node's desired state (replacing `desiredHandler`):
+   * `(state, delta, ctx) => reported`, run for each new version, one at a time.
+   */
+  onDesired(handler: DesiredHandler): this;
 }
 
 /**
@@ -80,6 +86,7 @@ class EdgeAgent implements Agent {
   private readonly spool: Spool;
   private readonly outbox: ExecutionOutbox;
   private readonly finals: RecentFinals;
+  private readonly desired: DesiredKeeper;
   private client: MqttClient | undefined;
   private seq = 0;
   private lastAnnounceTs = 0;
@@ -131,6 +138,16 @@ class EdgeAgent implements Agent {
         this.outbox.send(update);
       },
     });
+    this.desired = new DesiredKeeper({
+      nodeId: opts.nodeId,
+      log: this.log,
+      dir: opts.spoolDir,
+      handler: opts.desiredHandler,
+      report: (report) => {
+        const client = this.client;
+        if (client && !this.stopping) this.publish(client, this.topics.reported(this.nodeId), report, RETAINED_QOS1);
+      },
+    });
     this.commands.on('cancel', (command) => {
       this.executor.cancel(command.wpk_id, command.attempt);
     });
@@ -173,6 +190,11 @@ class EdgeAgent implements Agent {
     return this;
   }
 
+  onDesired(handler: DesiredHandler): this {
+    this.desired.setHandler(handler);
+    return this;
+  }
+
   stop(): Promise<void> {
     this.stopping ??= this.shutdown();
     return this.stopping;
@@ -183,8 +205,13 @@ class EdgeAgent implements Agent {
     this.up = true;
     this.failures = 0;
     this.log.info('connected to broker');
+    this.desired.onConnect();
     if (!connack.sessionPresent) {
-      const subscriptions: Record<string, { qos: 1 }> = { [this.topics.commands(this.nodeId)]: { qos: 1 }, [this.topics.hubStatus()]: { qos: 1 } };
+      const subscriptions: Record<string, { qos: 1 }> = {
+        [this.topics.commands(this.nodeId)]: { qos: 1 }, [this.topics.hubStatus()]: { qos: 1 },
+        // Retained: the latest desired version arrives on every connect.
+        [this.topics.desired(this.nodeId)]: { qos: 1 },
+      };
       // Broadcast triggers (mode all) on the capability's topic, and those addressed to this node alone.
       for (const capability of this.capabilities) {
         subscriptions[this.topics.trigger(capability)] = { qos: 1 };
@@ -234,6 +261,8 @@ class EdgeAgent implements Agent {
       this.commands.dispatch(payload);
     } else if (parsed?.kind === 'trigger' && this.capabilities.has(parsed.capability) && (parsed.nodeId ?? this.nodeId) === this.nodeId) {
       this.executor.onTrigger(parsed.capability, payload);
+    } else if (parsed?.kind === 'node' && parsed.family === 'desired' && parsed.nodeId === this.nodeId) {
+      this.desired.onMessage(payload);
     } else if (parsed?.kind === 'hub-status') {
       this.onHubStatus(payload);
     }

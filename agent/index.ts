@@ -13,3 +13,5 @@ export {
 export { ActionModuleError, loadActionModule } from './action-module.js';
 export { DEFAULT_SPOOL_MAX } from './spool.js';
 export { SPOOL_FILE } from './spool-file.js';
+export { DESIRED_STATE_FILE, REPORTED_STATE_FILE, type DesiredContext, type DesiredHandler } from './desired.js';
+export { loadStateHandler, StateHandlerModuleError } from './state-handler-module.js';

@@ -14,6 +14,7 @@ import {
 import { jsonLogger, type Logger } from '../lib/log.js';
 import { DEFAULT_TOPIC_ROOT, validateRoot } from '../lib/topics.js';
 import type { ActionMap } from './actions.js';
+import type { DesiredHandler } from './desired.js';
 import { DEFAULT_REPLAY_FINAL_MS } from './recent-finals.js';
 import { DEFAULT_SPOOL_MAX } from './spool.js';
 import { EdgefedError } from '../lib/errors.js';
@@ -75,6 +76,13 @@ export interface AgentOptions {
    * with the process. One directory per node.
    */
   spoolDir?: string;
+  /**
+   * Applies the node's desired state (issue 16): called with each new
+   * version's state, its delta against the last report, and a context; what
+   * it returns is reported. Without it the desired state is reported as is
+   * and kept in `desired-state.json` in `spoolDir`. Also `agent.onDesired()`.
+   */
+  desiredHandler?: DesiredHandler;
   /** Updates the spool keeps at most (1..1,000,000); beyond it the oldest are dropped. */
   spoolMax?: number;
   /**
@@ -147,6 +155,7 @@ export function resolveOptions(input: AgentOptions): ResolvedAgentOptions {
   if (o.username !== undefined && typeof o.username !== 'string') bad('username must be a string');
   if (o.password !== undefined && typeof o.password !== 'string') bad('password must be a string');
   checkActions(o.actions, bad);
+  if (o.desiredHandler !== undefined && typeof o.desiredHandler !== 'function') bad('desiredHandler must be a function (state, delta, ctx) => reported');
   if (o.spoolDir !== undefined && (typeof o.spoolDir !== 'string' || o.spoolDir.length === 0)) bad('spoolDir must be a non-empty path');
   checkInt('spoolMax', o.spoolMax, 1, 1_000_000, bad);
   checkInt('replayFinalMs', o.replayFinalMs, 0, 86_400_000, bad);

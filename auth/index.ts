@@ -3,7 +3,7 @@
  * The broker ACL and the HTTP API depend only on the Verifier and Identity
  * types; everything else here is how those are made.
  */
-export { ROLES, TokenError, WPK_WRITE, type Identity, type Role, type TokenRefusalCode, type Verifier } from './types.js';
+export { ROLES, STATE_WRITE, TokenError, WPK_WRITE, type Identity, type Role, type TokenRefusalCode, type Verifier } from './types.js';
 export { DEFAULT_SUBJECTS, identityFromClaims, type EdgefedClaims } from './claims.js';
 export { JWKS_FILE, KEYS_DIR, keysDir, loadOrCreateSigningKey, PRIVATE_KEY_FILE, rotateSigningKey, SIGNING_ALG, type PublicJwk, type SigningKey } from './keys.js';
 export { checkIssueOptions, issueToken, MAX_TTL_SECONDS, type IssueOptions, type TokenSigner } from './tokens.js';

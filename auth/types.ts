@@ -10,6 +10,8 @@ export const ROLES: readonly Role[] = ['agent', 'operator', 'hub'];
 
 /** The scope that lets an operator create and cancel WPKs and register nodes over HTTP. */
 export const WPK_WRITE = 'wpk:write';
+/** Operators with this scope may change nodes' desired state (PATCH /federation/nodes/:id/desired). */
+export const STATE_WRITE = 'state:write';
 
 export interface Identity {
   role: Role;

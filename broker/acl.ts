@@ -17,6 +17,8 @@ export type PublishRefusal =
   | 'not_own_node'
   /** An agent published on its own `commands`: only the hub sends commands. */
   | 'own_commands'
+  /** An agent published on its own `desired`: only the hub sets desired state. */
+  | 'own_desired'
   /** A registration announcing a capability the token's `caps` do not hold. */
   | 'caps_exceeded'
   /** A non-empty registration whose capabilities cannot be read, so cannot be checked. */
@@ -131,6 +133,7 @@ function agentMayPublish(t: Topics, identity: Identity, topic: string, payload: 
   // Checked by level, not by parse(): `commands/x` is no protocol topic, yet
   // the node's own `commands/#` subscription would deliver it as if from the hub.
   if (family === 'commands') return refuse('own_commands');
+  if (family === 'desired') return refuse('own_desired');
   if (family === 'registration') return registrationWithinCaps(identity.caps, payload);
   return ALLOW;
 }

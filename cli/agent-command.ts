@@ -5,7 +5,7 @@
  */
 import os from 'node:os';
 import path from 'node:path';
-import { ActionModuleError, AGENT_DEFAULTS, AgentConfigError, loadActionModule, startAgent, type ActionMap, type Agent } from '../agent/index.js';
+import { ActionModuleError, AGENT_DEFAULTS, AgentConfigError, loadActionModule, loadStateHandler, startAgent, StateHandlerModuleError, type ActionMap, type Agent, type DesiredHandler } from '../agent/index.js';
 import { parseDuration } from '../lib/duration.js';
 import { MAX_CONCURRENCY } from '../lib/limits.js';
 import { jsonLogger, type Logger } from '../lib/log.js';
@@ -24,6 +24,7 @@ const FLAGS: FlagSpecs = {
   concurrency: { type: 'string', value: 'N', help: 'Work packages run at once (max_concurrency)', default: String(AGENT_DEFAULTS.concurrency) },
   'log-level': { type: 'string', value: 'LEVEL', help: 'debug, info, warn, error or silent', default: 'info' },
   actions: { type: 'string', value: 'FILE', help: 'JavaScript module exporting actions { name: async (params, ctx) => result }, besides echo and sleep' },
+  'state-handler': { type: 'string', value: 'FILE', help: 'JavaScript module whose default export applies the desired state: (state, delta, ctx) => reported; without it the state is written to desired-state.json in the spool dir' },
   'spool-dir': { type: 'string', value: 'DIR', help: 'Where execution updates wait while the broker is unreachable (default ~/.edgefed/spool/NODE_ID)' },
   'spool-max': { type: 'string', value: 'N', help: 'Updates the spool keeps; beyond it the oldest are dropped', default: String(AGENT_DEFAULTS.spoolMax) },
   'replay-final': { type: 'string', value: 'DURATION', help: 'How long the final update of finished work is kept to send again to a restarted hub (0 = never)', default: `${AGENT_DEFAULTS.replayFinalMs / 60_000}m` },
@@ -53,6 +54,7 @@ export async function runAgentCommand(argv: string[], env: NodeJS.ProcessEnv): P
     if (capabilities.length === 0) required(undefined, 'capabilities');
     const brokerUrl = str(flags, 'broker') ?? AGENT_DEFAULTS.brokerUrl;
     const actions = await userActions(str(flags, 'actions'));
+    const desiredHandler = await stateHandler(str(flags, 'state-handler'));
     const options = {
       nodeId,
       capabilities,
@@ -65,6 +67,7 @@ export async function runAgentCommand(argv: string[], env: NodeJS.ProcessEnv): P
       topicRoot: str(flags, 'topic-root'),
       logger: log,
       actions,
+      ...(desiredHandler ? { desiredHandler } : {}),
       spoolDir: str(flags, 'spool-dir') ?? defaultSpoolDir(nodeId),
       spoolMax: int(flags, 'spool-max', { min: 1, max: 1_000_000 }),
       replayFinalMs: duration(str(flags, 'replay-final'), 'replay-final'),
@@ -130,6 +133,17 @@ async function userActions(file: string | undefined): Promise<ActionMap | undefi
     return await loadActionModule(file);
   } catch (err) {
     if (err instanceof ActionModuleError) throw new CliError(`edgefed agent: --actions ${err.file}: ${err.problems.join('; ')}`);
+    throw err;
+  }
+}
+
+/** `--state-handler FILE`: a module problem is an exit-2 flag error. */
+async function stateHandler(file: string | undefined): Promise<DesiredHandler | undefined> {
+  if (file === undefined) return undefined;
+  try {
+    return await loadStateHandler(file);
+  } catch (err) {
+    if (err instanceof StateHandlerModuleError) throw new CliError(`edgefed agent: --state-handler ${err.detail}`);
     throw err;
   }
 }

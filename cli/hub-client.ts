@@ -33,6 +33,11 @@ export function postJson<T>(hub: HubTarget, path: string, body?: unknown): Promi
   return requestJson<T>(hub, path, init);
 }
 
+/** PATCHes `body` as JSON with extra headers (If-Match) and reads the JSON answer. */
+export function patchJson<T>(hub: HubTarget, path: string, body: unknown, headers: Record<string, string> = {}): Promise<T> {
+  return requestJson<T>(hub, path, { method: 'PATCH', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
+}
+
 /**
  * Every failure is a CliError with exit code 1: the hub unreachable (with
  * what to check), or the hub's own error message and details when it refused.

@@ -18,6 +18,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Runner> }>
   nodes: { summary: 'List the nodes in the registry', load: async () => (await import('./nodes.js')).runNodes },
   trigger: { summary: 'Create a work package (optionally --wait for its result)', load: async () => (await import('./trigger.js')).runTrigger },
   wpk: { summary: 'List, show or cancel work packages', load: async () => (await import('./wpk.js')).runWpk },
+  state: { summary: 'Show or set nodes\' desired state (state show ID, state set ID... --patch JSON)', load: async () => (await import('./state.js')).runState },
   simulate: { summary: 'Run N simulated agents in one process (development, load)', load: async () => (await import('./simulate.js')).runSimulate },
   certs: { summary: 'Write a development CA and certificates for TLS (certs dev --out DIR)', load: async () => (await import('./certs.js')).runCerts },
   store: { summary: 'Move a hub\'s files into PostgreSQL (store migrate --from DIR --to URL)', load: async () => (await import('./store.js')).runStore },

@@ -17,7 +17,7 @@ const ISSUE_SPECS: FlagSpecs = {
   node: { type: 'string', value: 'NODE_ID', help: 'Node id of the agent (required for agents); subject of other roles (default: the role name)' },
   capabilities: { type: 'string', multiple: true, value: 'LIST', help: 'Capabilities the agent may announce, comma-separated (required for agents)' },
   role: { type: 'string', value: 'ROLE', help: `${ROLES.join(', ')}`, default: 'agent' },
-  scope: { type: 'string', multiple: true, value: 'SCOPE', help: 'Scopes, comma-separated or repeated; wpk:write lets an operator create and cancel WPKs' },
+  scope: { type: 'string', multiple: true, value: 'SCOPE', help: 'Scopes, comma-separated or repeated; wpk:write lets an operator create and cancel WPKs, state:write change desired state' },
   ttl: { type: 'string', value: 'DURATION', help: 'Lifetime, e.g. 12h or 30d', default: '30d' },
   'data-dir': DATA_DIR,
   issuer: { type: 'string', value: 'ISS', help: 'The iss claim (set it when the hub checks --issuer)' },

@@ -10,7 +10,8 @@ import { parseObject } from '../lib/json.js';
 
 export { parseObject } from '../lib/json.js';
 import type { NodeFamily } from '../lib/topics.js';
-import type { ExecutionUpdate, Heartbeat, NodeStatus, RefusalCode, Registration } from '../lib/wire.js';
+import type { ExecutionUpdate, Heartbeat, NodeStatus, RefusalCode, Registration, ReportedState } from '../lib/wire.js';
+import { stateBoundsProblem } from '../lib/desired-state.js';
 import { validators, type Validator } from '../schemas/index.js';
 
 export interface Refusal {
@@ -23,7 +24,9 @@ export type Admitted =
   | { family: 'registration'; value: Registration | null }
   | { family: 'status'; value: NodeStatus | null }
   | { family: 'heartbeat'; value: Heartbeat }
-  | { family: 'executions'; value: ExecutionUpdate };
+  | { family: 'executions'; value: ExecutionUpdate }
+  /** `null`: the retained reported state was cleared (a removed node). */
+  | { family: 'reported'; value: ReportedState | null };
 
 export type Admission = { ok: true; message: Admitted } | ({ ok: false } & Refusal);
 
@@ -34,6 +37,7 @@ const validatorOf: Record<Admitted['family'], Validator<unknown>> = {
   status: validators.status,
   heartbeat: validators.heartbeat,
   executions: validators.executionUpdate,
+  reported: validators.reportedState,
 };
 
 function refuse(code: RefusalCode, reason: string): Admission {
@@ -52,6 +56,7 @@ export function admitNodeMessage(
   topicWpkId?: string,
 ): Admission {
   if (family === 'commands') return refuse('not_allowed', 'only the hub publishes commands');
+  if (family === 'desired') return refuse('not_allowed', 'only the hub publishes desired state');
   const shown = topicNodeId.slice(0, 80);
   if (!isValidId(topicNodeId)) {
     return refuse('invalid_node_id', `node id "${shown}" in the topic is not a valid id (letters, digits, . _ - only; 1-64 chars)`);
@@ -60,7 +65,7 @@ export function admitNodeMessage(
     return refuse('too_large', `payload is ${payload.length} bytes; the limit is ${maxPayloadBytes}`);
   }
   // Empty retained payloads clear a topic: a deregistration, or a status wiped by an operator.
-  if ((family === 'registration' || family === 'status') && payload.length === 0) return { ok: true, message: { family, value: null } };
+  if ((family === 'registration' || family === 'status' || family === 'reported') && payload.length === 0) return { ok: true, message: { family, value: null } };
   const parsed = parseObject(payload);
   if (!parsed.ok) return parsed;
   const checked = validatorOf[family](parsed.value);
@@ -71,6 +76,10 @@ export function admitNodeMessage(
   }
   if (family === 'executions' && topicWpkId !== undefined && body.wpk_id !== topicWpkId) {
     return refuse('schema', `payload wpk_id "${String(body.wpk_id)}" differs from the topic's "${topicWpkId}"`);
+  }
+  if (family === 'reported') {
+    const problem = stateBoundsProblem((checked.value as ReportedState).state);
+    if (problem) return refuse('too_large', `reported ${problem}`);
   }
   return { ok: true, message: { family, value: checked.value } as Admitted };
 }

@@ -13,6 +13,8 @@ import type { RefusalReport } from './refusals.js';
 import type { StoreStatus } from './store/health.js';
 import type { NodeRecord, NodeState } from './registry.js';
 import type { WorkPackages } from './wpk/types.js';
+import type { NodeStateView } from './state/service.js';
+import type { StateObject } from '../lib/desired-state.js';
 
 export interface NodeFilter { capability?: string; status?: string; labels?: Record<string, string> }
 
@@ -46,6 +48,12 @@ export interface HubApi {
   register(body: HttpRegistration): { record: NodeRecord; created: boolean };
   /** `POST /federation/nodes/:id/heartbeat`: the same change as an MQTT heartbeat; undefined for an unknown node. */
   heartbeat(nodeId: string, body: HttpHeartbeat): NodeRecord | undefined;
+  /** `GET /federation/nodes/:id/state`: desired, reported, delta, in_sync; undefined for an unknown node. */
+  nodeState(nodeId: string): NodeStateView | undefined;
+  /** `PATCH /federation/nodes/:id/desired` (RFC 7386); throws StateRequestError (404 unknown node, 412 If-Match, 413 too large or deep). */
+  patchDesired(nodeId: string, patch: StateObject, ifVersion?: number): NodeStateView;
+  /** Nodes whose reported state lags their desired state. */
+  countOutOfSync(): number;
   /** Records a refusal made above the hub (an HTTP body): logged once, counted with the MQTT ones. */
   refuse(report: RefusalReport): void;
 }

@@ -18,6 +18,8 @@ export interface ChangeSinkDeps {
   events: HubObservers;
   /** The WPK service: a node's status, session or description changed. */
   nodeChanged(nodeId: string): void;
+  /** A node left the registry for good (its retained desired/reported topics are cleared). */
+  forgotten?(nodeId: string): void;
 }
 
 export function createChangeSink(deps: ChangeSinkDeps): (change: NodeChange) => void {
@@ -28,7 +30,8 @@ export function createChangeSink(deps: ChangeSinkDeps): (change: NodeChange) => 
     if (change.kind === 'liveness') return;
     const nodeId = change.kind === 'forgotten' ? change.nodeId : change.record.node_id;
     deps.events.nodeChanged.emit(nodeId);
-    if (change.kind !== 'forgotten') deps.nodeChanged(nodeId);
+    if (change.kind === 'forgotten') deps.forgotten?.(nodeId);
+    else if (change.kind !== 'state') deps.nodeChanged(nodeId);
   };
 }
 
@@ -62,6 +65,11 @@ function describe(log: Logger, change: NodeChange): void {
     case 'alive': log.info({ node_id: change.record.node_id }, 'node active again'); return;
     case 'stale': log.info({ node_id: change.record.node_id, last_seen: change.record.last_seen }, 'node stale (missed heartbeats)'); return;
     case 'forgotten': log.info({ node_id: change.nodeId }, 'forgot a node deregistered long ago'); return;
+    case 'state': {
+      const t = change.record.twin;
+      log.info({ node_id: change.record.node_id, version: t?.version, reported_version: t?.reported_version, error: t?.reported_error ?? undefined }, 'node state changed');
+      return;
+    }
     case 'liveness': return;
   }
 }

@@ -31,6 +31,8 @@ import { registryPath } from './store/registry-file.js';
 import { StoreHealth, type StoreStatus } from './store/health.js';
 import type { Store } from './store/types.js';
 import { WpkService } from './wpk/service.js';
+import { StateService, type NodeStateView } from './state/service.js';
+import type { StateObject } from '../lib/desired-state.js';
 import type { WorkPackages } from './wpk/types.js';
 import { EdgefedError } from '../lib/errors.js';
 
@@ -55,6 +57,7 @@ export class Hub implements HubApi {
   #link: HubTransport;
   #ctx: HubContext;
   #wpks: WpkService;
+  #state: StateService;
   #lock: DataDirLock | undefined;
   #sweep: NodeJS.Timeout | undefined;
   #lastRebirth = new Map<string, number>();
@@ -111,6 +114,7 @@ export class Hub implements HubApi {
         r.seen.clear();
         r.brokerKeptStore = false;
         r.generation += 1;
+        this.#state.onConnecting();
       },
       onSubscribed: (first) => void this.#resync(first),
       ...(this.#o.mayAct ? { mayAct: this.#o.mayAct } : {}),
@@ -118,7 +122,9 @@ export class Hub implements HubApi {
     }), this.#o.mayAct);
     this.#journal = new NodeJournal((urgency) => this.#flusher.markDirty(urgency));
     this.#registry = new Registry(createChangeSink({
-      journal: this.#journal, counters: this.#counters, log: this.log, events: this.events, nodeChanged: (id) => this.#wpks.nodeChanged(id),
+      journal: this.#journal, counters: this.#counters, log: this.log, events: this.events,
+      nodeChanged: (id) => this.#wpks.nodeChanged(id),
+      forgotten: (id) => this.#state.forget(id),
     }));
     this.#ctx = {
       topics: this.topics,
@@ -144,7 +150,12 @@ export class Hub implements HubApi {
       startedAt: this.startedAt,
       observe: this.events,
     }, { triggerAfterWrite: this.#store.describe?.kind === 'postgres', ...this.#o.wpk });
+    this.#state = new StateService({
+      topics: this.topics, registry: this.#registry, out: this.#link, counters: this.#counters, log: this.log, now: () => Date.now(),
+    });
     const route = createRouter(this.#ctx, {
+      onReported: (nodeId, report) => this.#state.onReported(nodeId, report),
+      onDesired: (nodeId, payload, retained) => this.#state.onDesiredSeen(nodeId, payload, retained),
       maxPayloadBytes: this.#o.maxPayloadBytes,
       onExecution: (_ctx, nodeId, update) => this.#wpks.onExecution(nodeId, update),
       onTrigger: (topic) => this.#wpks.onTriggerSeen(topic),
@@ -243,6 +254,15 @@ export class Hub implements HubApi {
     return { record: this.#registry.get(reg.node_id)!, created: existed === undefined };
   }
 
+  /** `GET /federation/nodes/:id/state`; undefined for an unknown node. */
+  nodeState(nodeId: string): NodeStateView | undefined { return this.#state.view(nodeId); }
+
+  /** `PATCH /federation/nodes/:id/desired`: a merge patch, conditional on `ifVersion`; throws StateRequestError (404, 412, 413). */
+  patchDesired(nodeId: string, patch: StateObject, ifVersion?: number): NodeStateView { return this.#state.patch(nodeId, patch, ifVersion); }
+
+  /** Nodes whose reported state lags their desired state (metrics, dashboard). */
+  countOutOfSync(): number { return this.#state.countOutOfSync(); }
+
   /** Records a refusal (HTTP bodies too): logged once, counted with the MQTT ones. */
   refuse(report: RefusalReport): void {
     this.#ctx.refusals.record(report);
@@ -331,7 +351,9 @@ export class Hub implements HubApi {
     const deregistered = brokerKeptStore ? deregisterMissing(this.#ctx) : [];
     for (const id of deregistered) this.log.info({ node_id: id }, 'node deregistered while the hub was away');
     const rebirths = first ? requestRebirthAll(this.#ctx) : 0;
-    this.log.info({ replayed: seen.size, broker_kept_store: brokerKeptStore, republished, deregistered: deregistered.length, rebirths }, 'broker resynchronised with the registry');
+    // Whatever the broker says about its store, a desired state it did not replay is published again: nodes wait on it.
+    const desired = this.#state.republishMissing();
+    this.log.info({ replayed: seen.size, broker_kept_store: brokerKeptStore, republished, deregistered: deregistered.length, rebirths, desired_republished: desired }, 'broker resynchronised with the registry');
   }
 
   /** An external broker kept a refused retained message: put back the last valid one, or clear it. */

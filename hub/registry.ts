@@ -8,6 +8,7 @@ import { nanoid } from 'nanoid';
 import type { AgentInfo, HardwareInfo, Heartbeat, NodeStatus, Registration } from '../lib/wire.js';
 
 import type { NodeState } from '../lib/states.js';
+import type { NodeTwin } from './state/model.js';
 
 export { NODE_STATES, type NodeState } from '../lib/states.js';
 
@@ -36,6 +37,8 @@ export interface NodeRecord {
   running_wpks: number | null;
   /** `ts` of the current registration payload: with boot_id, what tells a duplicate from a re-announce. */
   registration_ts: number;
+  /** Desired and reported state (hub/state/); null until either is first set. Absent in records stored before it existed. */
+  twin?: NodeTwin | null;
 }
 
 /**
@@ -78,6 +81,8 @@ export type NodeChange =
   | { kind: 'stale'; record: NodeRecord }
   /** Deregistered long ago: the record is gone. */
   | { kind: 'forgotten'; nodeId: string }
+  /** Its desired or reported state moved (hub/state/). */
+  | { kind: 'state'; record: NodeRecord }
   /** Only last_seen, load or running_wpks moved. */
   | { kind: 'liveness'; record: NodeRecord };
 
@@ -146,6 +151,7 @@ export class Registry {
       load: old?.boot_id === reg.boot_id ? old.load : null,
       running_wpks: old?.boot_id === reg.boot_id ? old.running_wpks : null,
       registration_ts: reg.ts,
+      twin: old?.twin ?? null,
     };
     this.#nodes.set(reg.node_id, record);
     // A status seen before the registration belongs with a replay of both; a
@@ -155,6 +161,15 @@ export class Registry {
     const outcome = !old ? 'created' : old.boot_id !== reg.boot_id ? 'rebirth' : 'updated';
     this.changed({ kind: 'registered', record, outcome, live: seen.live });
     return { outcome, record };
+  }
+
+  /** Replaces a node's desired/reported state (hub/state/ decides); undefined for an unknown node. */
+  setTwin(nodeId: string, twin: NodeTwin): NodeRecord | undefined {
+    const r = this.#nodes.get(nodeId);
+    if (!r) return undefined;
+    r.twin = twin;
+    this.changed({ kind: 'state', record: r });
+    return r;
   }
 
   /** An empty retained registration: the node leaves the federation (its record is kept, marked). */

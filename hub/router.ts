@@ -3,6 +3,7 @@
  * payload, and hands it to the handler of its family (as aedes switches on
  * packet.cmd). Anything refused goes to Refusals and nowhere else.
  */
+import { isValidId } from '../lib/ids.js';
 import type { NodeFamily } from '../lib/topics.js';
 import { admitNodeMessage, type Admitted } from './admission.js';
 import type { HubContext } from './context.js';
@@ -16,16 +17,21 @@ export interface RouterOptions {
   onRefusedRetained?: (nodeId: string, family: 'registration' | 'status') => void;
   /** Handler for execution updates (work packages), plugged in by the WPK module. */
   onExecution?: (ctx: HubContext, nodeId: string, value: Extract<Admitted, { family: 'executions' }>['value']) => void;
+  /** A node's reported state, admitted (desired state, hub/state/). */
+  onReported?: (nodeId: string, value: Extract<Admitted, { family: 'reported' }>['value']) => void;
+  /** A desired state seen on the broker (the hub's own, replayed or echoed, or a foreign one): checked, not admitted. */
+  onDesired?: (nodeId: string, payload: Buffer, retained: boolean) => void;
   /** Called for every trigger seen on the broker (the hub's own echoes included). */
   onTrigger?: (topic: string) => void;
 }
 
-const ROUTED: ReadonlySet<NodeFamily> = new Set(['registration', 'status', 'heartbeat', 'executions']);
+const ROUTED: ReadonlySet<NodeFamily> = new Set(['registration', 'status', 'heartbeat', 'executions', 'reported']);
 
 export function createRouter(ctx: HubContext, opts: RouterOptions) {
   return function route(topic: string, payload: Buffer, retained: boolean): void {
     const parsed = ctx.topics.parse(topic);
     if (parsed?.kind === 'trigger') return opts.onTrigger?.(topic);
+    if (parsed?.kind === 'node' && parsed.family === 'desired') return isValidId(parsed.nodeId) ? opts.onDesired?.(parsed.nodeId, payload, retained) : undefined;
     if (parsed?.kind !== 'node' || !ROUTED.has(parsed.family)) return;
     const admission = admitNodeMessage(parsed.family, parsed.nodeId, payload, opts.maxPayloadBytes, parsed.wpkId);
     if (!admission.ok) {
@@ -47,5 +53,6 @@ function dispatch(ctx: HubContext, opts: RouterOptions, nodeId: string, message:
       return;
     }
     case 'executions': return opts.onExecution?.(ctx, nodeId, message.value);
+    case 'reported': return opts.onReported?.(nodeId, message.value);
   }
 }

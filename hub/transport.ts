@@ -77,6 +77,9 @@ export function hubSubscriptions(topics: Topics): ISubscriptionMap {
     [topics.allNodes('registration')]: { qos: 1 },
     [topics.allNodes('status')]: { qos: 1 },
     [topics.allExecutions()]: { qos: 1 },
+    // Desired state: the hub's own (replayed to check the broker kept it) and what nodes report.
+    [topics.allNodes('desired')]: { qos: 1 },
+    [topics.allNodes('reported')]: { qos: 1 },
     [topics.hubStatus()]: { qos: 1 },
     [topics.allNodes('heartbeat')]: { qos: 0 },
     [topics.allTriggers()]: { qos: 0 },

@@ -35,6 +35,30 @@ export interface ApiNode {
   running_wpks: number | null;
   /** The `ts` of the current registration payload. */
   registration_ts: number;
+  /** Desired state: its version (0: never set), whether the node reported it applied, and its error if applying failed. */
+  state_version: number;
+  in_sync: boolean;
+  state_error: string | null;
+}
+
+/** `GET /federation/nodes/:id/state`, and the answer of `PATCH /federation/nodes/:id/desired`. */
+export interface ApiNodeState {
+  node_id: string;
+  /** Raised by one with every change of `desired`; 0 before any. */
+  version: number;
+  desired: Record<string, unknown>;
+  /** What the node last reported, null before its first report. */
+  reported: Record<string, unknown> | null;
+  /** The desired version that report answers. */
+  reported_version: number | null;
+  /** Why the node failed to apply `reported_version`, else null. */
+  reported_error: string | null;
+  /** The desired keys whose reported value differs (nested objects compared deeply). */
+  delta: Record<string, unknown>;
+  /** The node reported the current version, without error, and `delta` is empty. */
+  in_sync: boolean;
+  /** The latest desired change or report (epoch ms); null when neither happened. */
+  updated_at: number | null;
 }
 
 export interface ApiNodeList { count: number; nodes: ApiNode[] }

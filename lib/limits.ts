@@ -57,3 +57,9 @@ export const FEED_SERIES_WINDOW_MS = 300_000;
 /** WPKs one `GET /federation/wpk` answers without a `limit`, and the largest `limit`. */
 export const DEFAULT_WPK_LIST_LIMIT = 100;
 export const MAX_WPK_LIST_LIMIT = 1000;
+/** A node's desired (and reported) state, serialised as JSON: 16 KB (issue 16). */
+export const MAX_STATE_BYTES = 16 * 1024;
+/** Nesting of a desired or reported state: objects and arrays deeper than this are refused. */
+export const MAX_STATE_DEPTH = 8;
+/** The `version` of a desired state (and so of a reported one). */
+export const MAX_STATE_VERSION = Number.MAX_SAFE_INTEGER;

@@ -9,7 +9,7 @@ import { EdgefedError } from './errors.js';
 export const DEFAULT_TOPIC_ROOT = 'edgefed/v1';
 
 /** The per-node topic families a node publishes. */
-export type NodeFamily = 'registration' | 'status' | 'heartbeat' | 'executions' | 'commands';
+export type NodeFamily = 'registration' | 'status' | 'heartbeat' | 'executions' | 'commands' | 'desired' | 'reported';
 
 export type ParsedTopic =
   | { kind: 'node'; family: NodeFamily; nodeId: string; wpkId?: string }
@@ -27,6 +27,10 @@ export interface Topics {
   heartbeat(nodeId: string): string;
   execution(nodeId: string, wpkId: string): string;
   commands(nodeId: string): string;
+  /** The node's desired state, retained, published by the hub only. */
+  desired(nodeId: string): string;
+  /** The state the node reports having applied, retained. */
+  reported(nodeId: string): string;
   /**
    * `wpk/{capability}/trigger`, seen by every node of the capability; with a
    * node id, `wpk/{capability}/trigger/{node_id}`, seen by that node alone.
@@ -64,6 +68,8 @@ export function topics(root: string = DEFAULT_TOPIC_ROOT): Topics {
     heartbeat: (id) => `${nodes}${id}/heartbeat`,
     execution: (id, wpk) => `${nodes}${id}/executions/${wpk}`,
     commands: (id) => `${nodes}${id}/commands`,
+    desired: (id) => `${nodes}${id}/desired`,
+    reported: (id) => `${nodes}${id}/reported`,
     trigger: (cap, node) => (node === undefined ? `${root}/wpk/${cap}/trigger` : `${root}/wpk/${cap}/trigger/${node}`),
     hubStatus: () => `${root}/hub/status`,
     hubError: (id) => `${root}/hub/errors/${isValidId(id) ? id : INVALID_NODE_LEVEL}`,
@@ -78,7 +84,7 @@ export function topics(root: string = DEFAULT_TOPIC_ROOT): Topics {
   };
 }
 
-const NODE_FAMILIES = new Set<string>(['registration', 'status', 'heartbeat', 'commands']);
+const NODE_FAMILIES = new Set<string>(['registration', 'status', 'heartbeat', 'commands', 'desired', 'reported']);
 
 /**
  * Parses the levels below the root. The node id level is returned as found

@@ -89,6 +89,24 @@ export interface HubStatus {
   epoch?: number;
 }
 
+/** `nodes/{node_id}/desired`, retained, QoS 1, published by the hub only (issue 16). */
+export interface DesiredState {
+  /** Raised by one with every change; 0 before any. */
+  version: number;
+  state: { [key: string]: unknown };
+  ts: number;
+}
+
+/** `nodes/{node_id}/reported`, retained, QoS 1, published by the node itself. */
+export interface ReportedState {
+  /** The desired version the node has applied (or failed to apply, with `error`). */
+  version: number;
+  state: { [key: string]: unknown };
+  ts: number;
+  /** Applying `version` failed: why. `state` is then what the node still runs. */
+  error?: string;
+}
+
 export type RefusalCode =
   | 'not_json'
   | 'not_object'

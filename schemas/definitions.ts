@@ -11,7 +11,7 @@ import {
   MAX_ATTEMPT, MAX_ATTEMPTS, MAX_BOOT_ID_LENGTH, MAX_CAPABILITIES, MAX_CONCURRENCY, MAX_CPUS, MAX_ENDPOINT_LENGTH,
   MAX_ERROR_LENGTH, MAX_HEARTBEAT_INTERVAL_MS, MAX_ID_LENGTH, MAX_LABEL_VALUE_LENGTH, MAX_LABELS, MAX_LOAD,
   MAX_MEMORY_MB, MAX_PARAMS, MAX_SHORT_TEXT_LENGTH, MAX_TARGETS, MAX_TIMEOUT_MS, MAX_TOPIC_LENGTH, MAX_UPTIME_S,
-  MIN_HEARTBEAT_INTERVAL_MS,
+  MIN_HEARTBEAT_INTERVAL_MS, MAX_STATE_VERSION,
 } from '../lib/limits.js';
 
 export { MAX_TARGETS } from '../lib/limits.js';
@@ -223,6 +223,33 @@ export const hubErrorSchema = {
   },
 } as const;
 
+/**
+ * A desired or reported state: any JSON object. Its size (16 KB) and depth
+ * (8) are checked in code (lib/desired-state.ts): JSON Schema bounds neither.
+ */
+const stateObject = { type: 'object' } as const;
+const stateVersion = { type: 'integer', minimum: 0, maximum: MAX_STATE_VERSION } as const;
+
+export const desiredStateSchema = {
+  $schema: DIALECT,
+  $id: `${BASE}/desired-state.json`,
+  title: 'Desired state of a node (retained; published by the hub only)',
+  type: 'object',
+  required: ['version', 'state', 'ts'],
+  additionalProperties: false,
+  properties: { version: stateVersion, state: stateObject, ts: epochMs },
+} as const;
+
+export const reportedStateSchema = {
+  $schema: DIALECT,
+  $id: `${BASE}/reported-state.json`,
+  title: 'Reported state of a node (retained; the desired version it applied)',
+  type: 'object',
+  required: ['version', 'state', 'ts'],
+  additionalProperties: false,
+  properties: { version: stateVersion, state: stateObject, ts: epochMs, error: { type: 'string', maxLength: MAX_ERROR_LENGTH } },
+} as const;
+
 export const httpRegistrationSchema = {
   $schema: DIALECT,
   $id: `${BASE}/http-registration.json`,
@@ -256,6 +283,8 @@ export const allSchemas = {
   command: commandSchema,
   'hub-status': hubStatusSchema,
   'hub-error': hubErrorSchema,
+  'desired-state': desiredStateSchema,
+  'reported-state': reportedStateSchema,
   'http-registration': httpRegistrationSchema,
   'http-heartbeat': httpHeartbeatSchema,
   'http-wpk-request': httpWpkRequestSchema,

@@ -6,12 +6,12 @@ import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
 import { describe } from '../lib/schema-errors.js';
 import type {
   Command, ExecutionUpdate, Heartbeat, HttpHeartbeat, HttpRegistration, HubError, HubStatus,
-  NodeStatus, Registration, WpkTrigger, HttpWpkRequest,
+  NodeStatus, Registration, WpkTrigger, HttpWpkRequest, DesiredState, ReportedState,
 } from '../lib/wire.js';
 import {
   allSchemas, commandSchema, executionUpdateSchema, heartbeatSchema, httpHeartbeatSchema,
   httpRegistrationSchema, hubErrorSchema, hubStatusSchema, registrationSchema, statusSchema,
-  wpkTriggerSchema, httpWpkRequestSchema,
+  wpkTriggerSchema, httpWpkRequestSchema, desiredStateSchema, reportedStateSchema,
 } from './definitions.js';
 
 export * from './definitions.js';
@@ -40,6 +40,8 @@ export const validators = {
   httpRegistration: compile<HttpRegistration>(httpRegistrationSchema),
   httpHeartbeat: compile<HttpHeartbeat>(httpHeartbeatSchema),
   httpWpkRequest: compile<HttpWpkRequest>(httpWpkRequestSchema),
+  desiredState: compile<DesiredState>(desiredStateSchema),
+  reportedState: compile<ReportedState>(reportedStateSchema),
 } as const;
 
 export const schemaNames = Object.keys(allSchemas) as Array<keyof typeof allSchemas>;

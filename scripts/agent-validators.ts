@@ -10,7 +10,7 @@
 import { createRequire } from 'node:module';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import standalone from 'ajv/dist/standalone/index.js';
-import { commandSchema, hubStatusSchema, wpkTriggerSchema } from '../schemas/definitions.js';
+import { commandSchema, desiredStateSchema, hubStatusSchema, wpkTriggerSchema } from '../schemas/definitions.js';
 
 const DIALECT = 'https://json-schema.org/draft/2020-12/schema';
 const BASE = 'https://edgefed.dev/schemas/v1/agent';
@@ -33,6 +33,7 @@ const CHECKS = {
   checkCancelCommand: [receivedCommand(commandSchema.oneOf[0], 'cancel-command'), 'Received<CancelCommand>'],
   checkRebirthCommand: [receivedCommand(commandSchema.oneOf[1], 'rebirth-command'), 'Received<RebirthCommand>'],
   checkHubStatus: [hubStatusSchema, 'HubStatus'],
+  checkDesiredState: [desiredStateSchema, 'DesiredState'],
 } as const;
 
 /** The names ajv's standalone code gives the runtime helpers it needs, with their code. */
@@ -73,7 +74,7 @@ export function agentValidatorsSource(): string {
 // Run \`npm run agent:validators\` after changing a schema (test/agent-validators.test.ts checks it is fresh).
 // ajv's standalone output is untyped JavaScript; the exports below carry the types.
 // @ts-nocheck
-import type { CancelCommand, HubStatus, RebirthCommand, WpkTrigger } from '../../lib/wire.js';
+import type { CancelCommand, DesiredState, HubStatus, RebirthCommand, WpkTrigger } from '../../lib/wire.js';
 import type { SchemaError } from '../../lib/schema-errors.js';
 
 /** A command as the agent accepts it: \`ts\` may be absent (docs/protocol.md). */

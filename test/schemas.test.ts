@@ -9,11 +9,13 @@ import type { FromSchema, JSONSchema } from 'json-schema-to-ts';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type {
+  DesiredState, ReportedState,
   Command, ExecutionUpdate, Heartbeat, HttpHeartbeat, HttpRegistration, HttpWpkRequest, HubError, HubStatus, NodeStatus, Registration, WpkTrigger,
 } from '../lib/wire.js';
 import {
   commandSchema, executionUpdateSchema, heartbeatSchema, httpHeartbeatSchema, httpRegistrationSchema, hubErrorSchema,
   hubStatusSchema, registrationSchema, statusSchema, validators, wpkTriggerSchema, allSchemas, httpWpkRequestSchema,
+  desiredStateSchema, reportedStateSchema,
 } from '../schemas/index.js';
 
 /** Mutual assignability: every value of one type is a value of the other. */
@@ -36,6 +38,8 @@ export type Agreement = [
   Assert<Same<Schema<typeof httpRegistrationSchema>, HttpRegistration>>,
   Assert<Same<Schema<typeof httpHeartbeatSchema>, HttpHeartbeat>>,
   Assert<Same<Schema<typeof httpWpkRequestSchema>, HttpWpkRequest>>,
+  Assert<Same<Schema<typeof desiredStateSchema>, DesiredState>>,
+  Assert<Same<Schema<typeof reportedStateSchema>, ReportedState>>,
 ];
 
 const test = suite('schemas');
@@ -56,6 +60,8 @@ const samples = {
   hubError: { code: 'schema', reason: 'capabilities: must be array', topic: 'edgefed/v1/nodes/n1/registration', node_id: 'n1', ts: now } satisfies HubError,
   httpRegistration: { node_id: 'edge-node-001', endpoint: 'http://edge-node-001:8040', capabilities: ['monitoring', 'basic-actions'] } satisfies HttpRegistration,
   httpHeartbeat: { load: 0.1 } satisfies HttpHeartbeat,
+  desiredState: { version: 3, state: { interval_s: 5, model: { name: 'v3' } }, ts: now } satisfies DesiredState,
+  reportedState: { version: 3, state: { interval_s: 5 }, ts: now, error: 'model v3 not found' } satisfies ReportedState,
   httpWpkRequest: { capability: 'monitoring', action: 'collect-metrics', params: { window: '5m' }, mode: 'all', nodes: ['n1'], labels: { site: 'berlin' }, timeout_ms: 30000, deadline: now + 600000, max_attempts: 3 } satisfies HttpWpkRequest,
 };
 

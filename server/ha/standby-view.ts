@@ -5,6 +5,8 @@
  * EDGEFED_ERR_STANDBY, which the HTTP API answers 503 with the active hub's
  * URL. Node statuses are the store's as the active hub last wrote them.
  */
+import { stateView, type NodeStateView } from '../../hub/state/service.js';
+import { isInSync } from '../../hub/state/model.js';
 import { EdgefedError } from '../../lib/errors.js';
 import type { Logger } from '../../lib/log.js';
 import type { CountersSnapshot, HubApi, NodeFilter } from '../../hub/api.js';
@@ -108,5 +110,15 @@ export class StandbyView implements HubApi {
   storeStatus(): StoreStatus { return this.source.status(); }
   register(): never { throw new StandbyError(this.source.active()); }
   heartbeat(): never { throw new StandbyError(this.source.active()); }
+  nodeState(nodeId: string): NodeStateView | undefined {
+    const r = this.#nodes.get(nodeId);
+    return r ? stateView(r) : undefined;
+  }
+  patchDesired(): never { throw new StandbyError(this.source.active()); }
+  countOutOfSync(): number {
+    let n = 0;
+    for (const r of this.#nodes.values()) if (!isInSync(r.twin ?? null)) n += 1;
+    return n;
+  }
   refuse(): void { /* a standby admits nothing, so it refuses nothing of its own */ }
 }

@@ -7,11 +7,14 @@
  * HTTP heartbeat and read its own record.
  */
 import type { IncomingMessage } from 'node:http';
-import { TokenError, WPK_WRITE, type Identity, type Verifier } from '../../auth/types.js';
+import { STATE_WRITE, TokenError, WPK_WRITE, type Identity, type Verifier } from '../../auth/types.js';
 import { HttpError } from './respond.js';
 
 /** Paths (after the method) that change the federation and need write rights. */
 const WRITES = [/^\/federation\/wpk$/, /^\/federation\/wpk\/[^/]+\/cancel$/, /^\/federation\/register$/];
+/** Desired state: its own scope, so a token that may start work need not reconfigure the fleet. */
+const STATE_WRITES = /^\/federation\/nodes\/[^/]+\/desired$/;
+const OWN_STATE = /^\/federation\/nodes\/([^/]+)\/state$/;
 const OWN_HEARTBEAT = /^\/federation\/nodes\/([^/]+)\/heartbeat$/;
 const OWN_RECORD = /^\/federation\/nodes\/([^/]+)$/;
 
@@ -26,7 +29,8 @@ export async function authorizeRequest(verifier: Verifier, req: IncomingMessage,
   const identity = await authenticate(verifier, req.headers.authorization);
   if (!allowed(identity, method, pathname)) {
     const article = /^[aeiou]/.test(identity.role) ? 'an' : 'a';
-    const hint = identity.role === 'operator' && method === 'POST' ? ` (it needs the ${WPK_WRITE} scope: edgefed token issue --role operator --scope ${WPK_WRITE})` : '';
+    const scope = STATE_WRITES.test(pathname) ? STATE_WRITE : WPK_WRITE;
+    const hint = identity.role === 'operator' && method !== 'GET' ? ` (it needs the ${scope} scope: edgefed token issue --role operator --scope ${scope})` : '';
     throw new HttpError(403, 'EDGEFED_ERR_FORBIDDEN', `${article} ${identity.role} token for "${identity.subject}" may not ${method} ${pathname}${hint}`);
   }
   return identity;
@@ -48,10 +52,11 @@ function allowed(identity: Identity, method: string, pathname: string): boolean 
   if (identity.role === 'hub') return true;
   if (identity.role === 'operator') {
     if (method === 'GET') return true;
+    if (method === 'PATCH' && STATE_WRITES.test(pathname)) return identity.scopes.includes(STATE_WRITE);
     return WRITES.some((p) => p.test(pathname)) && identity.scopes.includes(WPK_WRITE);
   }
-  // An agent: only its own heartbeat and record.
-  const own = method === 'POST' ? OWN_HEARTBEAT.exec(pathname) : method === 'GET' ? OWN_RECORD.exec(pathname) : null;
+  // An agent: only its own heartbeat, record and state.
+  const own = method === 'POST' ? OWN_HEARTBEAT.exec(pathname) : method === 'GET' ? OWN_RECORD.exec(pathname) ?? OWN_STATE.exec(pathname) : null;
   return own !== null && decoded(own[1]!) === identity.subject;
 }
 

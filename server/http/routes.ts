@@ -13,6 +13,7 @@ import { body, type Route, type RouteHandler } from './route.js';
 import { dashboardRoutes } from './dashboard-routes.js';
 import { liveRoutes } from './live-routes.js';
 import { wpkRoutes } from './wpk-routes.js';
+import { stateRoutes } from './state-routes.js';
 import { health } from './health.js';
 import { apiNode, apiNodeList } from './views.js';
 
@@ -79,6 +80,7 @@ export const routes: Route[] = [
   { method: 'POST', pattern: /^\/federation\/register$/, handler: register },
   { method: 'POST', pattern: /^\/federation\/nodes\/([^/]+)\/heartbeat$/, handler: heartbeat },
   ...wpkRoutes,
+  ...stateRoutes,
   ...liveRoutes,
   ...dashboardRoutes,
 ];

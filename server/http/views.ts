@@ -4,7 +4,9 @@
  * docs/api.md's answers stay as they are. A field added to the API is added
  * here and to lib/api.ts, on purpose.
  */
-import type { ApiExecution, ApiNode, ApiNodeList, ApiWpk, ApiWpkList } from '../../lib/api.js';
+import type { ApiExecution, ApiNode, ApiNodeList, ApiNodeState, ApiWpk, ApiWpkList } from '../../lib/api.js';
+import { isInSync } from '../../hub/state/model.js';
+import type { NodeStateView } from '../../hub/state/service.js';
 import type { NodeRecord } from '../../hub/registry.js';
 import type { ExecutionRecord, WpkRecord } from '../../hub/wpk/types.js';
 
@@ -28,6 +30,23 @@ export function apiNode(r: NodeRecord): ApiNode {
     load: r.load,
     running_wpks: r.running_wpks,
     registration_ts: r.registration_ts,
+    state_version: r.twin?.version ?? 0,
+    in_sync: isInSync(r.twin ?? null),
+    state_error: r.twin?.reported_error ?? null,
+  };
+}
+
+export function apiNodeState(v: NodeStateView): ApiNodeState {
+  return {
+    node_id: v.node_id,
+    version: v.version,
+    desired: v.desired,
+    reported: v.reported,
+    reported_version: v.reported_version,
+    reported_error: v.reported_error,
+    delta: v.delta,
+    in_sync: v.in_sync,
+    updated_at: v.updated_at,
   };
 }
 

@@ -38,6 +38,7 @@ export function createHubMetrics(hub: HubApi, broker?: BrokerView): HubMetrics {
   registerMessages(registry, hub);
   registerWpks(registry, hub);
   registerStore(registry, hub);
+  registerDesiredState(registry, hub);
   if (broker) registerBrokerMetrics(registry, broker);
   const unobserve = observeEvents(registry, hub);
   const merged = Registry.merge([processRegistry(), registry]);
@@ -80,6 +81,7 @@ function registerMessages(registry: Registry, hub: HubApi): void {
     read: () => [
       [{ kind: 'registration' }, c().messages.registration], [{ kind: 'status' }, c().messages.status],
       [{ kind: 'heartbeat' }, c().messages.heartbeat], [{ kind: 'execution' }, c().messages.executions],
+      [{ kind: 'reported' }, c().messages.reported],
     ],
   });
   mirrorCounter(registry, {
@@ -103,6 +105,15 @@ function registerWpks(registry: Registry, hub: HubApi): void {
   mirrorCounter(registry, { name: 'edgefed_wpk_triggers_total', help: 'Triggers published (a mode-all trigger naming many nodes counts once)', read: () => w().triggers });
   mirrorCounter(registry, { name: 'edgefed_wpk_redispatches_total', help: 'Attempts after the first of a mode-one WPK (failover, re-routing)', read: () => w().redispatches });
   mirrorCounter(registry, { name: 'edgefed_wpk_cancel_commands_total', help: 'Cancel commands sent to nodes', read: () => w().cancel_commands });
+}
+
+function registerDesiredState(registry: Registry, hub: HubApi): void {
+  const s = () => hub.counters().state;
+  mirrorGauge(registry, { name: 'edgefed_nodes_out_of_sync', help: 'Nodes whose reported state lags their desired state (other version, an error, or a delta)', read: () => hub.countOutOfSync() });
+  mirrorCounter(registry, { name: 'edgefed_desired_state_changes_total', help: 'Desired-state changes (each raised a node\'s version)', read: () => s().patches });
+  mirrorCounter(registry, { name: 'edgefed_desired_state_precondition_failed_total', help: 'Desired-state changes refused because If-Match named another version (412)', read: () => s().precondition_failed });
+  mirrorCounter(registry, { name: 'edgefed_reported_state_ignored_total', help: 'Reported states of an older version than recorded, or of a version never desired', read: () => s().ignored_reports });
+  mirrorCounter(registry, { name: 'edgefed_desired_state_republished_total', help: 'Retained desired states published again (a broker that lost or changed them)', read: () => s().republished });
 }
 
 function registerStore(registry: Registry, hub: HubApi): void {
