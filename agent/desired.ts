@@ -101,9 +101,7 @@ export class DesiredKeeper {
         const a = this.#applied;
         if (!d) return;
         if (a && a.version === d.version) {
-          if (a.error !== undefined && this.#retryAllowed) {
-            this.#retryAllowed = false;
-          } else {
+          if (a.error === undefined || !this.#retryAllowed) {
             if (!this.#reportedThisSession) this.#send(a);
             return;
           }
@@ -116,6 +114,8 @@ export class DesiredKeeper {
   }
 
   async #apply(d: DesiredState, before: ReportedState | undefined): Promise<void> {
+    // One attempt per connection: a failure now is retried on the next connect (or version), not at once.
+    this.#retryAllowed = false;
     const reportedBefore = before?.state ?? null;
     const ctx: DesiredContext = { nodeId: this.o.nodeId, version: d.version, reported: reportedBefore };
     let next: ReportedState;
