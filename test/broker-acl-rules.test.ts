@@ -25,6 +25,10 @@ test('agent publishes below its own node only, never on its commands', () => {
   assert.is(reasonOf(acl.mayPublish(agent, 'edgefed/v1/nodes/edge-001', empty)), 'not_own_node');
   assert.is(reasonOf(acl.mayPublish(agent, t.commands('edge-001'), empty)), 'own_commands');
   assert.is(reasonOf(acl.mayPublish(agent, `${t.commands('edge-001')}/deeper`, empty)), 'own_commands');
+  assert.is(reasonOf(acl.mayPublish(agent, t.reported('edge-001'), empty)), 'ok');
+  assert.is(reasonOf(acl.mayPublish(agent, t.desired('edge-001'), empty)), 'own_desired', 'only the hub sets desired state');
+  assert.is(reasonOf(acl.mayPublish(agent, t.reported('edge-002'), empty)), 'not_own_node');
+  assert.is(reasonOf(acl.mayPublish(hub, t.desired('edge-001'), empty)), 'ok');
   assert.is(reasonOf(acl.mayPublish(agent, t.trigger('monitoring'), empty)), 'not_own_node');
   assert.is(reasonOf(acl.mayPublish(agent, t.hubStatus(), empty)), 'not_own_node');
   assert.is(reasonOf(acl.mayPublish(agent, t.hubError('edge-001'), empty)), 'not_own_node');
@@ -44,12 +48,14 @@ test('agent subscribes to its exact trigger topics, its own node, the hub status
   const granted = [
     t.trigger('monitoring'), t.trigger('monitoring', 'edge-001'), t.trigger('basic-actions', 'edge-001'),
     t.commands('edge-001'), 'edgefed/v1/nodes/edge-001/#', 'edgefed/v1/nodes/edge-001/+', t.hubStatus(), t.hubError('edge-001'),
+    t.desired('edge-001'),
   ];
   for (const filter of granted) assert.is(reasonOf(acl.maySubscribe(agent, filter)), 'ok', filter);
   const refused = [
     '#', 'edgefed/#', 'edgefed/v1/wpk/monitoring/#', 'edgefed/v1/wpk/monitoring/trigger/+', 'edgefed/v1/wpk/+/trigger',
     t.trigger('monitoring', 'edge-002'), t.trigger('gpu'), t.commands('edge-002'), 'edgefed/v1/nodes/+/commands',
     'edgefed/v1/nodes/edge-001', t.hubError('edge-002'), 'edgefed/v1/hub/#', '$SYS/#',
+    t.desired('edge-002'), 'edgefed/v1/nodes/+/desired', t.reported('edge-002'),
   ];
   for (const filter of refused) assert.is(reasonOf(acl.maySubscribe(agent, filter)), 'not_granted', filter);
 });

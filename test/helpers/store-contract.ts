@@ -63,6 +63,25 @@ export function storeContract(name: string, open: () => Promise<StoreFixture>): 
     assert.equal(got, { ...a, last_seen: 5000, load: 0.25, running_wpks: 2 });
   });
 
+  test('desired and reported state (NodeRecord.twin) persist with the record, through liveness batches', async (ctx) => {
+    ctx.fx = await open();
+    const { store } = ctx.fx;
+    await store.load();
+    const big = 'é'.repeat(3000); // near the 16 KB bound once JSON-encoded as UTF-8
+    const twin = {
+      version: 3, desired: { interval_s: 5, model: { name: 'v3', layers: [1, 2, { deep: null }] }, note: big }, desired_at: 4000,
+      reported: { interval_s: 5, model: { name: 'v2' } }, reported_version: 2, reported_at: 4100, reported_error: 'model v3 not found',
+    };
+    const a = { ...node('a'), twin };
+    await store.writeNodes({ upserted: [a], removed: [], liveness: [] });
+    await store.writeNodes({ upserted: [], removed: [], liveness: [{ node_id: 'a', last_seen: 5000, load: 0.5, running_wpks: 0 }] });
+    const [got] = (await ctx.fx.reopen().load()).nodes;
+    assert.equal(got?.twin, twin);
+    const cleared = { ...a, twin: { ...twin, version: 4, desired: {}, reported_error: null } };
+    await store.writeNodes({ upserted: [cleared], removed: [], liveness: [] });
+    assert.equal((await ctx.fx.reopen().load()).nodes[0]?.twin, cleared.twin);
+  });
+
   test('work packages: upserts keep creation order, removals forget', async (ctx) => {
     ctx.fx = await open();
     const { store } = ctx.fx;
