@@ -10,6 +10,7 @@ import { createChart } from './chart.js';
 import { createFeed } from './feed.js';
 import { createHeader } from './header.js';
 import { createNodesTable } from './nodes-table.js';
+import { createNodeState } from './node-state.js';
 import { applyEvent, createStore, hubNow, takeDirty } from './store.js';
 import { createTriggerForm } from './trigger.js';
 import { createWpkList } from './wpks.js';
@@ -33,7 +34,8 @@ const header = createHeader(store, {
   filterStatus: (s) => { statusFilter.value = s; statusFilter.dispatchEvent(new Event('change')); },
   search: (q) => { search.value = q; search.dispatchEvent(new Event('input')); },
 });
-const table = createNodesTable(store, { now, onChange: schedule });
+const nodeState = createNodeState({ api });
+const table = createNodesTable(store, { now, onChange: schedule, onSelect: (id) => void nodeState.show(id) });
 const chart = createChart(/** @type {HTMLCanvasElement} */ (document.getElementById('chart')));
 const wpks = createWpkList(store, { now, api });
 const trigger = createTriggerForm({ api, capabilities: () => Object.keys(store.counts?.capabilities ?? {}).sort() });

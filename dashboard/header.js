@@ -61,6 +61,8 @@ export function createHeader(store, opts) {
     capabilities(c.capabilities ?? {});
     const parts = WPK_STATES.map((s) => /** @type {[string, number]} */ ([s, c.wpks?.[s] ?? 0])).filter(([, n]) => n > 0).map(([s, n]) => `${count(n)} ${String(s).replace('_', ' ')}`);
     setText(wpkCounts, parts.length > 0 ? parts.join(' · ') : 'none yet');
+    const state = document.getElementById('state-counts');
+    if (state && c.state) setText(state, `${count(c.state.in_sync)} in sync · ${count(c.state.out_of_sync)} out of sync`);
   }
 
   /** One chip per capability, most nodes first: "monitoring 41/42" (active/all). @param {Record<string, Record<string, number>>} byCap */

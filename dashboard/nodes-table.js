@@ -18,8 +18,8 @@ const collator = new Intl.Collator('en', { numeric: true });
 /**
  * @typedef {import('./store.js').NodeView} NodeView
  * @typedef {import('./store.js').Store} Store
- * @typedef {HTMLElement & { cells: Record<string, HTMLElement>, bar: HTMLElement, reason: HTMLElement, badge: HTMLElement, node: NodeView|null }} Row
- * @param {Store} store @param {{ now: () => number, onChange: () => void }} opts
+ * @typedef {HTMLElement & { cells: Record<string, HTMLElement>, bar: HTMLElement, reason: HTMLElement, badge: HTMLElement, sync: HTMLElement, node: NodeView|null }} Row
+ * @param {Store} store @param {{ now: () => number, onChange: () => void, onSelect?: (nodeId: string) => void }} opts
  */
 export function createNodesTable(store, opts) {
   const viewport = /** @type {HTMLElement} */ (document.getElementById('nodes-viewport'));
@@ -51,6 +51,11 @@ export function createNodesTable(store, opts) {
     opts.onChange();
   });
   viewport.addEventListener('scroll', () => opts.onChange(), { passive: true });
+  // A click on a row shows that node's desired state and delta (dashboard/node-state.js).
+  rowsEl.addEventListener('click', (e) => {
+    const row = /** @type {HTMLElement|null} */ (e.target instanceof Element ? e.target.closest('.row') : null);
+    if (row?.dataset.nodeId && opts.onSelect) opts.onSelect(row.dataset.nodeId);
+  });
   new ResizeObserver(() => opts.onChange()).observe(viewport);
 
   /** @param {NodeView} n @param {string} status @param {string} q */
@@ -132,6 +137,7 @@ function makeRow() {
   }
   row.badge = row.cells.status.appendChild(make('span', 'badge'));
   row.reason = row.cells.status.appendChild(make('span', 'reason'));
+  row.sync = row.cells.status.appendChild(make('span', 'sync'));
   const meter = row.cells.load.appendChild(make('span', 'meter'));
   row.bar = meter.appendChild(make('span', 'meter-bar'));
   row.cells.loadText = row.cells.load.appendChild(make('span', 'meter-text'));
@@ -149,6 +155,8 @@ function fill(row, n, now) {
   setText(row.badge, n.status);
   row.badge.className = `badge status-${known(n.status, NODE_STATUSES)}`;
   setText(row.reason, n.status_reason ?? '');
+  setText(row.sync, n.in_sync === false ? (n.state_error ? 'state error' : 'out of sync') : '');
+  row.sync.title = n.in_sync === false ? `desired state v${n.state_version} not applied${n.state_error ? `: ${n.state_error}` : ''}; click for the delta` : '';
   const caps = n.capabilities.join(', ');
   setText(row.cells.caps, caps);
   row.cells.caps.title = caps;

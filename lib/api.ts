@@ -207,6 +207,10 @@ export interface FeedNode {
   load: number | null;
   /** Executions the hub has in flight on the node. */
   running: number;
+  /** Desired state: its version (0: none set), whether the node reported it, its error if applying failed. */
+  state_version: number;
+  in_sync: boolean;
+  state_error: string | null;
 }
 
 /** A work package as the dashboard lists it: no params, results or executions. */
@@ -230,6 +234,8 @@ export interface FleetCounts {
   nodes: Record<NodeState, number>;
   capabilities: Record<string, Record<NodeState, number>>;
   wpks: Record<WpkState, number>;
+  /** Nodes whose reported state matches their desired state, and those whose does not. */
+  state: { in_sync: number; out_of_sync: number };
 }
 
 /** One second of the dashboard's chart. */

@@ -15,6 +15,7 @@ import { startAgent, DESIRED_STATE_FILE, type Agent, type AgentOptions, type Des
 import type { ApiNodeState, ApiNode } from '../lib/api.js';
 import { jsonLogger, silentLogger } from '../lib/log.js';
 import type { Federation } from '../server/federation.js';
+import { fleetCounts, nodeView } from '../server/feed/views.js';
 import { closeAll, collector, device, federation } from './helpers/federation.js';
 import { waitFor, withTimeout } from './helpers/time.js';
 
@@ -128,6 +129,12 @@ test('a handler that throws: the error is reported, not retried in a loop, and t
   assert.not.ok(failed.in_sync);
   assert.equal(failed.delta, { model: 'v4' });
   assert.is((await http<ApiNode>(fed, 'GET', '/federation/nodes/edge-3')).body.state_error, 'model v4 not found');
+  // Metrics and the dashboard's feed count it out of sync.
+  const metrics = await (await fetch(`${fed.api.url}/metrics`)).text();
+  assert.match(metrics, /^edgefed_nodes_out_of_sync 1$/m);
+  assert.equal(fleetCounts(fed.hubApi).state, { in_sync: 0, out_of_sync: 1 });
+  const row = nodeView(fed.hubApi.node('edge-3')!, 0);
+  assert.equal([row.in_sync, row.state_version, row.state_error], [false, 1, 'model v4 not found']);
   await new Promise((r) => setTimeout(r, 400));
   assert.is(calls, 1, 'not retried until a new version or a reconnect');
   fail = false;
@@ -135,6 +142,7 @@ test('a handler that throws: the error is reported, not retried in a loop, and t
   const s = await inSync(fed, 'edge-3', 2);
   assert.is(s.reported_error, null);
   assert.is(calls, 2);
+  assert.match(await (await fetch(`${fed.api.url}/metrics`)).text(), /^edgefed_nodes_out_of_sync 0$/m);
 });
 
 test('a restarted hub keeps desired and reported state and republishes desired to its new, empty broker', async (ctx) => {

@@ -10,6 +10,7 @@ import type { NodeRecord } from '../../hub/registry.js';
 import type { WpkRecord } from '../../hub/wpk/types.js';
 import type { FeedNode, FeedWpk, FleetCounts } from '../../lib/api.js';
 import type { NodeState } from '../../lib/states.js';
+import { isInSync } from '../../hub/state/model.js';
 
 export type { FleetCounts } from '../../lib/api.js';
 export type NodeView = FeedNode;
@@ -19,6 +20,7 @@ export function nodeView(r: NodeRecord, running: number): NodeView {
   return {
     node_id: r.node_id, status: r.status, status_reason: r.status_reason, capabilities: r.capabilities, labels: r.labels,
     last_seen: r.last_seen, load: r.load, running,
+    state_version: r.twin?.version ?? 0, in_sync: isInSync(r.twin ?? null), state_error: r.twin?.reported_error ?? null,
   };
 }
 
@@ -35,7 +37,9 @@ export function nodeSignature(r: NodeRecord, running: number): string {
   const seen = r.last_seen === null ? '' : Math.floor(r.last_seen / LAST_SEEN_GRAIN_MS);
   // Load moves a little with every beat (a load average): a page needs tenths, not every hundredth.
   const load = r.load === null ? '' : Math.round(r.load * 10);
-  return `${r.status}|${r.status_reason ?? ''}|${seen}|${load}|${running}|${r.updated_at}`;
+  const t = r.twin;
+  const state = t ? `${t.version}|${t.reported_version ?? ''}|${t.reported_at ?? ''}` : '';
+  return `${r.status}|${r.status_reason ?? ''}|${seen}|${load}|${running}|${r.updated_at}|${state}`;
 }
 
 export function wpkView(w: WpkRecord): WpkView {
@@ -49,13 +53,16 @@ export function fleetCounts(hub: HubApi): FleetCounts {
   const nodes: Record<NodeState, number> = { active: 0, stale: 0, offline: 0, deregistered: 0 };
   // A Map, not an object: capability names are the devices' words (a "__proto__" must stay a plain key).
   const capabilities = new Map<string, Record<NodeState, number>>();
+  const state = { in_sync: 0, out_of_sync: 0 };
   for (const r of hub.eachNode()) {
     nodes[r.status] += 1;
+    if (isInSync(r.twin ?? null)) state.in_sync += 1;
+    else state.out_of_sync += 1;
     for (const c of r.capabilities) {
       let row = capabilities.get(c);
       if (!row) capabilities.set(c, (row = { active: 0, stale: 0, offline: 0, deregistered: 0 }));
       row[r.status] += 1;
     }
   }
-  return { nodes, capabilities: Object.fromEntries(capabilities), wpks: hub.wpks.countByState() };
+  return { nodes, capabilities: Object.fromEntries(capabilities), wpks: hub.wpks.countByState(), state };
 }
