@@ -7,7 +7,8 @@
  * valid message. Admission is the same function the hub's router uses.
  */
 import type { Topics } from '../lib/topics.js';
-import { admitNodeMessage } from './admission.js';
+import { admitNodeMessage, parseObject } from './admission.js';
+import { validators } from '../schemas/index.js';
 
 export interface GatedPacket { topic: string; payload: Buffer | string; retain: boolean }
 
@@ -16,11 +17,23 @@ export function makeRetainGate(topics: Topics, maxPayloadBytes: number): (packet
     if (!packet.retain) return;
     const parsed = topics.parse(packet.topic);
     if (parsed?.kind !== 'node') return;
-    if (parsed.family !== 'registration' && parsed.family !== 'status') {
-      packet.retain = false; // only registration and status are retained by contract
+    const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
+    if (parsed.family === 'desired') {
+      // The hub's (the ACL lets nobody else publish it when auth is on): kept when it is a desired state, or empty (cleared).
+      if (!isDesiredState(payload, maxPayloadBytes)) packet.retain = false;
       return;
     }
-    const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
+    if (parsed.family !== 'registration' && parsed.family !== 'status' && parsed.family !== 'reported') {
+      packet.retain = false; // only registration, status, desired and reported are retained by contract
+      return;
+    }
     if (!admitNodeMessage(parsed.family, parsed.nodeId, payload, maxPayloadBytes).ok) packet.retain = false;
   };
+}
+
+function isDesiredState(payload: Buffer, maxPayloadBytes: number): boolean {
+  if (payload.length === 0) return true;
+  if (payload.length > maxPayloadBytes) return false;
+  const parsed = parseObject(payload);
+  return parsed.ok && validators.desiredState(parsed.value).ok;
 }

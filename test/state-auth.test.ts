@@ -52,6 +52,14 @@ test('HTTP: state:write sets desired state; wpk:write and read-only operators ge
   assert.is(set.body.version, 1);
   await waitFor(async () => (await http<ApiNodeState>(ctx, 'GET', '/federation/nodes/edge-1/state', reader)).body.in_sync, { timeoutMs: 3000, label: 'edge-1 in sync' });
   assert.is((await http(ctx, 'GET', '/federation/nodes/edge-1/state', agentToken)).status, 200, 'an agent reads its own state');
+  // With auth on the hub is an MQTT client of its broker, behind the ACL and the retain gate: its desired state stays retained.
+  const opToken = await ctx.token({ role: 'operator', subject: 'watcher' });
+  const watcher = ctx.fed.broker!.connectInMemory({ clientId: 'watcher', username: 'watcher', password: opToken, reconnectPeriod: 0 });
+  scope.defer(() => watcher.endAsync(true).catch(() => undefined));
+  const retained = new Promise<boolean>((resolve) => watcher.on('message', (_t, _p, packet) => resolve(packet.retain)));
+  await withTimeout(new Promise<void>((resolve, reject) => { watcher.once('connect', () => resolve()); watcher.once('error', reject); }), 3000, 'watcher connects');
+  await watcher.subscribeAsync('edgefed/v1/nodes/edge-1/desired', { qos: 1 });
+  assert.ok(await withTimeout(retained, 3000, 'retained desired state'), 'delivered as retained');
   assert.is((await http(ctx, 'GET', '/federation/nodes/edge-2/state', agentToken)).status, 403, 'but not another node\'s');
 }, { timeoutMs: 10_000 }));
 

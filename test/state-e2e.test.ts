@@ -80,6 +80,14 @@ test('set desired state: the agent applies it, writes it to its spool dir, and t
   assert.equal(s.delta, {});
   const file = JSON.parse(await fs.readFile(path.join(ctx.dir, 'spool-edge-1', DESIRED_STATE_FILE), 'utf8')) as { version: number; state: unknown; ts: number };
   assert.equal(file, { version: 1, state: { interval_s: 5, model: { name: 'v3' } }, ts: file.ts });
+  // Both are retained on the broker (the embedded broker's retain gate keeps desired and valid reports).
+  const watcher = await device(fed, 'watcher-1');
+  try {
+    const seen = await collector(watcher, 'edgefed/v1/nodes/edge-1/+');
+    await waitFor(() => ['desired', 'reported'].every((f) => seen.some((m) => m.topic.endsWith(`/${f}`) && m.retain)), { timeoutMs: 2000, label: 'retained desired and reported' });
+  } finally {
+    await closeAll(watcher);
+  }
   const node = (await http<ApiNode>(fed, 'GET', '/federation/nodes/edge-1')).body;
   assert.is(node.in_sync, true);
   assert.is(node.state_version, 1);
