@@ -8,6 +8,7 @@
  *   failover --nodes 100 [--victims 50] [--keepalive 5] [--heartbeat-interval 5s] [--runs 3]
  *   dashboard-feed --nodes 5000 --interval 1s [--window 10s] [--pages 3] [--pairs 3]
  *   auth-storm --nodes 2000 [--runs 5] [--warmup 1] [--concurrency 200] [--client mqtt|raw]
+ *   state-rollout --nodes 5000 [--runs 3] [--inflight 200]   (issue 16: one `state set --capability` for all)
  *   scale [--nodes 10000,50000,100000] [--stores files,postgres] [--heartbeat-interval 30s] [--window 30s]
  *         [--generators 4] [--connections 25] [--storm-limit 180s]   (not in `all`: it takes ~20 min)
  *   takeover [--rounds 10] [--wpks 50] [--lease-ttl 10s]   (HA: kill -9 of the active hub; not in `all`)
@@ -32,6 +33,7 @@ import { arg, machine } from './stats.js';
 import { authStorm } from './auth-storm.js';
 import { scale } from './scale.js';
 import { takeover } from './takeover.js';
+import { stateRollout } from './state-rollout.js';
 import type { ClientKind } from './auth-storm-fleet.js';
 
 const argv = process.argv.slice(2);
@@ -135,6 +137,9 @@ else if (scenario === 'failover') await fail();
 else if (scenario === 'auth-storm') await auth();
 else if (scenario === 'scale') await scaleRun();
 else if (scenario === 'takeover') print('takeover', await takeover({ rounds: Number(arg(argv, 'rounds', '10')), wpks: Number(arg(argv, 'wpks', '50')), ttlMs: parseDuration(arg(argv, 'lease-ttl', '10s')) }));
+else if (scenario === 'state-rollout') {
+  print('state-rollout', await stateRollout({ nodes: Number(arg(argv, 'nodes', '5000')), runs: Number(arg(argv, 'runs', '3')), inflight: Number(arg(argv, 'inflight', '200')) }));
+}
 else if (scenario === 'all') {
   await storm(1000);
   await storm(5000);
