@@ -31,13 +31,14 @@ runs('subscribes QoS 1 to the trigger topics of exactly each capability: broadca
     if (client?.id === NODE) subscribed.push(...subs.map((s) => ({ topic: s.topic, qos: s.qos })));
   });
   await agentOn(scope, b.port);
-  await waitFor(() => subscribed.length >= 6, { label: 'subscriptions' });
+  await waitFor(() => subscribed.length >= 7, { label: 'subscriptions' });
   const triggers = subscribed.filter((s) => t.parse(s.topic)?.kind === 'trigger').sort((x, y) => x.topic.localeCompare(y.topic));
   assert.equal(triggers, [
     { topic: t.trigger('basic-actions'), qos: 1 }, { topic: t.trigger('basic-actions', NODE), qos: 1 },
     { topic: t.trigger('monitoring'), qos: 1 }, { topic: t.trigger('monitoring', NODE), qos: 1 },
   ]);
-  assert.equal(subscribed.length, 6, 'commands, hub status and two trigger topics per capability');
+  assert.equal(subscribed.length, 7, 'commands, hub status, its desired state and two trigger topics per capability');
+  assert.ok(subscribed.some((s) => s.topic === t.desired(NODE) && s.qos === 1), 'its own desired state, QoS 1');
 }));
 
 runs('a trigger on the topic addressed to this node runs; one addressed to another node never arrives', bounded(async (scope) => {
