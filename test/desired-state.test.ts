@@ -13,6 +13,9 @@ import { newCounters } from '../hub/counters.js';
 import { Registry, type NodeChange } from '../hub/registry.js';
 import { isInSync } from '../hub/state/model.js';
 import { StateRequestError, StateService } from '../hub/state/service.js';
+import { createChangeSink } from '../hub/changes.js';
+import { NodeJournal } from '../hub/journal.js';
+import { HubObservers } from '../hub/observe.js';
 
 const test = suite('desired state');
 
@@ -167,6 +170,24 @@ test('the broker\'s copy: a replayed match is confirmed, a lost or foreign one i
   r.published.length = 0;
   r.service.onDesiredSeen('ghost', Buffer.from(JSON.stringify({ version: 1, state: {}, ts: 1 })), true);
   assert.equal(r.published[0], { topic: 'edgefed/v1/nodes/ghost/desired', payload: '' }, 'cleared for a node without desired state');
+});
+
+test('a node forgotten by the registry has its retained desired and reported topics cleared', () => {
+  const published: Array<{ topic: string; payload: string }> = [];
+  const counters = newCounters();
+  let service: StateService | undefined;
+  const sink = createChangeSink({
+    journal: new NodeJournal(() => undefined), counters, log: silentLogger, events: new HubObservers(),
+    nodeChanged: () => undefined, forgotten: (id) => service!.forget(id),
+  });
+  const registry = new Registry(sink);
+  service = new StateService({ topics: topics(), registry, counters, log: silentLogger, now: () => 1, out: { publish: (topic, payload) => published.push({ topic, payload: payload.toString() }) } });
+  registry.applyRegistration({ node_id: 'gone', capabilities: ['c'], boot_id: 'b', ts: 1 }, { now: 1, live: true });
+  service.patch('gone', { a: 1 });
+  registry.deregister('gone', 2);
+  published.length = 0;
+  registry.pruneDeregistered(10_000, 1);
+  assert.equal(published, [{ topic: 'edgefed/v1/nodes/gone/desired', payload: '' }, { topic: 'edgefed/v1/nodes/gone/reported', payload: '' }]);
 });
 
 test.run();
