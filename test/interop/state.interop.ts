@@ -10,7 +10,11 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { CLI_ARGS } from '../helpers/cli.js';
 import { waitFor, withTimeout } from '../helpers/time.js';
-import { getJson, killStrays, mosquittoPub, mosquittoSubOnce, publishRegistration, registration, SharedHub, TOPIC_ROOT, within } from './helpers.js';
+import {
+  getJson, killStrays, mosquittoPub, mosquittoSubOnce, publishRegistration, registration, SharedHub, spawnListeningHub, startMosquitto, stopHub,
+  tempDir, TOPIC_ROOT, waitForNodeStatus, within, type HubProcess,
+} from './helpers.js';
+import fs from 'node:fs/promises';
 
 const shared = new SharedHub('edgefed-interop-state-');
 const test = suite('interop: desired state with mosquitto_pub/mosquitto_sub only');
@@ -86,6 +90,44 @@ test('without auth a foreign desired state published with mosquitto_pub is repla
     const got = await mosquittoSubOnce(broker, ['-t', desiredTopic('mq-2'), '-C', '1', '-W', '2']);
     return got.messages[0] && (JSON.parse(got.messages[0].payload) as { version: number }).version === 1;
   }, { timeoutMs: 8000, intervalMs: 200, label: 'the hub\'s desired state back on the broker' });
+}));
+
+test('on an external mosquitto: a new broker that has none of the retained state gets the desired state back from the restarted hub', within(60_000, 'lost store', async () => {
+  const dir = await tempDir('edgefed-interop-state-ext-');
+  let first = await startMosquitto();
+  let hub: HubProcess | undefined;
+  try {
+    hub = await spawnListeningHub(['--broker-url', `mqtt://127.0.0.1:${first.port}`, '--data-dir', dir]);
+    const broker = ['-h', '127.0.0.1', '-p', String(first.port)];
+    await publishRegistration(broker, registration('ext-s1'));
+    await waitForNodeStatus(hub, 'ext-s1', 'active');
+    const set = await cli(['state', 'set', 'ext-s1', '--patch', '{"interval_s": 30}', '--hub', hub.httpUrl]);
+    assert.is(set.code, 0, set.stderr);
+    const before = await mosquittoSubOnce(broker, ['-t', desiredTopic('ext-s1'), '-C', '1', '-W', '5']);
+    assert.is((JSON.parse(before.messages[0]!.payload) as { version: number }).version, 1);
+
+    // The hub stops, and the site's broker is replaced by one with an empty store.
+    await stopHub(hub);
+    hub = undefined;
+    await first.stop();
+    first = await startMosquitto();
+    const fresh = ['-h', '127.0.0.1', '-p', String(first.port)];
+    assert.is((await mosquittoSubOnce(fresh, ['-t', desiredTopic('ext-s1'), '-C', '1', '-W', '1'])).messages.length, 0, 'the new broker holds nothing');
+    hub = await spawnListeningHub(['--broker-url', `mqtt://127.0.0.1:${first.port}`, '--data-dir', dir]);
+    const back = await waitFor(async () => {
+      const got = await mosquittoSubOnce(fresh, ['-t', desiredTopic('ext-s1'), '-C', '1', '-W', '2']);
+      return got.messages[0];
+    }, { timeoutMs: 10_000, intervalMs: 200, label: 'desired state republished to the new broker' });
+    const desired = JSON.parse(back.payload) as { version: number; state: unknown };
+    assert.is(desired.version, 1);
+    assert.equal(desired.state, { interval_s: 30 });
+    const kept = (await getJson<StateView>(hub, '/federation/nodes/ext-s1/state')).body;
+    assert.equal([kept.version, kept.desired], [1, { interval_s: 30 }], 'the store kept it');
+  } finally {
+    await stopHub(hub);
+    await first.stop();
+    await fs.rm(dir, { recursive: true, force: true });
+  }
 }));
 
 test.run();
