@@ -111,10 +111,17 @@ test('an agent stopped while desired state changes twice applies only the latest
   assert.not.ok((await state(fed, 'edge-2')).body.in_sync, 'out of sync while the node is away');
   const calls: Array<{ version: number; state: unknown; delta: unknown }> = [];
   const handler: DesiredHandler = (s, delta, c) => { calls.push({ version: c.version, state: s, delta }); return s; };
-  await agent(ctx, 'edge-2', { desiredHandler: handler });
+  const second = await agent(ctx, 'edge-2', { desiredHandler: handler });
   const s = await inSync(fed, 'edge-2', 3);
   assert.equal(calls, [{ version: 3, state: { a: 3, b: true }, delta: { a: 3, b: true } }]);
   assert.equal(s.reported, { a: 3, b: true });
+  // Restarted with the same spool dir at the same version: nothing is applied again.
+  await second.stop();
+  await agent(ctx, 'edge-2', { desiredHandler: handler });
+  await registered(fed, 'edge-2');
+  await new Promise((r) => setTimeout(r, 300));
+  assert.is(calls.length, 1, 'the spool dir remembers what was applied');
+  assert.ok((await state(fed, 'edge-2')).body.in_sync);
 });
 
 test('a handler that throws: the error is reported, not retried in a loop, and the next version is applied', async (ctx) => {
