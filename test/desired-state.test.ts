@@ -14,6 +14,7 @@ import { Registry, type NodeChange } from '../hub/registry.js';
 import { isInSync } from '../hub/state/model.js';
 import { StateRequestError, StateService } from '../hub/state/service.js';
 import { createChangeSink } from '../hub/changes.js';
+import { nodeSignature } from '../server/feed/views.js';
 import { NodeJournal } from '../hub/journal.js';
 import { HubObservers } from '../hub/observe.js';
 
@@ -131,8 +132,12 @@ test('reports: in sync at the current version; older versions and never-desired 
   const r = rig();
   r.service.patch('n1', { a: 1 });
   r.service.patch('n1', { a: 2 });
+  const sigBefore = nodeSignature(r.registry.get('n1')!, 0);
+  assert.is(r.registry.get('n1')?.twin?.in_sync, false, 'the record carries in_sync');
   r.service.onReported('n1', { version: 2, state: { a: 2 }, ts: 5 });
   assert.ok(r.service.view('n1')?.in_sync);
+  assert.is(r.registry.get('n1')?.twin?.in_sync, true);
+  assert.is.not(nodeSignature(r.registry.get('n1')!, 0), sigBefore, 'the live feed sends the node again');
   r.service.onReported('n1', { version: 1, state: { a: 1 }, ts: 6 });
   assert.is(r.service.view('n1')?.reported_version, 2, 'an older version does not move the report back');
   r.service.onReported('n1', { version: 9, state: { a: 9 }, ts: 7 });

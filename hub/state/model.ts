@@ -20,6 +20,12 @@ export interface NodeTwin {
   reported_at: number | null;
   /** The node failed to apply `reported_version`: its reason. */
   reported_error: string | null;
+  /**
+   * Whether the node is in sync, worked out when the twin changes (withSync)
+   * so the feed's tick and a metrics scrape need not compare thousands of
+   * states; absent in records written before it existed.
+   */
+  in_sync?: boolean;
 }
 
 export function emptyTwin(now: number): NodeTwin {
@@ -37,6 +43,17 @@ export function twinDelta(twin: NodeTwin | null): StateObject {
  * desired state for is in sync.
  */
 export function isInSync(twin: NodeTwin | null): boolean {
+  if (twin && typeof twin.in_sync === 'boolean') return twin.in_sync;
+  return computeInSync(twin);
+}
+
+/** The twin with its `in_sync` worked out afresh. */
+export function withSync(twin: NodeTwin): NodeTwin {
+  const { in_sync: _stale, ...rest } = twin;
+  return { ...rest, in_sync: computeInSync(rest) };
+}
+
+function computeInSync(twin: NodeTwin | null): boolean {
   if (!twin || twin.version === 0) return true;
   if (twin.reported_version !== twin.version || twin.reported_error !== null) return false;
   return Object.keys(twinDelta(twin)).length === 0;

@@ -16,7 +16,7 @@ import { validators } from '../../schemas/index.js';
 import type { Publisher } from '../context.js';
 import type { HubCounters } from '../counters.js';
 import type { NodeRecord, Registry } from '../registry.js';
-import { desiredMessage, emptyTwin, isInSync, twinDelta, type NodeTwin } from './model.js';
+import { desiredMessage, emptyTwin, isInSync, twinDelta, withSync, type NodeTwin } from './model.js';
 
 /** `GET /federation/nodes/:id/state`, and the answer of a patch. */
 export interface NodeStateView {
@@ -79,7 +79,7 @@ export class StateService {
     const problem = stateBoundsProblem(desired);
     if (problem) throw new StateRequestError(413, 'EDGEFED_ERR_STATE_TOO_LARGE', `desired ${problem}; nothing was changed`);
     if (jsonEqual(desired, twin.desired) && record.twin) return stateView(record);
-    const next: NodeTwin = { ...twin, version: twin.version + 1, desired, desired_at: Math.max(this.d.now(), twin.desired_at + 1) };
+    const next = withSync({ ...twin, version: twin.version + 1, desired, desired_at: Math.max(this.d.now(), twin.desired_at + 1) });
     const updated = this.d.registry.setTwin(nodeId, next)!;
     this.d.counters.state.patches += 1;
     this.#publishDesired(nodeId, next);
@@ -99,7 +99,7 @@ export class StateService {
     }
     const error = report.error ?? null;
     if (report.version === twin.reported_version && error === twin.reported_error && jsonEqual(report.state, twin.reported)) return;
-    this.d.registry.setTwin(nodeId, { ...twin, reported: report.state, reported_version: report.version, reported_at: this.d.now(), reported_error: error });
+    this.d.registry.setTwin(nodeId, withSync({ ...twin, reported: report.state, reported_version: report.version, reported_at: this.d.now(), reported_error: error }));
   }
 
   /**
