@@ -1,4 +1,5 @@
 /** A small client of the hub's HTTP API for CLI commands (`--hub URL`, `--token JWT`). */
+import type { ApiNode, ApiNodeList } from '../lib/api.js';
 import { CliError, str, type Flags, type FlagSpecs } from './args.js';
 
 export const DEFAULT_HUB_URL = 'http://127.0.0.1:8080';
@@ -21,6 +22,27 @@ interface ErrorBody { error?: { message?: string; details?: string[] } }
 
 export function getJson<T>(hub: HubTarget, path: string): Promise<T> {
   return requestJson<T>(hub, path, {});
+}
+
+/** Nodes the CLI asks for per request: a fleet of 100,000 is 100 answers of ~0.5 MB, not one of 50 MB. */
+export const NODE_PAGE = 1000;
+
+/**
+ * Every node matching `query` (capability, status, label), a page at a
+ * time, in the API's order; stops after `max`.
+ */
+export async function listAllNodes(hub: HubTarget, query: URLSearchParams, max = Infinity): Promise<ApiNode[]> {
+  const nodes: ApiNode[] = [];
+  let after: string | null = null;
+  do {
+    const q = new URLSearchParams(query);
+    q.set('limit', String(Math.min(NODE_PAGE, max - nodes.length)));
+    if (after !== null) q.set('after', after);
+    const page: ApiNodeList = await getJson<ApiNodeList>(hub, `federation/nodes?${q.toString()}`);
+    nodes.push(...page.nodes);
+    after = page.next;
+  } while (after !== null && nodes.length < max);
+  return nodes;
 }
 
 /** POSTs `body` as JSON (no body at all when undefined) and reads the JSON answer. */

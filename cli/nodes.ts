@@ -1,8 +1,8 @@
 /** `edgefed nodes`: the registry as a table, or JSON, from the hub's HTTP API. */
-import type { ApiNode, ApiNodeList } from '../lib/api.js';
+import type { ApiNode } from '../lib/api.js';
 import { NODE_STATES } from '../lib/states.js';
-import { CliError, helpText, list, parseFlags, str, type FlagSpecs } from './args.js';
-import { getJson, HUB_FLAGS, hubOf } from './hub-client.js';
+import { CliError, helpText, int, list, parseFlags, str, type FlagSpecs } from './args.js';
+import { HUB_FLAGS, hubOf, listAllNodes } from './hub-client.js';
 import { ago, table } from './table.js';
 
 const SPECS: FlagSpecs = {
@@ -11,6 +11,7 @@ const SPECS: FlagSpecs = {
   capability: { type: 'string', value: 'C', help: 'Only nodes with this capability' },
   status: { type: 'string', value: 'S', help: `Only nodes in this status (${NODE_STATES.join(', ')})` },
   label: { type: 'string', multiple: true, value: 'K=V', help: 'Only nodes with this label (repeatable)' },
+  limit: { type: 'string', value: 'N', help: 'At most N nodes (the first N by node id); the list is fetched 1,000 at a time' },
 };
 
 export function nodesTable(nodes: ApiNode[], now = Date.now()): string {
@@ -41,12 +42,12 @@ export async function runNodes(argv: string[], env: NodeJS.ProcessEnv): Promise<
   const capability = str(flags, 'capability');
   if (capability !== undefined) query.set('capability', capability);
   for (const l of list(flags, 'label')) query.append('label', l);
-  const qs = query.toString();
-  const body = await getJson<ApiNodeList>(hubOf(flags), `federation/nodes${qs ? `?${qs}` : ''}`);
+  const max = int(flags, 'limit', { min: 1 }) ?? Infinity;
+  const nodes = await listAllNodes(hubOf(flags), query, max);
   if (flags.json) {
-    process.stdout.write(`${JSON.stringify(body.nodes, null, 2)}\n`);
+    process.stdout.write(`${JSON.stringify(nodes, null, 2)}\n`);
     return 0;
   }
-  process.stdout.write(body.nodes.length === 0 ? 'No nodes match.\n' : `${nodesTable(body.nodes)}\n${body.count} node(s)\n`);
+  process.stdout.write(nodes.length === 0 ? 'No nodes match.\n' : `${nodesTable(nodes)}\n${nodes.length} node(s)\n`);
   return 0;
 }

@@ -4,10 +4,10 @@
  * or to every node matching `--capability`/`--label`, a few at a time, and
  * ends with a summary; a node that refuses (412, 404...) does not stop the others.
  */
-import type { ApiNodeList, ApiNodeState } from '../lib/api.js';
+import type { ApiNodeState } from '../lib/api.js';
 import { parseObject } from '../lib/json.js';
 import { CliError, commandFlags, int, list, str, type Flags, type FlagSpecs } from './args.js';
-import { getJson, HUB_FLAGS, hubOf, patchJson, type HubTarget } from './hub-client.js';
+import { getJson, HUB_FLAGS, hubOf, listAllNodes, patchJson, type HubTarget } from './hub-client.js';
 import { ago } from './table.js';
 
 const SHOW_SPECS: FlagSpecs = { ...HUB_FLAGS, json: { type: 'boolean', help: 'Print the hub\'s answer as JSON' } };
@@ -74,8 +74,8 @@ async function targets(hub: HubTarget, flags: Flags, ids: string[]): Promise<str
   const query = new URLSearchParams();
   if (capability !== undefined) query.set('capability', capability);
   for (const l of labels) query.append('label', l);
-  const list_ = await getJson<ApiNodeList>(hub, `federation/nodes?${query.toString()}`);
-  return list_.nodes.filter((n) => n.status !== 'deregistered').map((n) => n.node_id);
+  const nodes = await listAllNodes(hub, query);
+  return nodes.filter((n) => n.status !== 'deregistered').map((n) => n.node_id);
 }
 
 interface Outcome { node_id: string; ok: boolean; state?: ApiNodeState; error?: string }

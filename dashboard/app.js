@@ -35,7 +35,7 @@ const header = createHeader(store, {
   search: (q) => { search.value = q; search.dispatchEvent(new Event('input')); },
 });
 const nodeState = createNodeState({ api });
-const table = createNodesTable(store, { now, onChange: schedule, onSelect: (id) => void nodeState.show(id) });
+const table = createNodesTable(store, { now, api, onChange: schedule, onSelect: (id) => void nodeState.show(id) });
 const chart = createChart(/** @type {HTMLCanvasElement} */ (document.getElementById('chart')));
 const wpks = createWpkList(store, { now, api });
 const trigger = createTriggerForm({ api, capabilities: () => Object.keys(store.counts?.capabilities ?? {}).sort() });

@@ -6,11 +6,19 @@
  * rewrites the cells of visible rows whose node changed, nothing else.
  * Filtering is a linear pass over a list kept sorted by node id; the sort
  * runs again only when nodes join or leave.
+ *
+ * A fleet larger than the feed's window (FEED_MAX_NODES, the first nodes by
+ * id) shows a pager: "next" reads the following page from the API
+ * (`GET /federation/nodes?limit=&after=`, with the status filter), "live"
+ * goes back to the window the feed keeps posted. A page from the API is a
+ * still picture until it is read again.
  */
 import { ago, count, known, loadText, make, setText } from './format.js';
 import { NODE_STATUSES } from './store.js';
 
 export const ROW_HEIGHT = 34;
+/** Nodes per page read from the API. */
+export const PAGE_SIZE = 500;
 const OVERSCAN = 6;
 const COLUMNS = ['node', 'status', 'caps', 'labels', 'seen', 'load', 'running'];
 const collator = new Intl.Collator('en', { numeric: true });
@@ -19,7 +27,8 @@ const collator = new Intl.Collator('en', { numeric: true });
  * @typedef {import('./store.js').NodeView} NodeView
  * @typedef {import('./store.js').Store} Store
  * @typedef {HTMLElement & { cells: Record<string, HTMLElement>, bar: HTMLElement, reason: HTMLElement, badge: HTMLElement, sync: HTMLElement, node: NodeView|null }} Row
- * @param {Store} store @param {{ now: () => number, onChange: () => void, onSelect?: (nodeId: string) => void }} opts
+ * @typedef {{ get: <T>(path: string) => Promise<import('./api.js').ApiResult<T>> }} Api
+ * @param {Store} store @param {{ now: () => number, onChange: () => void, onSelect?: (nodeId: string) => void, api?: Api }} opts
  */
 export function createNodesTable(store, opts) {
   const viewport = /** @type {HTMLElement} */ (document.getElementById('nodes-viewport'));
@@ -39,8 +48,12 @@ export function createNodesTable(store, opts) {
   let needsFilter = true;
   /** @type {Row[]} */
   const pool = [];
+  const pager = createPager(store, opts, () => { needsFilter = true; sortedIds = []; membershipChanged = true; viewport.scrollTop = 0; opts.onChange(); });
+  let membershipChanged = true;
+  /** The nodes shown: the feed's window, or a page read from the API. */
+  const source = () => pager.page ?? store.nodes;
 
-  const filterChanged = () => { needsFilter = true; viewport.scrollTop = 0; opts.onChange(); };
+  const filterChanged = () => { needsFilter = true; viewport.scrollTop = 0; if (pager.page) void pager.reload(statusFilter.value); opts.onChange(); };
   statusFilter.addEventListener('change', filterChanged);
   search.addEventListener('input', filterChanged);
   sortButton.addEventListener('click', () => {
@@ -74,8 +87,9 @@ export function createNodesTable(store, opts) {
     const status = statusFilter.value;
     const q = search.value.trim().toLowerCase();
     const out = [];
+    const nodes = source();
     for (const id of sortedIds) {
-      const n = store.nodes.get(id);
+      const n = nodes.get(id);
       if (n && matches(n, status, q)) out.push(id);
     }
     if (descending) out.reverse();
@@ -84,10 +98,12 @@ export function createNodesTable(store, opts) {
 
   /** The frame's work: what changed in the store, then the rows in view. @param {import('./store.js').Dirty} dirty @param {boolean} tick */
   function update(dirty, tick) {
-    if (dirty.membership) {
-      sortedIds = [...store.nodes.keys()].sort(collator.compare);
+    if ((dirty.membership && !pager.page) || membershipChanged) {
+      sortedIds = [...source().keys()].sort(collator.compare);
       needsFilter = true;
+      membershipChanged = false;
     }
+    pager.show(statusFilter.value);
     // A status, label or capability change can move a node in or out of the filter.
     if (dirty.nodes.size > 0 && (statusFilter.value || search.value.trim())) needsFilter = true;
     if (needsFilter) {
@@ -110,17 +126,99 @@ export function createNodesTable(store, opts) {
     for (let i = 0; i < pool.length; i += 1) {
       const row = pool[i];
       const id = i < needed ? view[first + i] : undefined;
-      const node = id === undefined ? undefined : store.nodes.get(id);
+      const node = id === undefined ? undefined : source().get(id);
       row.hidden = node === undefined;
       if (node === undefined) continue;
       if (all || row.node !== node) fill(row, node, now);
       row.classList.toggle('odd', (first + i) % 2 === 1);
     }
     empty.hidden = view.length > 0;
-    setText(shown, view.length === store.nodes.size ? `${count(view.length)} nodes` : `${count(view.length)} of ${count(store.nodes.size)} nodes`);
+    const held = source().size;
+    setText(shown, view.length === held ? `${count(view.length)} nodes` : `${count(view.length)} of ${count(held)} nodes`);
   }
 
   return { update };
+}
+
+/**
+ * Paging through a fleet larger than the feed's window. `page` is null
+ * while the table shows the live window.
+ * @param {Store} store @param {{ api?: Api }} opts @param {() => void} changed
+ */
+function createPager(store, opts, changed) {
+  const bar = /** @type {HTMLElement} */ (document.getElementById('nodes-pager'));
+  const label = /** @type {HTMLElement} */ (document.getElementById('nodes-window'));
+  const live = /** @type {HTMLButtonElement} */ (document.getElementById('nodes-live'));
+  const prev = /** @type {HTMLButtonElement} */ (document.getElementById('nodes-prev'));
+  const next = /** @type {HTMLButtonElement} */ (document.getElementById('nodes-next'));
+  const state = {
+    /** @type {Map<string, NodeView>|null} */ page: null,
+    /** Cursors of the pages shown so far (null: the first page); the last is the current one's. @type {(string|null)[]} */ cursors: [],
+    /** @type {string|null} */ nextCursor: null,
+    status: '',
+  };
+
+  /** @param {string|null} after @param {string} status */
+  async function load(after, status) {
+    if (!opts.api) return false;
+    const q = new URLSearchParams({ limit: String(PAGE_SIZE) });
+    if (after !== null) q.set('after', after);
+    if (status) q.set('status', status);
+    const res = await opts.api.get(`/federation/nodes?${q}`);
+    if (!res.ok || !res.body) {
+      setText(label, `could not read the page: ${res.ok ? 'no answer' : res.message}`);
+      return false;
+    }
+    const body = /** @type {import('../lib/api.js').ApiNodeList} */ (res.body);
+    /** @type {Map<string, NodeView>} */
+    const page = new Map();
+    for (const n of body.nodes) page.set(n.node_id, { ...n, running: n.running_wpks ?? 0 });
+    state.page = page;
+    state.nextCursor = body.next;
+    state.status = status;
+    changed();
+    return true;
+  }
+
+  next.addEventListener('click', () => {
+    // From the live window, the next page starts after its last node id.
+    const after = state.page ? state.nextCursor : [...store.nodes.keys()].sort(collator.compare).at(-1) ?? null;
+    void load(after, state.page ? state.status : '').then((ok) => { if (ok) state.cursors.push(after); });
+  });
+  prev.addEventListener('click', () => {
+    if (state.cursors.length <= 1) { goLive(); return; }
+    state.cursors.pop();
+    void load(state.cursors.at(-1) ?? null, state.status);
+  });
+  live.addEventListener('click', goLive);
+
+  function goLive() {
+    state.page = null;
+    state.cursors = [];
+    state.nextCursor = null;
+    changed();
+  }
+
+  return {
+    get page() { return state.page; },
+    /** The status filter changed while paging: read the first page under it. @param {string} status */
+    reload(status) {
+      state.cursors = [null];
+      return load(null, status);
+    },
+    /** Shows the pager when there is more than the window holds. @param {string} status */
+    show(status) {
+      const windowed = store.nodesTotal > store.nodes.size;
+      bar.hidden = !windowed && !state.page;
+      if (bar.hidden) return;
+      live.disabled = !state.page;
+      prev.disabled = !state.page;
+      next.disabled = state.page ? state.nextCursor === null : false;
+      setText(label, state.page
+        ? `${count(state.page.size)} of ${count(store.nodesTotal)} nodes read from the API${status ? ` (${status})` : ''}: a still picture`
+        : `live: the first ${count(store.nodes.size)} of ${count(store.nodesTotal)} nodes by id`);
+    },
+  };
 }
 
 /** @returns {Row} */

@@ -41,7 +41,9 @@ export function cleanDirty() {
 export function createStore() {
   return {
     /** @type {HubInfo|null} */ hub: null,
-    /** @type {Map<string, NodeView>} */ nodes: new Map(),
+    /** The feed's window: every node of a small fleet, the first FEED_MAX_NODES by id of a large one. @type {Map<string, NodeView>} */ nodes: new Map(),
+    /** Nodes in the registry (more than `nodes.size` when the fleet is larger than the feed's window). */
+    nodesTotal: 0,
     /** Newest first (by created_at), at most MAX_WPKS. @type {WpkView[]} */ wpks: [],
     /** @type {Point[]} */ series: [],
     /** @type {Counts|null} */ counts: null,
@@ -76,6 +78,7 @@ function applySnapshot(store, snap) {
   if (!snap || !Array.isArray(snap.nodes) || !Array.isArray(snap.wpks)) throw new Error('malformed snapshot');
   store.hub = snap.hub ?? null;
   store.nodes = new Map(snap.nodes.map((n) => [n.node_id, n]));
+  store.nodesTotal = typeof snap.nodes_total === 'number' ? snap.nodes_total : snap.nodes.length;
   store.wpks = sortWpks(snap.wpks).slice(0, MAX_WPKS);
   store.series = Array.isArray(snap.series) ? trimSeries(snap.series.slice()) : [];
   store.counts = snap.counts ?? null;
@@ -113,6 +116,7 @@ function applyStats(store, msg) {
   if (typeof msg.now === 'number') store.clockOffsetMs = msg.now - Date.now();
   if (msg.counts) {
     store.counts = msg.counts;
+    if (msg.counts.nodes) store.nodesTotal = Object.values(msg.counts.nodes).reduce((a, b) => a + b, 0);
     store.dirty.counts = true;
   }
   // The hub's broker session can drop while the stream stays up: every stats event says.

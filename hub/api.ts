@@ -11,6 +11,7 @@ import type { HubCounters } from './counters.js';
 import type { HubObservers } from './observe.js';
 import type { RefusalReport } from './refusals.js';
 import type { StoreStatus } from './store/health.js';
+import type { NodePage, PageRequest } from './node-index.js';
 import type { NodeRecord, NodeState } from './registry.js';
 import type { WorkPackages } from './wpk/types.js';
 import type { NodeStateView } from './state/service.js';
@@ -37,6 +38,8 @@ export interface HubApi {
   readonly wpks: WorkPackages;
   /** Matching nodes, sorted by node id (numeric-aware). */
   nodes(filter?: NodeFilter): NodeRecord[];
+  /** One page of the matching nodes, in the same order, after the cursor `after` (a node id). */
+  nodePage(filter: NodeFilter, page: PageRequest): NodePage;
   /** Every node, unsorted: the cheap walk for a feed tick or a metrics scrape. */
   eachNode(): Iterable<NodeRecord>;
   node(nodeId: string): NodeRecord | undefined;

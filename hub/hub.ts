@@ -11,6 +11,7 @@ import type { HttpHeartbeat, HttpRegistration, Registration } from '../lib/wire.
 import type { CountersSnapshot, HubApi, NodeFilter } from './api.js';
 import { createChangeSink } from './changes.js';
 import { filterNodes } from './node-filter.js';
+import { NodeIndex, type NodePage, type PageRequest } from './node-index.js';
 import type { HubContext } from './context.js';
 import { newCounters, type HubCounters } from './counters.js';
 import { defaultFlusherOptions, Flusher } from './flusher.js';
@@ -47,6 +48,7 @@ export class Hub implements HubApi {
   readonly #counters: HubCounters = newCounters();
   readonly #registry: Registry;
   readonly #journal: NodeJournal;
+  readonly #index: NodeIndex;
   readonly log: Logger;
   readonly startedAt = Date.now();
   #o: HubOptions & HubDefaults;
@@ -126,6 +128,7 @@ export class Hub implements HubApi {
       nodeChanged: (id) => this.#wpks.nodeChanged(id),
       forgotten: (id) => this.#state.forget(id),
     }));
+    this.#index = new NodeIndex(this.#registry);
     this.#ctx = {
       topics: this.topics,
       registry: this.#registry,
@@ -234,6 +237,10 @@ export class Hub implements HubApi {
   node(nodeId: string): NodeRecord | undefined { return this.#registry.get(nodeId); }
   countNodesByStatus(): Record<NodeState, number> { return this.#registry.countByStatus(); }
   counters(): CountersSnapshot { return structuredClone(this.#counters); }
+
+  nodePage(filter: NodeFilter, page: PageRequest): NodePage {
+    return this.#index.page(filter, page);
+  }
 
   nodes(filter: NodeFilter = {}): NodeRecord[] {
     return filterNodes(this.#registry.all(), filter);

@@ -4,6 +4,7 @@
  */
 export { createHub, defaultHubOptions, Hub, type HubOptions } from './hub.js';
 export type { CountersSnapshot, HubApi, NodeFilter } from './api.js';
+export type { NodePage, PageRequest } from './node-index.js';
 export type { NodeRecord, NodeState } from './registry.js';
 export type { HubCounters } from './counters.js';
 export type { WorkPackages, WpkRecord, WpkState, ExecutionRecord, WpkListFilter } from './wpk/types.js';

@@ -2,6 +2,11 @@
 import type { NodeFilter } from './api.js';
 import type { NodeRecord } from './registry.js';
 
+const collator = new Intl.Collator('en', { numeric: true });
+
+/** The node list's order: numeric-aware (`node-2` before `node-10`), as String#localeCompare('en', { numeric }) but ~10x faster. */
+export const compareNodeIds = (a: string, b: string): number => collator.compare(a, b);
+
 export function matchesNodeFilter(r: NodeRecord, filter: NodeFilter): boolean {
   if (filter.capability && !r.capabilities.includes(filter.capability)) return false;
   if (filter.status && r.status !== filter.status) return false;
@@ -13,5 +18,5 @@ export function matchesNodeFilter(r: NodeRecord, filter: NodeFilter): boolean {
 export function filterNodes(all: Iterable<NodeRecord>, filter: NodeFilter): NodeRecord[] {
   const out: NodeRecord[] = [];
   for (const r of all) if (matchesNodeFilter(r, filter)) out.push(r);
-  return out.sort((a, b) => a.node_id.localeCompare(b.node_id, 'en', { numeric: true }));
+  return out.sort((a, b) => compareNodeIds(a.node_id, b.node_id));
 }

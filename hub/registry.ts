@@ -92,9 +92,13 @@ export class Registry {
   readonly #nodes = new Map<string, NodeRecord>();
   readonly #early = new Map<string, { status: NodeStatus; seen: Seen }>();
 
+  /** Raised whenever a node id is added or removed (not on a change of a record): what a sorted index of ids watches. */
+  #membership = 0;
+
   constructor(private readonly changed: NodeChangeListener = () => undefined) {}
 
   get size(): number { return this.#nodes.size; }
+  get membership(): number { return this.#membership; }
   get(nodeId: string): NodeRecord | undefined { return this.#nodes.get(nodeId); }
   all(): IterableIterator<NodeRecord> { return this.#nodes.values(); }
 
@@ -105,6 +109,7 @@ export class Registry {
    */
   restore(records: Iterable<NodeRecord>): string[] {
     this.#nodes.clear();
+    this.#membership += 1;
     const demoted: string[] = [];
     for (const r of records) {
       const restored = { ...r };
@@ -153,6 +158,7 @@ export class Registry {
       registration_ts: reg.ts,
       twin: old?.twin ?? null,
     };
+    if (!old) this.#membership += 1;
     this.#nodes.set(reg.node_id, record);
     // A status seen before the registration belongs with a replay of both; a
     // live registration is newer than anything held, so the held one is dropped.
@@ -273,6 +279,7 @@ export class Registry {
     for (const r of this.#nodes.values()) {
       if (r.status === 'deregistered' && now - r.updated_at > retentionMs) {
         this.#nodes.delete(r.node_id);
+        this.#membership += 1;
         pruned.push(r.node_id);
         this.changed({ kind: 'forgotten', nodeId: r.node_id });
       }

@@ -61,7 +61,12 @@ export interface ApiNodeState {
   updated_at: number | null;
 }
 
-export interface ApiNodeList { count: number; nodes: ApiNode[] }
+/**
+ * `GET /federation/nodes`: `count` is the number of nodes in this answer.
+ * With `limit`, `next` is the cursor of the next page (pass it as `after`),
+ * null on the last; without `limit` the list is whole and `next` is null.
+ */
+export interface ApiNodeList { count: number; nodes: ApiNode[]; next: string | null }
 
 /** `POST /federation/register` (201 new, 200 re-registration). */
 export interface ApiRegistered { status: 'registered'; registration_id: string; node_id: string; boot_id: string }
@@ -114,7 +119,8 @@ export interface ApiWpk {
   executions: ApiExecution[];
 }
 
-export interface ApiWpkList { count: number; wpks: ApiWpk[] }
+/** `GET /federation/wpk`: newest first; `next` (pass it as `after`) is set when the page is full, else null. */
+export interface ApiWpkList { count: number; wpks: ApiWpk[]; next: string | null }
 
 /** The `counters` of `GET /health`: what the hub counted since it started. */
 export interface ApiCounters {
@@ -257,7 +263,10 @@ export interface FeedHubInfo { boot_id: string; version: string; auth: 'jwt' | '
 export interface FeedSnapshot {
   now: number;
   hub: FeedHubInfo;
+  /** The first FEED_MAX_NODES nodes by node id (all of them in a smaller fleet); `nodes` events keep these posted. */
   nodes: FeedNode[];
+  /** Nodes in the registry: more than `nodes.length` when the fleet is larger than the feed's window. */
+  nodes_total: number;
   wpks: FeedWpk[];
   series: ActivityPoint[];
   counts: FleetCounts;

@@ -52,11 +52,19 @@ export const MAX_PAYLOAD_BYTES = 64 * 1024;
 export const MAX_PACKET_BYTES = 256 * 1024;
 /** Work packages the live feed sends a dashboard page (the newest), and so the most a page keeps. */
 export const FEED_MAX_WPKS = 200;
+/**
+ * Nodes the live feed keeps a dashboard page posted on: the first ones by
+ * node id. A larger fleet is paged through the API (`GET /federation/nodes?limit=`):
+ * a 100,000-node snapshot and its diffs would be ~40 MB and a second of work per tick.
+ */
+export const FEED_MAX_NODES = 2000;
 /** The dashboard's chart: the feed keeps and a page shows five minutes, one point a second. */
 export const FEED_SERIES_WINDOW_MS = 300_000;
 /** WPKs one `GET /federation/wpk` answers without a `limit`, and the largest `limit`. */
 export const DEFAULT_WPK_LIST_LIMIT = 100;
 export const MAX_WPK_LIST_LIMIT = 1000;
+/** The largest page of `GET /federation/nodes?limit=` (without `limit` the list is whole, as the seed contract had it). */
+export const MAX_NODE_PAGE_LIMIT = 5000;
 /** A node's desired (and reported) state, serialised as JSON: 16 KB (issue 16). */
 export const MAX_STATE_BYTES = 16 * 1024;
 /** Nesting of a desired or reported state: objects and arrays deeper than this are refused. */

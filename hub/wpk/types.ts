@@ -59,7 +59,16 @@ export interface WpkRecord {
   executions: ExecutionRecord[];
 }
 
-export interface WpkListFilter { state?: WpkState; capability?: string; limit?: number }
+export interface WpkListFilter {
+  state?: WpkState;
+  capability?: string;
+  limit?: number;
+  /** A page's cursor: only WPKs that come after this one, newest first (it need not exist any more). */
+  after?: WpkCursor;
+}
+
+/** Where a page of the WPK list ended: the list is ordered by `created_at`, then `wpk_id`, both descending. */
+export interface WpkCursor { created_at: number; wpk_id: string }
 
 /** A refused request, mapped to an HTTP status by the API and to an exit code by the CLI. */
 export class WpkRequestError extends EdgefedError {

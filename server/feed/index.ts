@@ -6,9 +6,9 @@
  * a millisecond a tick, the hot path pays nothing, and nothing runs while no
  * page is open. One serialisation per tick serves every open page.
  */
-import { FEED_MAX_WPKS } from '../../lib/limits.js';
+import { FEED_MAX_NODES, FEED_MAX_WPKS } from '../../lib/limits.js';
 import { VERSION } from '../../lib/version.js';
-import type { HubApi } from '../../hub/index.js';
+import type { HubApi, NodeRecord } from '../../hub/index.js';
 import type { FeedNodesEvent, FeedSnapshot, FeedStatsEvent, FeedWpksEvent } from '../../lib/api.js';
 import type { ActivitySeries } from './activity.js';
 import { fleetCounts, nodeSignature, nodeView, wpkView, type NodeView, type WpkView } from './views.js';
@@ -31,6 +31,8 @@ export interface FeedOptions {
   pingMs?: number;
   /** Work packages a page holds: the newest ones (default 200). */
   maxWpks?: number;
+  /** Nodes a page is kept posted on: the first ones by node id (default FEED_MAX_NODES). */
+  maxNodes?: number;
   /** `auth` as the snapshot tells the page. */
   auth: 'jwt' | 'none';
   /** The per-second series of the dashboard's chart. */
@@ -47,7 +49,7 @@ export class FleetFeed {
   #lastPoint = 0;
 
   constructor(private readonly hub: HubApi, options: FeedOptions) {
-    this.#o = { batchMs: 500, statsMs: 1000, pingMs: 15_000, maxWpks: FEED_MAX_WPKS, ...options };
+    this.#o = { batchMs: 500, statsMs: 1000, pingMs: 15_000, maxWpks: FEED_MAX_WPKS, maxNodes: FEED_MAX_NODES, ...options };
   }
 
   get clients(): number { return this.#clients.size; }
@@ -118,24 +120,38 @@ export class FleetFeed {
     for (const c of [...this.#clients]) c.send(event, text);
   }
 
+  /**
+   * The nodes pages are posted on: every node while the fleet fits the
+   * window (unordered, the cheap walk), else the first maxNodes by node id.
+   */
+  #window(): Iterable<NodeRecord> {
+    const total = this.#total();
+    return total <= this.#o.maxNodes ? this.hub.eachNode() : this.hub.nodePage({}, { limit: this.#o.maxNodes }).nodes;
+  }
+
+  #total(): number {
+    return Object.values(this.hub.countNodesByStatus()).reduce((a, b) => a + b, 0);
+  }
+
   #snapshot(): FeedSnapshot {
     const nodes: NodeView[] = [];
-    for (const r of this.hub.eachNode()) nodes.push(nodeView(r, this.hub.wpks.inFlightOn(r.node_id)));
+    for (const r of this.#window()) nodes.push(nodeView(r, this.hub.wpks.inFlightOn(r.node_id)));
     return {
       now: Date.now(),
       hub: { boot_id: this.hub.bootId, version: VERSION, auth: this.#o.auth, connected: this.hub.connected },
       nodes,
+      nodes_total: this.#total(),
       wpks: this.hub.wpks.list({ limit: this.#o.maxWpks }).map(wpkView),
       series: this.#o.activity.points(),
       counts: fleetCounts(this.hub),
     };
   }
 
-  /** Nodes whose signature moved since the last tick, and the ones that are gone (forgotten). */
+  /** Nodes of the window whose signature moved since the last tick, and the ones that left it (forgotten, or pushed out). */
   #diffNodes(): FeedNodesEvent {
     const upsert: NodeView[] = [];
     const present = new Set<string>();
-    for (const r of this.hub.eachNode()) {
+    for (const r of this.#window()) {
       present.add(r.node_id);
       const running = this.hub.wpks.inFlightOn(r.node_id);
       const sig = nodeSignature(r, running);

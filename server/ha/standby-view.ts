@@ -12,6 +12,7 @@ import type { Logger } from '../../lib/log.js';
 import type { CountersSnapshot, HubApi, NodeFilter } from '../../hub/api.js';
 import { newCounters } from '../../hub/counters.js';
 import { filterNodes } from '../../hub/node-filter.js';
+import { pageOfSorted, type NodePage, type PageRequest } from '../../hub/node-index.js';
 import type { HubObservers } from '../../hub/observe.js';
 import type { NodeRecord, NodeState } from '../../hub/registry.js';
 import type { StoreStatus } from '../../hub/store/health.js';
@@ -96,6 +97,7 @@ export class StandbyView implements HubApi {
   };
 
   nodes(filter: NodeFilter = {}): NodeRecord[] { return filterNodes(this.#nodes.values(), filter); }
+  nodePage(filter: NodeFilter, page: PageRequest): NodePage { return pageOfSorted(this.nodes(filter), page); }
   eachNode(): Iterable<NodeRecord> { return this.#nodes.values(); }
   node(nodeId: string): NodeRecord | undefined { return this.#nodes.get(nodeId); }
 

@@ -24,6 +24,7 @@ export function switchingApi(initial: HubApi): SwitchingHubApi {
     get events() { return t.events; },
     get wpks() { return t.wpks; },
     nodes: (filter) => t.nodes(filter),
+    nodePage: (filter, page) => t.nodePage(filter, page),
     eachNode: () => t.eachNode(),
     node: (id) => t.node(id),
     countNodesByStatus: () => t.countNodesByStatus(),

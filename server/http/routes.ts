@@ -16,6 +16,7 @@ import { wpkRoutes } from './wpk-routes.js';
 import { stateRoutes } from './state-routes.js';
 import { health } from './health.js';
 import { apiNode, apiNodeList } from './views.js';
+import { nextLink, parsePage } from './paging.js';
 
 export type { RouteContext } from './route.js';
 
@@ -48,8 +49,17 @@ export function parseFilter(url: URL): NodeFilter {
 }
 
 const listNodes: RouteHandler = ({ hub, url, res }) => {
-  sendJson(res, 200, apiNodeList(hub.nodes(parseFilter(url))));
+  const filter = parseFilter(url);
+  const page = parsePage(url);
+  if (!page) {
+    sendJson(res, 200, apiNodeList(hub.nodes(filter)));
+    return;
+  }
+  const { nodes, next } = hub.nodePage(filter, page);
+  if (next !== null) res.setHeader('link', nextLink(url, next));
+  sendJson(res, 200, apiNodeList(nodes, next));
 };
+
 
 const getNode: RouteHandler = ({ hub, res }, [id]) => {
   const record = hub.node(requireId(id));

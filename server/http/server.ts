@@ -34,7 +34,7 @@ export interface HttpApiOptions {
   /** What the embedded broker counts (connections, traffic, refusals), for /health and /metrics. */
   broker?: BrokerView;
   /** The dashboard feed's timers (default: changes every 500 ms, stats every 1 s); tests shorten them. */
-  feed?: Pick<FeedOptions, 'batchMs' | 'statsMs'>;
+  feed?: Pick<FeedOptions, 'batchMs' | 'statsMs' | 'maxNodes'>;
   /** HA: this hub's role and who is active, for /health and the standby's 503s. */
   ha?: () => ApiHaStatus;
 }

@@ -50,8 +50,8 @@ export function apiNodeState(v: NodeStateView): ApiNodeState {
   };
 }
 
-export function apiNodeList(records: readonly NodeRecord[]): ApiNodeList {
-  return { count: records.length, nodes: records.map(apiNode) };
+export function apiNodeList(records: readonly NodeRecord[], next: string | null = null): ApiNodeList {
+  return { count: records.length, nodes: records.map(apiNode), next };
 }
 
 export function apiExecution(e: ExecutionRecord): ApiExecution {
@@ -95,6 +95,6 @@ export function apiWpk(w: WpkRecord): ApiWpk {
   };
 }
 
-export function apiWpkList(records: readonly WpkRecord[]): ApiWpkList {
-  return { count: records.length, wpks: records.map(apiWpk) };
+export function apiWpkList(records: readonly WpkRecord[], next: string | null = null): ApiWpkList {
+  return { count: records.length, wpks: records.map(apiWpk), next };
 }

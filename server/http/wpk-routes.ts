@@ -8,10 +8,11 @@ import { isValidId } from '../../lib/ids.js';
 import { DEFAULT_WPK_LIST_LIMIT, MAX_WPK_LIST_LIMIT } from '../../lib/limits.js';
 import { validators } from '../../schemas/index.js';
 import { WPK_STATES, type WpkState } from '../../lib/states.js';
-import { WpkRequestError, type WpkListFilter } from '../../hub/wpk/types.js';
+import { WpkRequestError, type WpkCursor, type WpkListFilter } from '../../hub/wpk/types.js';
 import { HttpError, sendJson } from './respond.js';
 import { body, type Route, type RouteHandler } from './route.js';
 import { apiWpk, apiWpkList } from './views.js';
+import { nextLink } from './paging.js';
 
 
 function badFilter(message: string): HttpError {
@@ -53,7 +54,18 @@ export function parseWpkFilter(url: URL): WpkListFilter {
     if (!/^\d+$/.test(limit) || n < 1 || n > MAX_WPK_LIST_LIMIT) throw badFilter(`limit must be a whole number from 1 to ${MAX_WPK_LIST_LIMIT}, got "${limit}"`);
     filter.limit = n;
   }
+  const after = url.searchParams.get('after');
+  if (after !== null) filter.after = parseWpkCursor(after);
   return filter;
+}
+
+/** A WPK page's cursor as the API hands it out: `<created_at>.<wpk_id>`, opaque to clients. */
+export const wpkCursor = (w: WpkCursor): string => `${w.created_at}.${w.wpk_id}`;
+
+function parseWpkCursor(text: string): WpkCursor {
+  const m = /^(\d{1,16})\.([A-Za-z0-9_-]{1,64})$/.exec(text);
+  if (!m) throw badFilter(`after must be the \`next\` of a previous page, got "${text}"`);
+  return { created_at: Number(m[1]), wpk_id: m[2]! };
 }
 
 const createWpk: RouteHandler = async (ctx) => {
@@ -63,7 +75,11 @@ const createWpk: RouteHandler = async (ctx) => {
 };
 
 const listWpks: RouteHandler = ({ hub, url, res }) => {
-  sendJson(res, 200, apiWpkList(hub.wpks.list(parseWpkFilter(url))));
+  const filter = parseWpkFilter(url);
+  const wpks = hub.wpks.list(filter);
+  const next = wpks.length === filter.limit ? wpkCursor(wpks.at(-1)!) : null;
+  if (next !== null) res.setHeader('link', nextLink(url, next));
+  sendJson(res, 200, apiWpkList(wpks, next));
 };
 
 const getWpk: RouteHandler = ({ hub, res }, [id]) => {

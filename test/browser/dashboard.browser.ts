@@ -124,7 +124,7 @@ test('auth on: a bad token, sign out, a read-only token and a refused WPK show t
   assert.equal(errors, []);
 }, { timeoutMs: 45_000, label: 'auth messages' }));
 
-test('5,000 nodes: counts, a bounded DOM, scrolling to the end, search, and a page that answers while updates flow', bounded(async (scope) => {
+test('5,000 nodes: counts, a bounded DOM, the live window of 2,000, pages through the API, search, and a page that answers while updates flow', bounded(async (scope) => {
   const fed = await federation();
   scope.defer(() => fed.stop());
   const N = 5000;
@@ -163,20 +163,33 @@ test('5,000 nodes: counts, a bounded DOM, scrolling to the end, search, and a pa
     await withTimeout(page.evaluate(() => new Promise<number>((r) => requestAnimationFrame(() => r(1)))), 2000, 'page round trip under updates');
   }
 
+  // The feed keeps the page posted on the first 2,000 nodes by id (FEED_MAX_NODES); the rest is paged through the API.
+  assert.match(await page.textContent('#nodes-window') ?? '', /^live: the first 2,000 of 5,000 nodes by id$/);
   await page.evaluate(() => { const v = document.getElementById('nodes-viewport')!; v.scrollTop = v.scrollHeight; });
-  await page.waitForSelector(nodeRow(id(N - 1)), { timeout: 3000 });
+  await page.waitForSelector(nodeRow(id(1999)), { timeout: 3000 });
   assert.ok(await domRows(page) < 150, 'still bounded at the end');
 
-  await page.fill('#node-search', id(4321));
+  await page.fill('#node-search', id(1234));
   await page.waitForFunction(() => document.querySelectorAll('#nodes-rows .row:not([hidden])').length === 1, undefined, { timeout: 3000 });
-  assert.equal(await shownIds(page), [id(4321)]);
-  assert.match(await page.textContent('#nodes-shown') ?? '', /^1 of 5,000 nodes$/);
+  assert.equal(await shownIds(page), [id(1234)]);
+  assert.match(await page.textContent('#nodes-shown') ?? '', /^1 of 2,000 nodes$/);
   await page.fill('#node-search', 'rack=r7');
-  await page.waitForFunction(() => /^125 of/.test(document.getElementById('nodes-shown')?.textContent ?? ''), undefined, { timeout: 3000 });
+  await page.waitForFunction(() => /^50 of/.test(document.getElementById('nodes-shown')?.textContent ?? ''), undefined, { timeout: 3000 });
   assert.ok((await shownIds(page)).every((s) => Number(s.slice(5)) % 40 === 7), 'label search');
   await page.fill('#node-search', '');
+
+  await page.click('#nodes-next');
+  await page.waitForSelector(nodeRow(id(2000)), { timeout: 3000 });
+  assert.match(await page.textContent('#nodes-window') ?? '', /^500 of 5,000 nodes read from the API/);
+  await page.click('#nodes-next');
+  await page.waitForSelector(nodeRow(id(2500)), { timeout: 3000 });
+  await page.click('#nodes-prev');
+  await page.waitForSelector(nodeRow(id(2000)), { timeout: 3000 });
   await page.selectOption('#node-status-filter', 'offline');
   await page.waitForSelector('#nodes-empty:not([hidden])', { timeout: 3000 });
+  await page.selectOption('#node-status-filter', '');
+  await page.click('#nodes-live');
+  await page.waitForSelector(nodeRow(id(0)), { timeout: 3000 });
   assert.equal(errors, []);
 }, { timeoutMs: 90_000, label: '5,000 nodes' }));
 
