@@ -12,12 +12,13 @@ import type { HubObservers } from './observe.js';
 import type { RefusalReport } from './refusals.js';
 import type { StoreStatus } from './store/health.js';
 import type { NodePage, PageRequest } from './node-index.js';
+import type { NodeFilter } from './node-filter.js';
 import type { NodeRecord, NodeState } from './registry.js';
 import type { WorkPackages } from './wpk/types.js';
 import type { NodeStateView } from './state/service.js';
 import type { StateObject } from '../lib/desired-state.js';
 
-export interface NodeFilter { capability?: string; status?: string; labels?: Record<string, string> }
+export type { NodeFilter } from './node-filter.js';
 
 /** A deep, read-only copy of the hub's counters at one moment. */
 export type CountersSnapshot = Readonly<HubCounters>;

@@ -1,6 +1,8 @@
 /** The node list's filter and order, one definition for the hub and for an HA standby's view of the store. */
-import type { NodeFilter } from './api.js';
 import type { NodeRecord } from './registry.js';
+
+/** What GET /federation/nodes filters on; combined with AND. */
+export interface NodeFilter { capability?: string; status?: string; labels?: Record<string, string> }
 
 const collator = new Intl.Collator('en', { numeric: true });
 

@@ -5,8 +5,7 @@
  * and a walk until `limit` matches: at 100,000 nodes a filtered page of 100
  * costs a walk over the ids in between, not a filter and sort of the fleet.
  */
-import type { NodeFilter } from './api.js';
-import { compareNodeIds, matchesNodeFilter } from './node-filter.js';
+import { compareNodeIds, matchesNodeFilter, type NodeFilter } from './node-filter.js';
 import type { NodeRecord } from './registry.js';
 
 export interface NodePage {
