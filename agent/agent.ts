@@ -90,6 +90,13 @@ class EdgeAgent implements Agent {
   private client: MqttClient | undefined;
   private seq = 0;
   private lastAnnounceTs = 0;
+  /**
+   * The CONNECT within this boot, counted as each one's will is built: the
+   * `online` after a connect carries the number its will carries. On a broker
+   * cluster the will of a dead broker node can arrive after this node
+   * reconnected elsewhere; the hub ignores an `offline` of an older session.
+   */
+  private session = 0;
   /** Monotonic time of the last announcement (performance.now()). */
   private lastAnnounceAt = -Infinity;
   private lastAnnounceReason: 'connect' | 'rebirth' | 'hub-restart' | undefined;
@@ -163,7 +170,7 @@ class EdgeAgent implements Agent {
     const willTopic = this.topics.status(this.nodeId);
     const client = await createClient(this.opts, {
       topic: willTopic,
-      payload: () => JSON.stringify(offlineStatus(this.bootId, 'lost', Date.now())),
+      payload: () => JSON.stringify(offlineStatus(this.bootId, 'lost', Date.now(), ++this.session)),
     });
     this.client = client;
     client.on('connect', (connack) => this.onConnect(client, connack));
@@ -310,7 +317,7 @@ class EdgeAgent implements Agent {
     this.lastAnnounceAt = performance.now();
     this.lastAnnounceReason = reason;
     this.publish(client, this.topics.registration(this.nodeId), registrationPayload(this.opts, this.bootId, this.hardware, ts), RETAINED_QOS1);
-    this.publish(client, this.topics.status(this.nodeId), onlineStatus(this.bootId, ts), RETAINED_QOS1);
+    this.publish(client, this.topics.status(this.nodeId), onlineStatus(this.bootId, ts, this.session), RETAINED_QOS1);
     this.log.debug({ reason, ts }, 'announced');
   }
 
@@ -355,7 +362,7 @@ class EdgeAgent implements Agent {
     const client = this.client;
     if (client) {
       const wasConnected = client.connected;
-      const payload = JSON.stringify(offlineStatus(this.bootId, 'shutdown', Date.now()));
+      const payload = JSON.stringify(offlineStatus(this.bootId, 'shutdown', Date.now(), this.session));
       await disconnect(client, { topic: this.topics.status(this.nodeId), payload, opts: RETAINED_QOS1 }, this.opts.stopTimeoutMs, this.log);
       if (wasConnected) this.emit('disconnect');
     }

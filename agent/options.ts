@@ -24,7 +24,12 @@ export interface AgentOptions {
   nodeId: string;
   /** What this node can run: 1..MAX_CAPABILITIES (32) distinct ids. Work packages are routed by capability. */
   capabilities: string[];
-  /** Broker to connect to, e.g. `mqtt://hub.local:1883` or `mqtts://...`. Ignored when `connect` is given. */
+  /**
+   * Broker to connect to, e.g. `mqtt://hub.local:1883` or `mqtts://...`; or
+   * several nodes of a broker cluster, comma-separated
+   * (`mqtt://a:1883,mqtt://b:1883`): each reconnect tries the next one.
+   * Ignored when `connect` is given.
+   */
   brokerUrl?: string;
   /** Free-form labels published in the registration (≤ 32; keys are ids, values ≤ 128 chars). */
   labels?: Record<string, string>;
@@ -201,7 +206,21 @@ function checkLabels(labels: unknown, bad: (msg: string) => void): void {
   }
 }
 
-function checkBrokerUrl(url: unknown, bad: (msg: string) => void): void {
+/** `brokerUrl` as a list: one URL, or several comma-separated (a broker cluster). */
+export function brokerUrls(brokerUrl: string): string[] {
+  return brokerUrl.split(',').map((u) => u.trim()).filter(Boolean);
+}
+
+function checkBrokerUrl(value: unknown, bad: (msg: string) => void): void {
+  const urls = typeof value === 'string' ? brokerUrls(value) : [value];
+  if (urls.length === 0) bad('brokerUrl is empty (e.g. mqtt://127.0.0.1:1883)');
+  for (const url of urls) checkOneBrokerUrl(url, bad);
+  if (urls.length > 1 && urls.some((u) => !/^(mqtts?|tcp|ssl):/i.test(String(u)))) {
+    bad('a list of brokers takes mqtt:// or mqtts:// URLs (WebSocket URLs one at a time)');
+  }
+}
+
+function checkOneBrokerUrl(url: unknown, bad: (msg: string) => void): void {
   let protocol: string | undefined;
   try {
     protocol = new URL(String(url)).protocol;

@@ -38,13 +38,13 @@ export function registrationPayload(
   return reg;
 }
 
-export function onlineStatus(bootId: string, ts: number): NodeStatus {
-  return { state: 'online', boot_id: bootId, ts };
+export function onlineStatus(bootId: string, ts: number, session?: number): NodeStatus {
+  return { state: 'online', boot_id: bootId, ts, ...(session !== undefined ? { session } : {}) };
 }
 
 /** `lost` is the Last Will (published by the broker), `shutdown` the agent's own goodbye. */
-export function offlineStatus(bootId: string, reason: 'lost' | 'shutdown', ts: number): NodeStatus {
-  return { state: 'offline', reason, boot_id: bootId, ts };
+export function offlineStatus(bootId: string, reason: 'lost' | 'shutdown', ts: number, session?: number): NodeStatus {
+  return { state: 'offline', reason, boot_id: bootId, ts, ...(session !== undefined ? { session } : {}) };
 }
 
 export interface HeartbeatInputs {

@@ -19,21 +19,33 @@ type MqttClient = Client;
 
 export type ClientFactory = (opts: IClientOptions) => MqttClient;
 
+/**
+ * `brokerUrl` may list several brokers (`mqtt://a:1883,mqtt://b:1883`, the
+ * nodes of a cluster): the first connect goes to the first, and each
+ * reconnect to the next one, round the list. A broker node that died is
+ * left at the next attempt; the agent's backoff paces the round.
+ */
 export async function defaultFactory(brokerUrl: string): Promise<ClientFactory> {
-  const url = new URL(brokerUrl);
-  const host = url.hostname.replace(/^\[(.*)\]$/, '$1'); // IPv6 literals arrive bracketed
-  const secure = url.protocol === 'mqtts:' || url.protocol === 'ssl:';
-  if (!secure && url.protocol !== 'mqtt:' && url.protocol !== 'tcp:') {
+  const urls = brokerUrl.split(',').map((u) => new URL(u.trim()));
+  const first = urls[0]!;
+  const secure = (url: URL) => url.protocol === 'mqtts:' || url.protocol === 'ssl:';
+  if (urls.length === 1 && !secure(first) && first.protocol !== 'mqtt:' && first.protocol !== 'tcp:') {
     const { connect } = await import('mqtt');
     return (opts) => connect(brokerUrl, opts);
   }
-  const port = url.port === '' ? (secure ? 8883 : 1883) : Number(url.port);
-  const tlsConnect = secure ? (await import('node:tls')).connect : undefined;
+  const tlsConnect = urls.some(secure) ? (await import('node:tls')).connect : undefined;
   return (opts) => {
-    const merged = { ...urlCredentials(url), ...opts };
+    let attempt = 0;
+    const merged = { ...urlCredentials(first), ...opts };
     // mqtt.js calls the builder again for every reconnect.
     // noDelay: updates are small packets that should leave now (Nagle cost 40 ms stalls, see bench/RESULTS.md).
-    return new MqttClient(() => (tlsConnect ? tlsSocket(tlsConnect, host, port, merged) : net.connect({ host, port, noDelay: true })), merged);
+    return new MqttClient(() => {
+      const url = urls[attempt++ % urls.length]!;
+      const host = url.hostname.replace(/^\[(.*)\]$/, '$1'); // IPv6 literals arrive bracketed
+      const port = url.port === '' ? (secure(url) ? 8883 : 1883) : Number(url.port);
+      const o = { ...urlCredentials(url), ...opts };
+      return secure(url) && tlsConnect ? tlsSocket(tlsConnect, host, port, o) : net.connect({ host, port, noDelay: true });
+    }, merged);
   };
 }
 

@@ -15,7 +15,7 @@ import { readPem } from './tls-files.js';
 const FLAGS: FlagSpecs = {
   id: { type: 'string', value: 'NODE_ID', help: "This node's id, also its MQTT client id (required)" },
   capabilities: { type: 'string', value: 'LIST', help: 'Comma-separated capabilities, e.g. monitoring,basic-actions (required)' },
-  broker: { type: 'string', value: 'URL', help: 'MQTT broker URL', default: AGENT_DEFAULTS.brokerUrl },
+  broker: { type: 'string', value: 'URL', help: 'MQTT broker URL; or the nodes of a broker cluster, comma-separated (each reconnect tries the next)', default: AGENT_DEFAULTS.brokerUrl },
   label: { type: 'string', multiple: true, value: 'NAME=VALUE', help: 'A label for the registration; repeatable' },
   endpoint: { type: 'string', value: 'URL', help: 'Where this node can be reached, published in the registration' },
   keepalive: { type: 'string', value: 'SECONDS', help: 'MQTT keepalive; the broker declares the node lost after ~1.5x', default: String(AGENT_DEFAULTS.keepaliveS) },
@@ -197,12 +197,14 @@ function duration(text: string | undefined, flag: string): number | undefined {
 }
 
 /** Broker URLs may carry credentials; logs must not. */
-function redact(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return url;
-  }
+function redact(urls: string): string {
+  return urls.split(',').map((url) => {
+    try {
+      const u = new URL(url.trim());
+      if (u.password) u.password = '***';
+      return u.toString();
+    } catch {
+      return url;
+    }
+  }).join(',');
 }

@@ -23,7 +23,8 @@ const SPECS: FlagSpecs = {
   store: { type: 'string', value: 'URL', help: 'Keep the registry and work packages in PostgreSQL (postgres://USER:PASSWORD@HOST:PORT/DB) instead of files in --data-dir; hubs on one database are active/standby' },
   'hub-id': { type: 'string', value: 'ID', help: 'With --store: this hub\'s name in the active/standby lease (default: host name and a hash of --data-dir)' },
   'lease-ttl': { type: 'string', value: 'DURATION', help: 'With --store: how long the active hub\'s lease lasts without renewal; a standby takes over after it', default: '10s' },
-  'broker-url': { type: 'string', value: 'URL', help: 'Use this external broker (mqtt://host:1883) instead of the embedded one' },
+  'broker-url': { type: 'string', value: 'URL', help: 'Use this external broker (mqtt://host:1883) instead of the embedded one; the nodes of a broker cluster comma-separated' },
+  'will-grace': { type: 'string', value: 'DURATION', help: 'Wait this long before applying a node\'s will that carries a session (a broker cluster may publish it just before the node\'s online from another node)', default: '0s' },
   'hub-client-id': { type: 'string', value: 'ID', help: 'MQTT client id of the hub\'s persistent session on --broker-url (default edgefed-hub, or derived from --topic-root)' },
   'topic-root': { type: 'string', value: 'ROOT', help: 'Topic root of the federation', default: DEFAULT_TOPIC_ROOT },
   'max-packet': { type: 'string', value: 'BYTES', help: 'Largest MQTT packet the embedded broker accepts', default: String(MAX_PACKET_BYTES) },
@@ -61,7 +62,7 @@ export async function runStart(argv: string[], env: NodeJS.ProcessEnv): Promise<
     maxPacketBytes: int(flags, 'max-packet', { min: 1024, max: 256 * 1024 * 1024 }) ?? MAX_PACKET_BYTES,
     maxPayloadBytes: int(flags, 'max-payload', { min: 256, max: 16 * 1024 * 1024 }) ?? MAX_PAYLOAD_BYTES,
     logger: log,
-    ...(clientId !== undefined ? { hub: { clientId } } : {}),
+    hub: { ...(clientId !== undefined ? { clientId } : {}), willGraceMs: willGrace(str(flags, 'will-grace') ?? '0s') },
     broker: {
       maxConnections: int(flags, 'max-connections', { min: 0, max: 10_000_000 }) ?? 10_000,
       connectRatePerAddress: int(flags, 'connect-rate', { min: 0, max: 1_000_000 }) ?? 20,
@@ -102,5 +103,12 @@ function leaseTtl(text: string): number {
   let ms: number;
   try { ms = parseDuration(text); } catch { ms = NaN; }
   if (!(ms >= 3000 && ms <= 600_000)) throw new CliError(`edgefed start: --lease-ttl must be a duration from 3s to 10m, got "${text}"`);
+  return ms;
+}
+
+function willGrace(text: string): number {
+  let ms: number;
+  try { ms = parseDuration(text); } catch { ms = NaN; }
+  if (!(ms >= 0 && ms <= 300_000)) throw new CliError(`edgefed start: --will-grace must be a duration from 0s to 5m, got "${text}"`);
   return ms;
 }

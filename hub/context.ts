@@ -35,6 +35,15 @@ export interface HubContext {
   /** Registrations the hub itself re-published, per node: their echoes are not signs of life. */
   readonly expectedEchoes: Map<string, number>;
   now(): number;
+  /**
+   * A live `lost` will that carries a `session` waits this long before it is
+   * applied (0: at once). On a broker cluster the will of a dead broker node
+   * can be published just before the node's `online` from another node: after
+   * the wait, a newer session makes it an older session's, ignored.
+   */
+  readonly willGraceMs: number;
+  /** Runs `apply` after willGraceMs (one pending will per node: a newer replaces it). */
+  deferWill(nodeId: string, apply: () => void): void;
 }
 
 /** `live` is false for a message replayed from the broker's retained store on subscribe. */

@@ -63,6 +63,8 @@ export class Hub implements HubApi {
   #lock: DataDirLock | undefined;
   #sweep: NodeJS.Timeout | undefined;
   #lastRebirth = new Map<string, number>();
+  /** Wills waiting out willGraceMs, by node. */
+  readonly #pendingWills = new Map<string, NodeJS.Timeout>();
   #stopped = false;
   #starting: Promise<void> | undefined;
 
@@ -140,6 +142,8 @@ export class Hub implements HubApi {
       expectedEchoes: new Map(),
       requestRebirth: (id) => this.#requestRebirth(id),
       now: () => Date.now(),
+      willGraceMs: this.#o.willGraceMs,
+      deferWill: (id, apply) => this.#deferWill(id, apply),
     };
     this.#wpks = new WpkService({
       topics: this.topics,
@@ -202,6 +206,7 @@ export class Hub implements HubApi {
     await this.#link.stop(); // also aborts a connect in progress
     await this.#starting?.catch(() => undefined); // let a start in progress settle first
     clearInterval(this.#sweep);
+    for (const t of this.#pendingWills.values()) clearTimeout(t);
     await this.#wpks.stop();
     await this.#flusher.stop();
     await this.#store.close();
@@ -221,6 +226,7 @@ export class Hub implements HubApi {
     this.#link.abandon();
     await this.#starting?.catch(() => undefined);
     clearInterval(this.#sweep);
+    for (const t of this.#pendingWills.values()) clearTimeout(t);
     this.#wpks.abandon();
     this.#flusher.abandon();
     await this.#store.close().catch(() => undefined);
@@ -335,6 +341,16 @@ export class Hub implements HubApi {
 
   /** Whether the store takes writes now (GET /health, /metrics). */
   storeStatus(): StoreStatus { return this.#storeHealth.status(); }
+
+  #deferWill(nodeId: string, apply: () => void): void {
+    clearTimeout(this.#pendingWills.get(nodeId));
+    const timer = setTimeout(() => {
+      this.#pendingWills.delete(nodeId);
+      if (!this.#stopped) apply();
+    }, this.#o.willGraceMs);
+    timer.unref();
+    this.#pendingWills.set(nodeId, timer);
+  }
 
   #requestRebirth(nodeId: string): void {
     const now = Date.now();

@@ -84,6 +84,14 @@ export interface HubOptions {
    * successor. Default: always true.
    */
   mayAct?: () => boolean;
+  /**
+   * How long a live `lost` will carrying a `session` waits before it is
+   * applied (default 0: at once). On a broker cluster set it to the time
+   * the cluster takes to let a client reconnect elsewhere: a will published
+   * there just before the node's new `online` is then ignored as an older
+   * session's. It delays the failover of work on a node that really died.
+   */
+  willGraceMs?: number;
   /** HA: the lease this hub acts under (named in `hub/status`). */
   lease?: { hubId: string; epoch: number };
   /** Observers shared by successive hubs behind one server (an HA standby that becomes active). */
@@ -97,7 +105,7 @@ export interface HubOptions {
 
 export type HubDefaults = Required<Pick<HubOptions,
   'topicRoot' | 'maxPayloadBytes' | 'missedBeats' | 'sweepIntervalMs' | 'repairRetained' | 'rebirthThrottleMs' | 'keepaliveS' | 'resync'
-  | 'deregisteredRetentionMs' | 'persistentSession' | 'storeCheckMs'>>;
+  | 'deregisteredRetentionMs' | 'persistentSession' | 'storeCheckMs' | 'willGraceMs'>>;
 
 export const defaultHubOptions: HubDefaults = {
   topicRoot: DEFAULT_TOPIC_ROOT,
@@ -110,5 +118,6 @@ export const defaultHubOptions: HubDefaults = {
   keepaliveS: 30,
   persistentSession: false,
   storeCheckMs: 5000,
+  willGraceMs: 0,
   resync: { settleMs: 300, maxWaitMs: 5000 },
 };

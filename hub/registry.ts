@@ -37,6 +37,8 @@ export interface NodeRecord {
   running_wpks: number | null;
   /** `ts` of the current registration payload: with boot_id, what tells a duplicate from a re-announce. */
   registration_ts: number;
+  /** The latest `session` of an `online` status of this boot (null: none seen, or the node sends none). */
+  session?: number | null;
   /** Desired and reported state (hub/state/); null until either is first set. Absent in records stored before it existed. */
   twin?: NodeTwin | null;
 }
@@ -157,6 +159,7 @@ export class Registry {
       running_wpks: old?.boot_id === reg.boot_id ? old.running_wpks : null,
       registration_ts: reg.ts,
       twin: old?.twin ?? null,
+      session: old?.boot_id === reg.boot_id ? old.session ?? null : null,
     };
     if (!old) this.#membership += 1;
     this.#nodes.set(reg.node_id, record);
@@ -197,6 +200,13 @@ export class Registry {
       return 'unknown_node';
     }
     if (r.boot_id !== status.boot_id) return 'older_session';
+    // Same boot, an older connection: on a broker cluster the will of a dead broker node can come
+    // after the node reconnected to another one. It must not mark a live node lost.
+    if (status.session !== undefined && typeof r.session === 'number' && status.session < r.session) return 'older_session';
+    if (status.state === 'online' && status.session !== undefined && (typeof r.session !== 'number' || status.session > r.session)) {
+      r.session = status.session;
+      // Not a change by itself: it is written with the record's next change.
+    }
     if (status.state === 'online') {
       // A replayed `online` is what the broker kept, not a sign of life now:
       // the hub claims no liveness it has not seen (a rebirth request follows).

@@ -29,6 +29,13 @@ export interface NodeStatus {
   reason?: 'lost' | 'shutdown';
   boot_id: string;
   ts: number;
+  /**
+   * The connection within this boot (1 for the first CONNECT, then +1 for
+   * each), like Sparkplug's bdSeq: the will set at a CONNECT and the `online`
+   * published after it carry the same number. Optional: without it a status
+   * is applied as before.
+   */
+  session?: number;
 }
 
 /** `nodes/{node_id}/heartbeat`, QoS 0, not retained. */

@@ -83,7 +83,8 @@ export const statusSchema = {
   type: 'object',
   required: ['state', 'boot_id', 'ts'],
   additionalProperties: false,
-  properties: presence,
+  // session: the connection within the boot (will and online of one CONNECT carry the same).
+  properties: { ...presence, session: { type: 'integer', minimum: 1, maximum: 2147483647 } },
 } as const;
 
 export const heartbeatSchema = {

@@ -3,7 +3,7 @@
  * a connection to an external one), the hub, and its HTTP API, wired so that
  * the broker never retains a payload the hub would refuse.
  */
-import mqtt from 'mqtt';
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { Adapter } from 'lowdb';
 import { assertBindAllowed } from '../broker/bind-policy.js';
 import { createBroker, type BrokerOptions, type BrokerTlsOptions, type EdgefedBroker } from '../broker/index.js';
@@ -210,7 +210,7 @@ function hubOptions(o: FederationOptions, broker: EdgefedBroker | undefined, top
  * through the broker's authentication and ACL like every client's.
  */
 function brokerSession(o: FederationOptions, broker: EdgefedBroker | undefined, auth: JwtAuth | undefined): Pick<HubOptions, 'connect' | 'transport'> {
-  if (!broker) return { connect: (opts) => mqtt.connect(o.brokerUrl!, opts) };
+  if (!broker) return { connect: (opts) => connectExternal(o.brokerUrl!, opts) };
   if (auth) return { connect: (opts) => broker.connectInMemory(opts) };
   return { transport: inProcessTransport(broker) };
 }
@@ -244,4 +244,19 @@ function startEmbeddedBroker(o: FederationOptions, bind: string, root: string, m
     authorizePublish: hooks?.authorizePublish ?? afterAcl(o, root, maxPayloadBytes),
     ...(hooks ? { authenticate: hooks.authenticate, authorizeSubscribe: hooks.authorizeSubscribe } : {}),
   });
+}
+
+/**
+ * `--broker-url` may list the nodes of a broker cluster, comma-separated:
+ * mqtt.js's `servers` then moves the hub's session to the next node on each
+ * reconnect (its persistent session lives in the cluster, not in one node).
+ */
+function connectExternal(brokerUrl: string, opts: IClientOptions): MqttClient {
+  const urls = brokerUrl.split(',').map((u) => u.trim()).filter(Boolean);
+  if (urls.length === 1) return mqtt.connect(urls[0]!, opts);
+  const servers = urls.map((u) => {
+    const url = new URL(u);
+    return { host: url.hostname, port: Number(url.port || (url.protocol === 'mqtts:' ? 8883 : 1883)), protocol: url.protocol.replace(':', '') as 'mqtt' | 'mqtts' };
+  });
+  return mqtt.connect(urls[0]!, { ...opts, servers });
 }

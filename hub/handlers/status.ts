@@ -2,8 +2,12 @@ import type { NodeStatus } from '../../lib/wire.js';
 import type { HubContext } from '../context.js';
 
 /** `nodes/{id}/status`: online, or offline (shutdown, or the Last Will: lost). */
-export function handleStatus(ctx: HubContext, nodeId: string, status: NodeStatus | null, live: boolean): void {
+export function handleStatus(ctx: HubContext, nodeId: string, status: NodeStatus | null, live: boolean, deferred = false): void {
   if (status === null) return; // a cleared retained status says nothing about the node
+  if (!deferred && live && ctx.willGraceMs > 0 && status.state === 'offline' && (status.reason ?? 'lost') === 'lost' && status.session !== undefined) {
+    ctx.deferWill(nodeId, () => handleStatus(ctx, nodeId, status, live, true));
+    return;
+  }
   const outcome = ctx.registry.applyStatus(nodeId, status, { now: ctx.now(), live });
   if (outcome === 'older_session') {
     ctx.counters.ignored.older_session += 1;

@@ -11,11 +11,15 @@ import { silentLogger } from '../../../lib/log.js';
 const broker = process.env.BROKER!;
 const n = Number(process.env.AGENTS ?? '20');
 const runs = process.env.RUNS_FILE!;
+/** Node ids are `<PREFIX>-<i>` (default `ha`); BROKER may list several brokers (a cluster). */
+const prefix = process.env.PREFIX ?? 'ha';
+const heartbeatIntervalMs = Number(process.env.HEARTBEAT_MS ?? '1000');
+const reconnectMaxMs = Number(process.env.RECONNECT_MAX_MS ?? '30000');
 
 const agents: Agent[] = [];
 for (let i = 0; i < n; i += 1) {
   agents.push(await startAgent({
-    nodeId: `ha-${i}`, capabilities: ['work'], brokerUrl: broker, heartbeatIntervalMs: 1000, keepaliveS: 5, logger: silentLogger,
+    nodeId: `${prefix}-${i}`, capabilities: ['work'], brokerUrl: broker, heartbeatIntervalMs, reconnectMaxMs, keepaliveS: 5, logger: silentLogger,
     actions: {
       work: async (params, ctx) => {
         appendFileSync(runs, `${ctx.wpkId} ${ctx.attempt} ${ctx.nodeId}\n`);
