@@ -143,7 +143,7 @@ lifecycle('publishes a retained registration, then status online, on connect', b
   assert.equal(r.heartbeat_interval_ms, 100);
   assert.equal(r.max_concurrency, 2);
   assert.ok((r.ts as number) >= before && (r.ts as number) <= Date.now());
-  assert.equal(status.body, { state: 'online', boot_id: agent.bootId, ts: r.ts });
+  assert.equal(status.body, { state: 'online', boot_id: agent.bootId, ts: r.ts, session: 1 }, 'the first connection of this boot');
 }));
 
 lifecycle('sends QoS 0 heartbeats with increasing seq, not retained', bounded(async (scope) => {

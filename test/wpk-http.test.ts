@@ -93,7 +93,7 @@ T('GET /federation/wpk: newest first, filtered by state, capability and limit; a
   assert.equal(await ids('?capability=monitoring'), [c.wpk_id, a.wpk_id]);
   assert.equal(await ids('?capability=monitoring&limit=1'), [c.wpk_id]);
   const list = await api<WpkList>(fed, '/federation/wpk?state=succeeded');
-  assert.equal(list.body, { count: 0, wpks: [] });
+  assert.equal(list.body, { count: 0, wpks: [], next: null });
   const bad = await api<ErrorBody>(fed, '/federation/wpk?state=sleepy');
   assert.is(bad.status, 400);
   assert.is(bad.body.error.code, 'EDGEFED_ERR_BAD_FILTER');
