@@ -85,9 +85,10 @@ async function json<T>(hub: HubProcess, p: string, init?: RequestInit): Promise<
 
 test('a broker node dies: its agents move on, stay active, and no WPK fails over', async (ctx) => withTimeout((async () => {
   const [n1, n2, n3] = await startCluster(ctx);
-  // NATS publishes the will of a killed node's client when the client reconnects elsewhere, just before its
-  // new online: the hub holds session-carrying wills for 5 s, and the newer session then makes it moot.
-  const hub = await spawnHub(['--broker-url', `${url(n1!)},${url(n3!)}`, '--data-dir', path.join(ctx.dir, 'hub'), '--will-grace', '5s']);
+  // Killing a NATS node disrupts the cluster for 15-25 s: clients (of other nodes too) lose their connection
+  // and cannot reconnect until JetStream recovers, and NATS may publish their wills. The hub holds
+  // session-carrying wills for 30 s: the agents' newer sessions come online before that and make them moot.
+  const hub = await spawnHub(['--broker-url', `${url(n1!)},${url(n3!)}`, '--data-dir', path.join(ctx.dir, 'hub'), '--will-grace', '30s']);
   ctx.hub = hub;
   const runs = path.join(ctx.dir, 'runs.txt');
   await fs.writeFile(runs, '');
