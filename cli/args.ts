@@ -47,7 +47,7 @@ export function parseFlags(command: string, argv: string[], specs: FlagSpecs, en
   try {
     parsed = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
   } catch (err) {
-    throw new CliError(`edgefed ${command}: ${(err as Error).message}. Run "edgefed ${command} --help".`);
+    throw new CliError(`edgefed ${command}: ${parseArgsProblem(err as NodeJS.ErrnoException, Object.keys(options))}; see edgefed ${command} --help`);
   }
   const flags = { ...parsed.values } as Flags;
   for (const [name, s] of Object.entries(specs)) {
@@ -61,6 +61,47 @@ export function parseFlags(command: string, argv: string[], specs: FlagSpecs, en
     }
   }
   return { flags, positionals: parsed.positionals };
+}
+
+/**
+ * node's parseArgs errors in our one-line shape: "unknown option --idd (did
+ * you mean --id?)", "--broker needs a value", never its advice about `--`.
+ */
+export function parseArgsProblem(err: NodeJS.ErrnoException, known: string[]): string {
+  const option = /'(-{1,2}[^'\s]+)/.exec(err.message)?.[1] ?? '';
+  switch (err.code) {
+    case 'ERR_PARSE_ARGS_UNKNOWN_OPTION': {
+      const name = option.replace(/^-+/, '').split('=')[0]!;
+      const near = closest(name, known);
+      return `unknown option ${option || err.message}${near ? ` (did you mean --${near}?)` : ''}`;
+    }
+    case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE':
+      return /argument missing/.test(err.message) ? `${option.split(' ')[0]} needs a value` : `${option.split(' ')[0]} takes no value`;
+    case 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL':
+      return `unexpected argument ${option || err.message}`;
+    default:
+      return err.message;
+  }
+}
+
+/** The known option within edit distance 2 of `name`, if one is. */
+function closest(name: string, known: string[]): string | undefined {
+  let best: { name: string; d: number } | undefined;
+  for (const k of known) {
+    const d = editDistance(name, k);
+    if (d <= 2 && (!best || d < best.d)) best = { name: k, d };
+  }
+  return best?.name;
+}
+
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i += 1) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j += 1) cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = cur;
+  }
+  return prev[b.length]!;
 }
 
 export function helpText(usage: string, summary: string, specs: FlagSpecs): string {

@@ -49,7 +49,8 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
     return await (await command.load())(rest, env);
   } catch (err) {
     if (err instanceof CliError) {
-      process.stderr.write(`${err.message}\n`);
+      // One shape for every refusal: "edgefed <command>: what is wrong", whoever raised it.
+      process.stderr.write(`${err.message.startsWith('edgefed') ? err.message : `edgefed ${name}: ${err.message}`}\n`);
       return err.exitCode;
     }
     const message = (err as Error).message ?? String(err);

@@ -42,7 +42,7 @@ export async function runNodes(argv: string[], env: NodeJS.ProcessEnv): Promise<
   const capability = str(flags, 'capability');
   if (capability !== undefined) query.set('capability', capability);
   for (const l of list(flags, 'label')) query.append('label', l);
-  const max = int(flags, 'limit', { min: 1 }) ?? Infinity;
+  const max = int(flags, 'limit', { min: 1, max: 10_000_000 }) ?? Infinity;
   const nodes = await listAllNodes(hubOf(flags), query, max);
   if (flags.json) {
     process.stdout.write(`${JSON.stringify(nodes, null, 2)}\n`);

@@ -51,7 +51,9 @@ flags('--help prints every flag with its environment variable and exits 0', asyn
 
 flags('bad flags exit 2 with the reason and a pointer to --help', async () => {
   const cases: Array<[string[], NodeJS.ProcessEnv, RegExp]> = [
-    [['--bogus'], {}, /Unknown option '--bogus'/],
+    [['--bogus'], {}, /^edgefed agent: unknown option --bogus; see edgefed agent --help$/m],
+    [['--idd', 'x'], {}, /^edgefed agent: unknown option --idd \(did you mean --id\?\); see edgefed agent --help$/m],
+    [['--id', 'n1', '--capabilities', 'a', '--broker'], {}, /^edgefed agent: --broker needs a value; see edgefed agent --help$/m],
     [['--capabilities', 'a'], {}, /--id is required \(or set EDGEFED_ID\)/],
     [['--id', 'n1'], {}, /--capabilities is required/],
     [['--id', 'n1', '--capabilities', 'a', 'extra'], {}, /unexpected argument "extra"/],
@@ -67,7 +69,8 @@ flags('bad flags exit 2 with the reason and a pointer to --help', async () => {
     const { code, err } = await run(argv, env);
     assert.equal(code, 2, argv.join(' '));
     assert.match(err, pattern);
-    assert.match(err, /Run "edgefed agent --help"/);
+    assert.match(err, /(Run "edgefed agent --help"|see edgefed agent --help)/);
+    assert.not.match(err, /positional argument/, 'never node\'s parseArgs advice');
   }
 });
 
@@ -230,7 +233,8 @@ actions('invalid modules exit 2 naming the file and every problem', async (ctx) 
     assert.equal(code, 2, file);
     assert.match(err, /^edgefed agent: --actions /);
     assert.match(err, pattern);
-    assert.match(err, /Run "edgefed agent --help"/);
+    assert.match(err, /(Run "edgefed agent --help"|see edgefed agent --help)/);
+    assert.not.match(err, /positional argument/, 'never node\'s parseArgs advice');
   }
   try {
     await loadActionModule(path.join(ctx.dir, 'empty.mjs'));
