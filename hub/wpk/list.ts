@@ -2,28 +2,30 @@
 import { WPK_STATES, type WpkCursor, type WpkListFilter, type WpkRecord, type WpkState } from './types.js';
 
 /**
- * Newest first: by `created_at`, then `wpk_id`, both descending (a total
- * order, so a page's cursor stays valid while WPKs come and go). `all` is
- * oldest first (creation order), which is nearly that order already.
+ * Newest first, in creation order (`all` is oldest first). A page's cursor
+ * names the last WPK shown: the next page starts below it, wherever it is
+ * now. If that WPK was forgotten meanwhile (retention), the page starts
+ * below the WPKs created at or after its `created_at`.
  */
 export function listWpks(all: readonly WpkRecord[], filter: WpkListFilter = {}): WpkRecord[] {
+  const out: WpkRecord[] = [];
   const limit = filter.limit ?? Infinity;
-  const matches: WpkRecord[] = [];
-  for (let i = all.length - 1; i >= 0; i--) {
+  for (let i = below(all, filter.after) - 1; i >= 0 && out.length < limit; i--) {
     const w = all[i]!;
     if (filter.state && w.state !== filter.state) continue;
     if (filter.capability && w.capability !== filter.capability) continue;
-    if (filter.after && compareNewestFirst(w, filter.after) <= 0) continue;
-    matches.push(w);
+    out.push(w);
   }
-  // Creation order breaks only within one millisecond (or after a clock step): a sort of what matched.
-  return matches.sort(compareNewestFirst).slice(0, limit);
+  return out;
 }
 
-/** < 0 when `a` comes before `b` in the list (newer, or as new with a greater id). */
-export function compareNewestFirst(a: WpkCursor, b: WpkCursor): number {
-  if (a.created_at !== b.created_at) return b.created_at - a.created_at;
-  return a.wpk_id === b.wpk_id ? 0 : a.wpk_id > b.wpk_id ? -1 : 1;
+/** The index the page ends before (exclusive), in oldest-first order. */
+function below(all: readonly WpkRecord[], after: WpkCursor | undefined): number {
+  if (!after) return all.length;
+  const at = all.findIndex((w) => w.wpk_id === after.wpk_id);
+  if (at >= 0) return at;
+  const newer = all.findIndex((w) => w.created_at >= after.created_at);
+  return newer >= 0 ? newer : all.length;
 }
 
 export function countWpksByState(all: Iterable<WpkRecord>): Record<WpkState, number> {

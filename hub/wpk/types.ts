@@ -67,7 +67,7 @@ export interface WpkListFilter {
   after?: WpkCursor;
 }
 
-/** Where a page of the WPK list ended: the list is ordered by `created_at`, then `wpk_id`, both descending. */
+/** Where a page of the WPK list ended (its last WPK): the list is newest first, in creation order. */
 export interface WpkCursor { created_at: number; wpk_id: string }
 
 /** A refused request, mapped to an HTTP status by the API and to an exit code by the CLI. */
