@@ -5,6 +5,7 @@ import { Aedes, type Client } from 'aedes';
 import type { IClientOptions, MqttClient } from 'mqtt';
 import type { Logger } from '../lib/log.js';
 import { serverTlsOptions } from '../lib/tls-material.js';
+import { clientIdRule } from './client-id-rule.js';
 import { toAedesOptions } from './aedes-options.js';
 import { assertBindAllowed } from './bind-policy.js';
 import { createConnectionGate, type ConnectionGate, type ConnectionGateStats } from './conn-limits.js';
@@ -43,6 +44,8 @@ export interface BrokerStats {
    * untrusted client certificate, not TLS at all, handshake timeout, peer gone.
    */
   tlsHandshakeFailures: number;
+  /** CONNECTs refused with CONNACK 2: an empty client id with clean session 0 (MQTT-3.1.3-8). */
+  readonly identifierRejected: number;
   /** The TCP/TLS accept gate: open connections, refusals by reason; undefined with `listen: false`. */
   readonly connections: ConnectionGateStats | undefined;
   /** Bytes and PUBLISH packets in and out, over every connection. */
@@ -98,7 +101,13 @@ export async function createBroker(options: BrokerOptions = {}): Promise<Edgefed
   const gate = opts.listen ? createConnectionGate(gateOptions(opts), log) : undefined;
   const traffic = newTraffic();
   const persistence = indexedMemoryPersistence();
-  const aedes = await Aedes.createBroker(toAedesOptions({ ...opts, authorizeForward: countingForward(traffic, opts.authorizeForward) }, persistence));
+  let identifierRejected = 0;
+  const idRule = clientIdRule(opts.authenticate, log, () => { identifierRejected += 1; });
+  const aedes = await Aedes.createBroker({
+    ...toAedesOptions({ ...opts, authorizeForward: countingForward(traffic, opts.authorizeForward) }, persistence),
+    preConnect: idRule.preConnect,
+    authenticate: idRule.authenticate,
+  });
   let inProcessClients = 0;
   logAedesEvents(aedes, log);
   countPublishes(aedes, traffic);
@@ -108,6 +117,7 @@ export async function createBroker(options: BrokerOptions = {}): Promise<Edgefed
   const stats: BrokerStats = {
     packetGuardDrops: 0,
     tlsHandshakeFailures: 0,
+    get identifierRejected() { return identifierRejected; },
     get connections() {
       return gate?.stats();
     },

@@ -154,6 +154,8 @@ export interface ApiBrokerHealth {
   traffic: { bytesIn: number; bytesOut: number; messagesIn: number; messagesOut: number };
   packet_guard_drops: number;
   tls_handshake_failures: number;
+  /** CONNECTs refused with CONNACK 2: an empty client id with clean session 0. */
+  identifier_rejected: number;
   auth: Readonly<Record<string, unknown>> | null;
 }
 

@@ -63,6 +63,7 @@ function brokerHealth({ stats, auth }: BrokerView): ApiBrokerHealth {
     traffic: stats.traffic,
     packet_guard_drops: stats.packetGuardDrops,
     tls_handshake_failures: stats.tlsHandshakeFailures,
+    identifier_rejected: stats.identifierRejected,
     auth: auth ?? null,
   };
 }

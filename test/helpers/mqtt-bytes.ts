@@ -28,9 +28,9 @@ function utf8String(value: string): Buffer {
   return Buffer.concat([length, bytes]);
 }
 
-/** CONNECT, protocol level 4, clean session, keepalive 60 s; with a username and password when given. */
-export function connectFrame(clientId: string, credentials?: { username: string; password: string }): Buffer {
-  const flags = 0x02 | (credentials ? 0x80 | 0x40 : 0);
+/** CONNECT, protocol level 4, clean session (unless `clean: false`), keepalive 60 s; with a username and password when given. */
+export function connectFrame(clientId: string, credentials?: { username: string; password: string }, o: { clean?: boolean } = {}): Buffer {
+  const flags = (o.clean === false ? 0 : 0x02) | (credentials ? 0x80 | 0x40 : 0);
   const variableHeader = Buffer.concat([utf8String('MQTT'), Buffer.from([4, flags, 0, 60])]);
   const fields = [utf8String(clientId), ...(credentials ? [utf8String(credentials.username), utf8String(credentials.password)] : [])];
   return frame(0x10, Buffer.concat([variableHeader, ...fields]));
