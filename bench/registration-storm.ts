@@ -26,6 +26,7 @@ import { ChildFleet } from './child-fleet.js';
 import { startProfile } from './profile.js';
 import { median, round } from './stats.js';
 import type { StormCommand, StormReport } from './storm-fleet.js';
+import { pollUntil, sleep } from './poll.js';
 
 const SCRIPT = fileURLToPath(new URL('./storm-fleet.ts', import.meta.url));
 /** What startFederation gives its embedded broker (federation.ts). */
@@ -47,15 +48,6 @@ function benchLogger(level: LogLevel): Logger {
   return jsonLogger(level, {}, { write: (line: string) => fsSync.writeSync(fd, line) });
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function pollUntil(cond: () => boolean, everyMs: number, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error('benchmark condition not met in time');
-    await sleep(everyMs);
-  }
-}
 
 function cpuMs(since: NodeJS.CpuUsage): number {
   const d = process.cpuUsage(since);

@@ -15,6 +15,7 @@ import { DesiredKeeper } from '../agent/desired.js';
 import { silentLogger } from '../lib/log.js';
 import { topics } from '../lib/topics.js';
 import type { Registration } from '../lib/wire.js';
+import { bootFleet } from './poll.js';
 
 export type StateFleetCommand = { cmd: 'connect'; url: string; n: number; prefix: string; inflight: number } | { cmd: 'stop' };
 export type StateFleetReport = { type: 'ready' } | { type: 'connected'; errors: number; firstError: string | undefined } | { type: 'closed' };
@@ -42,21 +43,7 @@ async function device(url: string, id: string): Promise<MqttClient> {
 }
 
 async function connect(url: string, n: number, prefix: string, inflight: number): Promise<void> {
-  let next = 0;
-  let errors = 0;
-  let firstError: string | undefined;
-  async function slot(): Promise<void> {
-    while (next < n) {
-      const id = `${prefix}-${next++}`;
-      try {
-        devices.push(await device(url, id));
-      } catch (err) {
-        errors += 1;
-        firstError ??= (err as Error).message;
-      }
-    }
-  }
-  await Promise.all(Array.from({ length: inflight }, slot));
+  const { errors, firstError } = await bootFleet(n, prefix, inflight, (id) => device(url, id), devices);
   send({ type: 'connected', errors, firstError });
 }
 

@@ -20,6 +20,7 @@ import { startFederation, type Federation } from '../server/federation.js';
 import { ChildFleet } from './child-fleet.js';
 import { median, round } from './stats.js';
 import { BENCH_CAPABILITY, type StateFleetCommand, type StateFleetReport } from './state-fleet.js';
+import { pollUntil, sleep } from './poll.js';
 
 const SCRIPT = fileURLToPath(new URL('./state-fleet.ts', import.meta.url));
 const CLI = fileURLToPath(new URL('../cli/main.ts', import.meta.url));
@@ -31,15 +32,6 @@ class StateFleet extends ChildFleet<StateFleetReport, StateFleetCommand> {
   }
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function pollUntil(cond: () => boolean, everyMs: number, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error('benchmark condition not met in time');
-    await sleep(everyMs);
-  }
-}
 
 /** Resolves when the CLI exits 0, with its wall time; rejects with its stderr otherwise. */
 function runCli(args: string[], started: number): Promise<number> {

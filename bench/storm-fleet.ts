@@ -16,6 +16,7 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { topics } from '../lib/topics.js';
 import type { NodeStatus } from '../lib/wire.js';
 import { registrationOf } from './clients.js';
+import { bootFleet } from './poll.js';
 
 export type StormCommand =
   | { cmd: 'subscribe'; url: string; n: number }
@@ -52,21 +53,7 @@ async function device(url: string, id: string): Promise<MqttClient> {
 }
 
 async function storm(url: string, n: number, prefix: string, inflight: number): Promise<void> {
-  let next = 0;
-  let errors = 0;
-  let firstError: string | undefined;
-  async function slot(): Promise<void> {
-    while (next < n) {
-      const id = `${prefix}-${next++}`;
-      try {
-        devices.push(await device(url, id));
-      } catch (err) {
-        errors += 1;
-        firstError ??= (err as Error).message;
-      }
-    }
-  }
-  await Promise.all(Array.from({ length: inflight }, slot));
+  const { errors, firstError } = await bootFleet(n, prefix, inflight, (id) => device(url, id), devices);
   send({ type: 'stormed', errors, firstError });
 }
 
