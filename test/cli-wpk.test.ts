@@ -205,7 +205,7 @@ real('trigger prints the id and state; wpk list/show find it; cancel exits 0, th
   assert.is((JSON.parse(canceled.out) as WpkRecord).state, 'canceled');
   const again = await cli(scope, ['wpk', 'cancel', id, ...hub]);
   assert.is(again.code, 1);
-  assert.match(again.err, /^hub answered 409: /);
+  assert.match(again.err, /^edgefed wpk: hub answered 409: /);
   assert.is(again.out, '');
 
   const missing = await cli(scope, ['wpk', 'show', 'wpk_nope', ...hub]);
