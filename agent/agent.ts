@@ -245,9 +245,10 @@ class EdgeAgent implements Agent {
   /** Logs an outage's failures at 1, 2, 4, 8... at warn, the rest at debug: visible, yet quiet over hours. */
   private onError(err: Error): void {
     this.failures += 1;
-    const fields = { err: err.message, code: (err as { code?: unknown }).code, failures: this.failures };
+    const hint = notMqtt(err);
+    const fields = { err: err.message, code: (err as { code?: unknown }).code, failures: this.failures, ...(hint ? { hint } : {}) };
     const isPowerOfTwo = (this.failures & (this.failures - 1)) === 0;
-    if (isPowerOfTwo) this.log.warn(fields, 'broker connection error');
+    if (isPowerOfTwo) this.log.warn(fields, hint ? `broker connection error: ${hint}` : 'broker connection error');
     else this.log.debug(fields, 'broker connection error');
   }
 
@@ -382,4 +383,14 @@ class EdgeAgent implements Agent {
  */
 function newBootId(): string {
   return randomBytes(16).toString('base64url');
+}
+
+/**
+ * mqtt.js's words for bytes that are not MQTT ("Invalid header flag bits",
+ * "Invalid cmd", ...) mean the port speaks something else: most often the
+ * hub's HTTP port (8080) given as --broker instead of its MQTT port (1883).
+ */
+export function notMqtt(err: Error): string | undefined {
+  if (!/Invalid header flag bits|Invalid cmd|Invalid packet|Unknown type|unsupported protocol|Malformed/i.test(err.message)) return undefined;
+  return 'the broker\'s port does not speak MQTT (an HTTP port such as the hub\'s 8080?); give the MQTT port, 1883 by default';
 }
