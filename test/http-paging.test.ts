@@ -2,7 +2,8 @@
  * Paged lists: `GET /federation/nodes?limit=&after=` and `GET /federation/wpk`
  * page through everything once, in order, while records come and go; bad
  * paging is refused like any bad filter; `edgefed nodes` follows the pages;
- * the dashboard feed keeps a page posted on a window of a large fleet.
+ * the dashboard feed keeps a page posted on a window of a large fleet; and
+ * `edgefed nodes` says why a node is offline or stale.
  */
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -108,6 +109,17 @@ test('edgefed nodes reads a large fleet a page at a time; --limit stops early', 
   const some = await run(process.execPath, [...CLI_ARGS, 'nodes', '--hub', fed.api.url, '--limit', '3'], { timeout: 30_000 });
   assert.match(some.stdout, /n-1\b[\s\S]*n-2\b[\s\S]*n-3\b[\s\S]*3 node\(s\)/);
 }, { timeoutMs: 60_000 }));
+
+test('edgefed nodes shows why a node is offline or stale', bounded(async (scope) => {
+  const { fed } = await fleet(scope, ids(2));
+  const dev = await device(fed, 'will-sender');
+  scope.defer(() => dev.endAsync(true));
+  await dev.publishAsync(t.status('n-2'), JSON.stringify({ state: 'offline', reason: 'lost', boot_id: 'boot-n-2', ts: Date.now() }), { qos: 1, retain: true });
+  await waitFor(() => fed.hubApi.node('n-2')?.status === 'offline', { label: 'n-2 offline' });
+  const out = (await run(process.execPath, [...CLI_ARGS, 'nodes', '--hub', fed.api.url], { timeout: 30_000 })).stdout;
+  assert.match(out, /n-1\s+active\s/);
+  assert.match(out, /n-2\s+offline \(lost\)\s/);
+}, { timeoutMs: 30_000 }));
 
 test('the dashboard feed keeps a page posted on a window of a fleet larger than it', bounded(async (scope) => {
   const { fed } = await fleet(scope, ids(8), { feed: { maxNodes: 5, batchMs: 50, statsMs: 100 } });
