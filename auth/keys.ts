@@ -59,6 +59,16 @@ export function keysDir(dataDir: string): string {
   return path.join(dataDir, KEYS_DIR);
 }
 
+/** The signing key of `dataDir`, or undefined when it has none yet (nothing is made). */
+export async function loadSigningKey(dataDir: string): Promise<SigningKey | undefined> {
+  const dir = keysDir(dataDir);
+  const pem = await readPrivateKey(dir).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT' || err.code === 'ENOTDIR') return undefined;
+    throw err;
+  });
+  return pem === undefined ? undefined : loadKey(dir, pem, false);
+}
+
 /** Loads the signing key of `dataDir`, making one (and its directory) on first use. */
 export async function loadOrCreateSigningKey(dataDir: string): Promise<SigningKey> {
   const dir = await ensureKeysDir(dataDir);

@@ -1,12 +1,12 @@
 /**
  * `edgefed token issue|rotate`: mints tokens with the hub's signing key from
- * its data dir (made on first use), or rotates that key. `issue` prints the
+ * its data dir (made only with --init-key), or rotates that key. `issue` prints the
  * token alone on stdout so that `TOKEN=$(edgefed token issue ...)` works;
  * everything else goes to stderr.
  */
 import path from 'node:path';
 import { checkIssueOptions, issueToken, type IssueOptions } from '../auth/tokens.js';
-import { loadOrCreateSigningKey, rotateSigningKey, type SigningKey } from '../auth/keys.js';
+import { keysDir, loadOrCreateSigningKey, loadSigningKey, rotateSigningKey, type SigningKey } from '../auth/keys.js';
 import { ROLES, type Role } from '../auth/types.js';
 import { parseDuration } from '../lib/duration.js';
 import { CliError, commandFlags, list, str, type Flags, type FlagSpecs } from './args.js';
@@ -20,6 +20,7 @@ const ISSUE_SPECS: FlagSpecs = {
   scope: { type: 'string', multiple: true, value: 'SCOPE', help: 'Scopes, comma-separated or repeated; wpk:write lets an operator create and cancel WPKs, state:write change desired state' },
   ttl: { type: 'string', value: 'DURATION', help: 'Lifetime, e.g. 12h or 30d', default: '30d' },
   'data-dir': DATA_DIR,
+  'init-key': { type: 'boolean', help: 'Make a signing key in --data-dir if it has none (a hub started there with --auth jwt makes its own)' },
   issuer: { type: 'string', value: 'ISS', help: 'The iss claim (set it when the hub checks --issuer)' },
   audience: { type: 'string', value: 'AUD', help: 'The aud claim (set it when the hub checks --audience)' },
 };
@@ -123,15 +124,25 @@ function dataDirOf(flags: Flags): string {
   return path.resolve(str(flags, 'data-dir') ?? './data');
 }
 
+/**
+ * The hub's key in --data-dir. Without one, a new key would sign a token the
+ * hub refuses (it knows only its own): so one is made only with --init-key,
+ * and the key directory used is always said, on stderr.
+ */
 async function signingKey(flags: Flags): Promise<SigningKey> {
   const dataDir = dataDirOf(flags);
-  let key: SigningKey;
+  let key: SigningKey | undefined;
   try {
-    key = await loadOrCreateSigningKey(dataDir);
+    key = flags['init-key'] === true ? await loadOrCreateSigningKey(dataDir) : await loadSigningKey(dataDir);
   } catch (err) {
     throw new CliError(`edgefed token issue: cannot use the signing key in ${dataDir}: ${withoutCode((err as Error).message)}`, 1);
   }
-  if (key.created) process.stderr.write(`edgefed token: made a new signing key ${key.kid} in ${path.dirname(key.jwksFile)}\n`);
+  if (!key) {
+    throw new CliError(`edgefed token issue: no signing key in ${keysDir(dataDir)}; a new one would sign tokens the hub refuses. `
+      + 'Give the hub\'s --data-dir (where "edgefed start --auth jwt" keeps its key), or --init-key to make one there.', 1);
+  }
+  const dir = path.dirname(key.jwksFile);
+  process.stderr.write(key.created ? `edgefed token: made a new signing key ${key.kid} in ${dir}\n` : `edgefed token: signed with key ${key.kid} in ${dir}\n`);
   return key;
 }
 

@@ -37,7 +37,7 @@ const test = suite('auth: edgefed token');
 
 test('token issue prints one line, the token, which verifies with the data dir\'s keys', bounded(async (scope) => {
   const dataDir = await tempDataDir(scope);
-  const run = await edgefed(scope, ['token', 'issue', '--node', 'edge-001', '--capabilities', 'monitoring,basic-actions', '--ttl', '1h', '--data-dir', dataDir, '--issuer', 'edgefed-hub']);
+  const run = await edgefed(scope, ['token', 'issue', '--node', 'edge-001', '--capabilities', 'monitoring,basic-actions', '--ttl', '1h', '--data-dir', dataDir, '--issuer', 'edgefed-hub', '--init-key']);
   assert.is(run.code, 0, run.stderr);
   assert.match(run.stdout, /^[\w-]+\.[\w-]+\.[\w-]+\n$/, 'the token alone on one line');
   assert.match(run.stderr, /made a new signing key/);
@@ -48,7 +48,7 @@ test('token issue prints one line, the token, which verifies with the data dir\'
 
   const op = await edgefed(scope, ['token', 'issue', '--role', 'operator', '--scope', 'wpk:write', '--data-dir', dataDir]);
   assert.is(op.code, 0, op.stderr);
-  assert.is(op.stderr, '', 'the key exists now: nothing to say');
+  assert.match(op.stderr, /^edgefed token: signed with key [\w-]+ in .*keys\n$/, 'which key directory it used');
   const opIdentity = await (await createVerifier({ jwksFile: path.join(keysDir(dataDir), JWKS_FILE) })).verify(op.stdout.trim());
   assert.equal([opIdentity.role, opIdentity.subject, opIdentity.scopes], ['operator', 'operator', ['wpk:write']]);
 }, { timeoutMs: 20_000 }));
@@ -68,9 +68,18 @@ test('an agent token without --capabilities exits 2 with what to add, and makes 
   assert.not.ok(existsSync(dataDir), 'refused before any key was made');
 }, { timeoutMs: 20_000 }));
 
+test('token issue without a key refuses, says where it looked, and makes nothing', bounded(async (scope) => {
+  const dataDir = await tempDataDir(scope);
+  const run = await edgefed(scope, ['token', 'issue', '--role', 'operator', '--data-dir', dataDir]);
+  assert.is(run.code, 1);
+  assert.is(run.stdout, '');
+  assert.match(run.stderr, /^edgefed token issue: no signing key in .*keys; a new one would sign tokens the hub refuses\. Give the hub's --data-dir .*or --init-key/);
+  assert.not.ok(existsSync(dataDir), 'no key and no directory were made');
+}, { timeoutMs: 20_000 }));
+
 test('token rotate prints the new kid; tokens issued before still verify', bounded(async (scope) => {
   const dataDir = await tempDataDir(scope);
-  const before = await edgefed(scope, ['token', 'issue', '--role', 'hub', '--data-dir', dataDir]);
+  const before = await edgefed(scope, ['token', 'issue', '--role', 'hub', '--data-dir', dataDir, '--init-key']);
   const rotate = await edgefed(scope, ['token', 'rotate', '--data-dir', dataDir]);
   assert.is(rotate.code, 0, rotate.stderr);
   assert.match(rotate.stdout, /^[\w-]{43}\n$/);
