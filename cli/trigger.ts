@@ -23,6 +23,7 @@ export const TRIGGER_FLAGS: FlagSpecs = {
   timeout: { type: 'string', value: 'DURATION', help: 'How long one attempt may run, e.g. 30s' },
   deadline: { type: 'string', value: 'DURATION', help: 'No attempt starts after now + this, e.g. 10m (hub default: 1h)' },
   'max-attempts': { type: 'string', value: 'N', help: `Attempts before it fails (mode one), 1-${MAX_ATTEMPTS}` },
+  'include-offline': { type: 'boolean', help: 'Mode all: also wait (until the deadline) for matching nodes that are offline now; without it they are skipped' },
   wait: { type: 'boolean', help: 'Follow it to its end: changes on stderr, final state and result on stdout' },
   json: { type: 'boolean', help: 'Print the hub\'s record as JSON (with --wait: only the final one)' },
   ...HUB_FLAGS,
@@ -99,6 +100,7 @@ export function buildRequest(flags: Flags, now = Date.now()): HttpWpkRequest {
   if (deadline !== undefined) request.deadline = now + deadline;
   const attempts = int(flags, 'max-attempts', { min: 1, max: MAX_ATTEMPTS });
   if (attempts !== undefined) request.max_attempts = attempts;
+  if (flags['include-offline'] === true) request.include_offline = true;
   return request;
 }
 

@@ -104,6 +104,8 @@ export interface ApiWpk {
   labels: Record<string, string> | null;
   timeout_ms: number;
   max_attempts: number;
+  /** Mode `all`: offline nodes are waited for (true) or skipped (false, the default). */
+  include_offline: boolean;
   /** The highest attempt dispatched so far (0 while none was). */
   attempt: number;
   /** Mode one: the node running the current attempt. */

@@ -16,10 +16,11 @@ export const FINAL_WPK_STATES: ReadonlySet<WpkState> = new Set(['succeeded', 'fa
 /**
  * An execution as the hub records it: the node's own states (`accepted` ...
  * `timed_out`) plus the hub's: `dispatched` (trigger sent, not accepted yet),
- * `lost` (the node went away or never accepted) and `canceled` (the WPK was
- * canceled while this execution was in flight).
+ * `lost` (the node went away or never accepted), `canceled` (the WPK was
+ * canceled while this execution was in flight) and `skipped` (mode `all`: the
+ * node was offline when the WPK was created, and it was not waited for).
  */
-export type ExecutionRecordState = ExecutionState | 'dispatched' | 'lost' | 'canceled';
+export type ExecutionRecordState = ExecutionState | 'dispatched' | 'lost' | 'canceled' | 'skipped';
 export const EXECUTION_RECORD_STATES: readonly ExecutionRecordState[] = [
-  'dispatched', 'accepted', 'running', 'succeeded', 'failed', 'rejected', 'timed_out', 'lost', 'canceled',
+  'dispatched', 'accepted', 'running', 'succeeded', 'failed', 'rejected', 'timed_out', 'lost', 'canceled', 'skipped',
 ];

@@ -162,6 +162,8 @@ export interface HttpWpkRequest {
   deadline?: number;
   /** Attempts before the WPK fails (mode one). */
   max_attempts?: number;
+  /** Mode all: also wait (until the deadline) for matching nodes that are offline now; default false: they are skipped. */
+  include_offline?: boolean;
 }
 
 /** Body of `POST /federation/nodes/:id/heartbeat` (all optional). */

@@ -161,6 +161,7 @@ export const httpWpkRequestSchema = {
     timeout_ms: timeoutMs,
     deadline: epochMs,
     max_attempts: { type: 'integer', minimum: 1, maximum: MAX_ATTEMPTS },
+    include_offline: { type: 'boolean' },
   },
 } as const;
 

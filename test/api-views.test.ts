@@ -18,7 +18,7 @@ const node: NodeRecord = {
   status_reason: null, last_seen: 3, load: 0.5, running_wpks: 0, registration_ts: 4,
 };
 const wpk: WpkRecord = {
-  wpk_id: 'wpk_1', state: 'running', capability: 'c', action: 'a', mode: 'one', params: {}, nodes: null, labels: null,
+  wpk_id: 'wpk_1', state: 'running', capability: 'c', action: 'a', mode: 'one', params: {}, nodes: null, labels: null, include_offline: false,
   timeout_ms: 10, max_attempts: 3, attempt: 1, assignee: 'n1', created_at: 1, updated_at: 2, deadline: 3, finished_at: null,
   result: null, error: null, summary: { running: 1 },
   executions: [{ node_id: 'n1', attempt: 1, state: 'running', boot_id: 'b', progress: 0.5, result: null, error: null, dispatched_at: 1, started_at: 2, finished_at: null, updated_at: 2 }],

@@ -27,7 +27,7 @@ function request(argv: string[], env: NodeJS.ProcessEnv = {}) {
 function record(extra: Partial<WpkRecord> = {}): WpkRecord {
   return {
     wpk_id: 'wpk_abc', state: 'running', capability: 'monitoring', action: 'collect-metrics', mode: 'one',
-    params: { window: '5m' }, nodes: null, labels: { site: 'berlin' }, timeout_ms: 30_000, max_attempts: 3,
+    params: { window: '5m' }, nodes: null, labels: { site: 'berlin' }, timeout_ms: 30_000, max_attempts: 3, include_offline: false,
     attempt: 2, assignee: 'edge-002', created_at: NOW - 12_000, updated_at: NOW - 1000, deadline: NOW + 600_000,
     finished_at: null, result: null, error: null, summary: {},
     executions: [

@@ -1,7 +1,7 @@
 /**
  * Mode `all` of docs/protocol.md, rule by rule, on the WPK service with a
- * fake clock: one trigger listing the active nodes, nodes that are away or
- * busy, nodes that register later, the end (every node final, or the
+ * fake clock: one trigger listing the active nodes, offline nodes skipped
+ * (or waited for with include_offline), busy nodes, nodes that register later, the end (every node final, or the
  * deadline once nothing runs), the summary, and triggers past MAX_TARGETS.
  */
 import * as assert from 'uvu/assert';
@@ -46,10 +46,32 @@ test('a node that did not succeed fails it, with counts in error', async ({ rig 
   assert.equal([w.state, w.error, w.summary], ['failed', '1 of 3 node(s) succeeded', { succeeded: 1, failed: 1, rejected: 1 }]);
 });
 
-test('a node that is away gets it when it comes back; one lost mid-run is not asked again', async ({ rig }) => {
+test('offline at creation: skipped, with why; the WPK ends with the others, succeeded if all that ran succeeded', async ({ rig }) => {
   for (const id of ['a', 'b', 'c']) rig.node(id);
   rig.offline('c');
   const w = await rig.create({ mode: 'all' });
+  assert.equal(rig.triggers(w.wpk_id)[0]!.targets, ['a', 'b']);
+  assert.equal(runs(w), [['c', 1, 'skipped'], ['a', 1, 'dispatched'], ['b', 1, 'dispatched']]);
+  assert.match(w.executions[0]!.error ?? '', /offline when the work package was created.*include_offline/);
+  rig.complete('a', w.wpk_id, 1);
+  rig.complete('b', w.wpk_id, 1);
+  assert.equal([w.state, w.error, w.summary], ['succeeded', null, { succeeded: 2, skipped: 1 }], 'not an hour waiting for c');
+  rig.online('c');
+  assert.equal(rig.triggers(w.wpk_id).length, 1, 'c skipped it: coming back does not run it');
+});
+
+test('every matching node offline: nothing ran, failed at once with the counts', async ({ rig }) => {
+  rig.node('a');
+  rig.offline('a');
+  const w = await rig.create({ mode: 'all' });
+  assert.equal([w.state, w.error, w.summary], ['failed', '0 of 0 node(s) succeeded; 1 skipped (offline at creation)', { skipped: 1 }]);
+  assert.equal(rig.triggers(w.wpk_id), []);
+});
+
+test('include_offline: a node that is away gets it when it comes back; one lost mid-run is not asked again', async ({ rig }) => {
+  for (const id of ['a', 'b', 'c']) rig.node(id);
+  rig.offline('c');
+  const w = await rig.create({ mode: 'all', include_offline: true });
   assert.equal(rig.triggers(w.wpk_id)[0]!.targets, ['a', 'b']);
   rig.complete('a', w.wpk_id, 1);
   rig.send('b', w.wpk_id, 1, 'accepted');
@@ -94,7 +116,7 @@ test('with no such node at all it stays pending for the first one to come, or ex
 test('at the deadline, once nothing runs, it ends with the nodes it did not reach counted; one running is waited for', async ({ rig }) => {
   for (const id of ['a', 'b', 'c']) rig.node(id);
   rig.offline('c');
-  const w = await rig.create({ mode: 'all', deadline: rig.clock.now() + 1000, timeout_ms: 60_000 });
+  const w = await rig.create({ mode: 'all', include_offline: true, deadline: rig.clock.now() + 1000, timeout_ms: 60_000 });
   rig.complete('a', w.wpk_id, 1);
   rig.send('b', w.wpk_id, 1, 'accepted');
   rig.send('b', w.wpk_id, 1, 'running');

@@ -11,7 +11,7 @@ import { MAX_TARGETS } from '../../lib/limits.js';
 import type { HubCounters } from '../counters.js';
 import type { NodeRecord, Registry } from '../registry.js';
 import {
-  acceptsUpdate, applyUpdate, describeEnd, endExecution, finish, isFinalWpk, isInFlight, newExecution, progressState, summarize,
+  acceptsUpdate, applyUpdate, describeEnd, endExecution, finish, isFinalWpk, isInFlight, newExecution, progressState, skippedExecution, summarize,
 } from './model.js';
 import { isBusy, Placement } from './placement.js';
 import type { ExecutionRecord, WpkRecord, WpkState } from './types.js';
@@ -84,7 +84,19 @@ export class WpkEngine {
     this.#age.set(w, ++this.#created);
     this.open.set(w.wpk_id, w);
     this.deps.counters.wpks.created += 1;
+    if (w.mode === 'all' && !w.include_offline) this.#skipOffline(w, now);
     this.advance(w, now);
+  }
+
+  /**
+   * Mode `all` targets the matching nodes that are active or stale when it is
+   * created: one that is offline then gets a `skipped` execution, so the WPK
+   * does not wait an hour for a node that may never come back.
+   */
+  #skipOffline(w: WpkRecord, now: number): void {
+    for (const node of this.deps.registry.all()) {
+      if (node.status === 'offline' && this.placement.matches(w, node)) w.executions.push(skippedExecution(node.node_id, node.boot_id, now));
+    }
   }
 
   /** Moves an open WPK on as far as it can go now: dispatch, retry, or finish. */
@@ -150,13 +162,17 @@ export class WpkEngine {
     this.#finishAll(w, unserved, now);
   }
 
+  /** Succeeded when every execution that ran succeeded and one at least ran; `skipped` ones did not run. */
   #finishAll(w: WpkRecord, missed: number, now: number): void {
-    const ran = w.executions.length;
+    const skipped = w.executions.filter((e) => e.state === 'skipped').length;
+    const ran = w.executions.length - skipped;
     const ok = w.executions.filter((e) => e.state === 'succeeded').length;
-    if (ran === 0) return this.#finish(w, 'expired', now, `no node with capability "${w.capability}" could take it before the deadline`);
+    if (ran === 0 && skipped === 0) return this.#finish(w, 'expired', now, `no node with capability "${w.capability}" could take it before the deadline`);
     const parts = [`${ok} of ${ran} node(s) succeeded`];
+    if (skipped > 0) parts.push(`${skipped} skipped (offline at creation)`);
     if (missed > 0) parts.push(`${missed} node(s) were not reached before the deadline`);
-    this.#finish(w, ok === ran && missed === 0 ? 'succeeded' : 'failed', now, ok === ran && missed === 0 ? null : parts.join('; '));
+    const success = ran > 0 && ok === ran && missed === 0;
+    this.#finish(w, success ? 'succeeded' : 'failed', now, success ? null : parts.join('; '));
   }
 
   #dispatch(w: WpkRecord, node: NodeRecord, attempt: number, now: number): void {

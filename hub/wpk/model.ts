@@ -42,6 +42,7 @@ export function newWpk(req: HttpWpkRequest, now: number, defaults: WpkDefaults =
     params: req.params ?? {},
     nodes: req.nodes ?? null,
     labels: req.labels ?? null,
+    include_offline: req.include_offline ?? false,
     timeout_ms: req.timeout_ms ?? defaults.timeoutMs,
     max_attempts: mode === 'all' ? 1 : req.max_attempts ?? defaults.maxAttempts,
     attempt: 0,
@@ -68,7 +69,7 @@ export const isInFlight = (e: ExecutionRecord): boolean => IN_FLIGHT.has(e.state
 export const isNodeFinal = (s: ExecutionRecordState): boolean => NODE_FINAL.has(s as ExecutionState);
 
 const RANK: Record<ExecutionRecordState, number> = {
-  dispatched: 0, accepted: 1, running: 2, succeeded: 3, failed: 3, rejected: 3, timed_out: 3, lost: 3, canceled: 3,
+  dispatched: 0, accepted: 1, running: 2, succeeded: 3, failed: 3, rejected: 3, timed_out: 3, lost: 3, canceled: 3, skipped: 3,
 };
 
 /**
@@ -82,6 +83,15 @@ export function acceptsUpdate(current: ExecutionRecordState, next: ExecutionStat
   if (current === 'lost' || current === 'canceled') return isNodeFinal(next);
   if (next === 'running' && current === 'running') return true;
   return RANK[next] > RANK[current];
+}
+
+/** Mode `all`: a node that was offline at creation, recorded as such and not waited for. */
+export function skippedExecution(nodeId: string, bootId: string, now: number): ExecutionRecord {
+  return {
+    node_id: nodeId, attempt: 1, state: 'skipped', boot_id: bootId, progress: null, result: null,
+    error: 'the node was offline when the work package was created (send include_offline: true to wait for it)',
+    dispatched_at: now, started_at: null, finished_at: now, updated_at: now,
+  };
 }
 
 export function newExecution(nodeId: string, bootId: string, attempt: number, now: number): ExecutionRecord {

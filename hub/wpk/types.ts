@@ -40,6 +40,8 @@ export interface WpkRecord {
   nodes: string[] | null;
   /** Selector: only nodes with all these labels (null: no label rule). */
   labels: Record<string, string> | null;
+  /** Mode `all`: wait for matching nodes that are offline at creation (else they are `skipped`). Records stored before it lack it: false. */
+  include_offline: boolean;
   timeout_ms: number;
   max_attempts: number;
   /** Highest attempt number dispatched so far (0 while never dispatched). */

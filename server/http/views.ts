@@ -80,6 +80,7 @@ export function apiWpk(w: WpkRecord): ApiWpk {
     params: w.params,
     nodes: w.nodes,
     labels: w.labels,
+    include_offline: w.include_offline ?? false,
     timeout_ms: w.timeout_ms,
     max_attempts: w.max_attempts,
     attempt: w.attempt,
