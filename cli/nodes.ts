@@ -18,7 +18,7 @@ export function nodesTable(nodes: ApiNode[], now = Date.now()): string {
   const rows = nodes.map((n) => [
     n.node_id,
     // Why it is offline or stale (lost, shutdown, no_heartbeat, restored...): what an operator asks next.
-    n.status_reason ? `${n.status} (${n.status_reason})` : n.status,
+    n.status_reason ? `${n.status} (${n.status_reason})` : n.unresponsive_since !== null ? `${n.status} (unresponsive)` : n.status,
     n.capabilities.join(','),
     Object.entries(n.labels).map(([k, v]) => `${k}=${v}`).join(',') || '-',
     ago(n.last_seen, now),

@@ -172,7 +172,7 @@ function createPager(store, opts, changed) {
     const body = /** @type {import('../lib/api.js').ApiNodeList} */ (res.body);
     /** @type {Map<string, NodeView>} */
     const page = new Map();
-    for (const n of body.nodes) page.set(n.node_id, { ...n, running: n.running_wpks ?? 0 });
+    for (const n of body.nodes) page.set(n.node_id, { ...n, running: n.running_wpks ?? 0, unresponsive: n.unresponsive_since !== null });
     state.page = page;
     state.nextCursor = body.next;
     state.status = status;
@@ -252,7 +252,8 @@ function fill(row, n, now) {
   row.cells.node.title = n.node_id;
   setText(row.badge, n.status);
   row.badge.className = `badge status-${known(n.status, NODE_STATUSES)}`;
-  setText(row.reason, n.status_reason ?? '');
+  setText(row.reason, n.status_reason ?? (n.unresponsive ? 'unresponsive' : ''));
+  row.reason.title = n.unresponsive ? 'it let a trigger time out unaccepted: no new work until it shows life' : '';
   setText(row.sync, n.in_sync === false ? (n.state_error ? 'state error' : 'out of sync') : '');
   row.sync.title = n.in_sync === false ? `desired state v${n.state_version} not applied${n.state_error ? `: ${n.state_error}` : ''}; click for the delta` : '';
   const caps = n.capabilities.join(', ');

@@ -70,6 +70,12 @@ function describe(log: Logger, change: NodeChange): void {
       log.info({ node_id: change.record.node_id, version: t?.version, reported_version: t?.reported_version, error: t?.reported_error ?? undefined }, 'node state changed');
       return;
     }
+    case 'unresponsive': {
+      const r = change.record;
+      if (typeof r.unresponsive_since === 'number') log.warn({ node_id: r.node_id }, 'node let a trigger time out unaccepted: no new work for it until it shows life');
+      else log.info({ node_id: r.node_id }, 'node responsive again');
+      return;
+    }
     case 'liveness': return;
   }
 }

@@ -39,6 +39,12 @@ export interface NodeRecord {
   registration_ts: number;
   /** The latest `session` of an `online` status of this boot (null: none seen, or the node sends none). */
   session?: number | null;
+  /**
+   * Since when the node has let a trigger time out without accepting it: it
+   * gets no new mode-one work until it shows life (a heartbeat, an `online`,
+   * a live registration, any execution update). Null otherwise.
+   */
+  unresponsive_since?: number | null;
   /** Desired and reported state (hub/state/); null until either is first set. Absent in records stored before it existed. */
   twin?: NodeTwin | null;
 }
@@ -85,6 +91,8 @@ export type NodeChange =
   | { kind: 'forgotten'; nodeId: string }
   /** Its desired or reported state moved (hub/state/). */
   | { kind: 'state'; record: NodeRecord }
+  /** It let a trigger time out unaccepted (`unresponsive_since` set), or showed life again (cleared). */
+  | { kind: 'unresponsive'; record: NodeRecord }
   /** Only last_seen, load or running_wpks moved. */
   | { kind: 'liveness'; record: NodeRecord };
 
@@ -160,6 +168,8 @@ export class Registry {
       registration_ts: reg.ts,
       twin: old?.twin ?? null,
       session: old?.boot_id === reg.boot_id ? old.session ?? null : null,
+      // A live registration is a sign of life; a replayed one keeps what was known.
+      unresponsive_since: seen.live ? null : old?.unresponsive_since ?? null,
     };
     if (!old) this.#membership += 1;
     this.#nodes.set(reg.node_id, record);
@@ -211,6 +221,7 @@ export class Registry {
       // A replayed `online` is what the broker kept, not a sign of life now:
       // the hub claims no liveness it has not seen (a rebirth request follows).
       if (!seen.live) return 'unchanged';
+      this.responsive(nodeId);
       r.last_seen = seen.now;
       if (r.status === 'active') return 'unchanged';
       r.status = 'active';
@@ -226,10 +237,27 @@ export class Registry {
     return 'applied';
   }
 
+  /** The node let a trigger time out unaccepted: no new work for it until it shows life. */
+  markUnresponsive(nodeId: string, now: number): void {
+    const r = this.#nodes.get(nodeId);
+    if (!r || typeof r.unresponsive_since === 'number') return;
+    r.unresponsive_since = now;
+    this.changed({ kind: 'unresponsive', record: r });
+  }
+
+  /** A sign of life (heartbeat, online, live registration, an execution update) clears `unresponsive_since`. */
+  responsive(nodeId: string): void {
+    const r = this.#nodes.get(nodeId);
+    if (!r || typeof r.unresponsive_since !== 'number') return;
+    r.unresponsive_since = null;
+    this.changed({ kind: 'unresponsive', record: r });
+  }
+
   /** A heartbeat refreshes liveness; a stale or offline node that beats is active again. */
   applyHeartbeat(nodeId: string, hb: Pick<Heartbeat, 'load' | 'running_wpks'>, now: number): ChangeKind | 'unknown_node' {
     const r = this.#nodes.get(nodeId);
     if (!r || r.status === 'deregistered') return 'unknown_node';
+    this.responsive(nodeId);
     r.last_seen = now;
     if (hb.load !== undefined) r.load = hb.load;
     if (hb.running_wpks !== undefined) r.running_wpks = hb.running_wpks;

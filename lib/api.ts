@@ -39,6 +39,8 @@ export interface ApiNode {
   state_version: number;
   in_sync: boolean;
   state_error: string | null;
+  /** Since when the node has let a trigger time out unaccepted (no new work for it until it shows life), else null. */
+  unresponsive_since: number | null;
 }
 
 /** `GET /federation/nodes/:id/state`, and the answer of `PATCH /federation/nodes/:id/desired`. */
@@ -221,6 +223,8 @@ export interface FeedNode {
   state_version: number;
   in_sync: boolean;
   state_error: string | null;
+  /** The node let a trigger time out unaccepted and gets no new work until it shows life. */
+  unresponsive: boolean;
 }
 
 /** A work package as the dashboard lists it: no params, results or executions. */

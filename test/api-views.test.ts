@@ -25,8 +25,9 @@ const wpk: WpkRecord = {
 };
 
 views('today every field of a record is answered, in its order (docs/api.md)', () => {
-  // Plus three fields derived from the desired state the record keeps (none here).
-  assert.is(JSON.stringify(apiNode(node)), JSON.stringify({ ...node, state_version: 0, in_sync: true, state_error: null }));
+  // Plus three fields derived from the desired state the record keeps (none here), and
+  // unresponsive_since, which records stored before it lack (null).
+  assert.is(JSON.stringify(apiNode(node)), JSON.stringify({ ...node, state_version: 0, in_sync: true, state_error: null, unresponsive_since: null }));
   assert.is(JSON.stringify(apiWpk(wpk)), JSON.stringify(wpk));
 });
 

@@ -119,6 +119,8 @@ test('restart: restored work keeps its slot and gets its full time again from th
   after.advance(ACCEPT);
   assert.is(w.executions[0]!.state, 'dispatched', 'half an hour old, yet not lost before the accept timeout counted from the restart');
   after.advance(SWEEP);
+  assert.equal(runs(w).map((r) => r[2]), ['lost'], 'it let the trigger time out: no new attempt for it until it shows life');
+  after.online(first);
   assert.equal(runs(w).map((r) => r[2]), ['lost', 'dispatched']);
   // The replay of `running` with `ts` its start (docs/protocol.md) keeps an attempt alive instead.
   const again = await restarted(ctx, 1_800_000, 'dispatched');

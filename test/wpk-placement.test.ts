@@ -101,7 +101,9 @@ test('a node that rejected the WPK is not asked again; nodes that had a go at it
   rig.send('b', w.wpk_id, 2, 'rejected', { error: 'no such action' });
   assert.is(w.assignee, 'c');
   rig.send('c', w.wpk_id, 3, 'rejected', { error: 'no such action' });
-  assert.equal(runs(w), [['a', 1, 'lost'], ['b', 2, 'rejected'], ['c', 3, 'rejected'], ['a', 4, 'dispatched']], 'a may run it again; b and c are never asked again');
+  assert.equal([w.state, runs(w)], ['pending', [['a', 1, 'lost'], ['b', 2, 'rejected'], ['c', 3, 'rejected']]], 'a let its trigger time out: it waits until a shows life');
+  rig.online('a');
+  assert.equal(runs(w).at(-1), ['a', 4, 'dispatched'], 'a may run it again; b and c are never asked again');
 });
 
 test('when every capable node has rejected it, the WPK fails at once (attempts left or not)', async ({ rig }) => {

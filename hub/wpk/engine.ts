@@ -184,6 +184,7 @@ export class WpkEngine {
 
   /** A node's update of one execution. Returns what it changed, for persistence. */
   onUpdate(nodeId: string, u: ExecutionUpdate, now: number): Change {
+    this.deps.registry.responsive(nodeId); // any execution update, even a late one, shows the node is there
     const w = this.all.get(u.wpk_id);
     const e = w?.executions.find((x) => x.node_id === nodeId && x.attempt === u.attempt);
     if (!w || !e) {
@@ -258,6 +259,7 @@ export class WpkEngine {
         if (!isInFlight(e) || (onlyNode !== undefined && e.node_id !== onlyNode)) continue;
         const why = this.#whyGiveUp(w, e, now);
         if (why) {
+          if (e.state === 'dispatched' && why.acceptTimeout) this.deps.registry.markUnresponsive(e.node_id, now);
           this.giveUp(w, e, why.state, why.reason, now);
           changed = true;
         }
@@ -279,14 +281,14 @@ export class WpkEngine {
     return [...out];
   }
 
-  #whyGiveUp(w: WpkRecord, e: ExecutionRecord, now: number): { state: 'lost' | 'timed_out'; reason: string } | undefined {
+  #whyGiveUp(w: WpkRecord, e: ExecutionRecord, now: number): { state: 'lost' | 'timed_out'; reason: string; acceptTimeout?: boolean } | undefined {
     const node = this.deps.registry.get(e.node_id);
     const lost = this.#lostReason(node, e, now);
     if (lost) return { state: 'lost', reason: lost };
     // Work restored from disk gets its full time again from the hub's start.
     const since = (t: number) => now - Math.max(t, this.deps.startedAt);
     if (e.state === 'dispatched' && since(e.dispatched_at) > this.opts.acceptTimeoutMs) {
-      return { state: 'lost', reason: `did not accept within ${this.opts.acceptTimeoutMs} ms` };
+      return { state: 'lost', reason: `did not accept within ${this.opts.acceptTimeoutMs} ms`, acceptTimeout: true };
     }
     if (e.state !== 'dispatched' && since(e.started_at ?? e.dispatched_at) > w.timeout_ms + this.opts.timeoutGraceMs) {
       return { state: 'timed_out', reason: `exceeded its timeout of ${w.timeout_ms} ms` };

@@ -120,20 +120,23 @@ export class Placement {
     const tried = w.executions.length > 0 ? new Set(w.executions.map((e) => e.node_id)) : undefined;
     const refused = w.executions.length > 0 ? rejectedBy(w) : undefined;
     let best: NodeRecord | undefined;
-    const bestKey: Key = [0, 0, 0, 0];
-    const key: Key = [0, 0, 0, 0];
+    const bestKey: Key = [0, 0, 0, 0, 0];
+    const key: Key = [0, 0, 0, 0, 0];
     for (const node of this.#activeWith(w.capability)) {
-      if (!this.eligible(w, node) || refused?.has(node.node_id)) continue;
+      // A node that let a trigger time out unaccepted gets no new work until it shows life (registry.ts).
+      if (!this.eligible(w, node) || refused?.has(node.node_id) || typeof node.unresponsive_since === 'number') continue;
       const inFlight = this.load(node.node_id);
       const capacity = this.capacity(node);
       if (inFlight >= capacity || this.#resting(node.node_id, now)) continue;
       key[0] = tried?.has(node.node_id) ? 1 : 0;
-      key[1] = inFlight / capacity;
-      key[2] = Math.round((node.load ?? 0) / LOAD_STEP);
-      key[3] = this.#lastPicked.get(node.node_id) ?? -1;
+      // A node seen beating lately before one whose liveness nobody knows (no heartbeat declared).
+      key[1] = livenessKnown(node, now) ? 0 : 1;
+      key[2] = inFlight / capacity;
+      key[3] = Math.round((node.load ?? 0) / LOAD_STEP);
+      key[4] = this.#lastPicked.get(node.node_id) ?? -1;
       if (best === undefined || less(key, bestKey)) {
         best = node;
-        for (let i = 0; i < 4; i++) bestKey[i] = key[i]!;
+        for (let i = 0; i < 5; i++) bestKey[i] = key[i]!;
       }
     }
     if (best) this.#lastPicked.set(best.node_id, ++this.#picks);
@@ -168,10 +171,15 @@ function rejectedBy(w: WpkRecord): Set<string> {
 }
 
 /** Sort key of a candidate: [tried before, share of slots in use, reported load step, last picked]. */
-type Key = [number, number, number, number];
+type Key = [number, number, number, number, number];
+
+/** The node declared a heartbeat interval and beat within the last three. */
+function livenessKnown(node: NodeRecord, now: number): boolean {
+  return node.heartbeat_interval_ms !== null && node.last_seen !== null && now - node.last_seen <= 3 * node.heartbeat_interval_ms;
+}
 
 function less(a: Key, b: Key): boolean {
-  for (let i = 0; i < 4; i++) {
+  for (let i = 0; i < 5; i++) {
     if (a[i] !== b[i]) return a[i]! < b[i]!;
   }
   return false;

@@ -21,6 +21,7 @@ export function nodeView(r: NodeRecord, running: number): NodeView {
     node_id: r.node_id, status: r.status, status_reason: r.status_reason, capabilities: r.capabilities, labels: r.labels,
     last_seen: r.last_seen, load: r.load, running,
     state_version: r.twin?.version ?? 0, in_sync: isInSync(r.twin ?? null), state_error: r.twin?.reported_error ?? null,
+    unresponsive: typeof r.unresponsive_since === 'number',
   };
 }
 
@@ -39,7 +40,7 @@ export function nodeSignature(r: NodeRecord, running: number): string {
   const load = r.load === null ? '' : Math.round(r.load * 10);
   const t = r.twin;
   const state = t ? `${t.version}|${t.reported_version ?? ''}|${t.reported_at ?? ''}` : '';
-  return `${r.status}|${r.status_reason ?? ''}|${seen}|${load}|${running}|${r.updated_at}|${state}`;
+  return `${r.status}|${r.status_reason ?? ''}|${seen}|${load}|${running}|${r.updated_at}|${state}|${r.unresponsive_since ?? ''}`;
 }
 
 export function wpkView(w: WpkRecord): WpkView {

@@ -33,6 +33,7 @@ export function apiNode(r: NodeRecord): ApiNode {
     state_version: r.twin?.version ?? 0,
     in_sync: isInSync(r.twin ?? null),
     state_error: r.twin?.reported_error ?? null,
+    unresponsive_since: r.unresponsive_since ?? null,
   };
 }
 
