@@ -56,6 +56,10 @@ export function postJson<T>(hub: HubTarget, path: string, body?: unknown): Promi
 }
 
 /** PATCHes `body` as JSON with extra headers (If-Match) and reads the JSON answer. */
+export function deleteJson<T>(hub: HubTarget, path: string): Promise<T> {
+  return requestJson<T>(hub, path, { method: 'DELETE' });
+}
+
 export function patchJson<T>(hub: HubTarget, path: string, body: unknown, headers: Record<string, string> = {}): Promise<T> {
   return requestJson<T>(hub, path, { method: 'PATCH', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
 }

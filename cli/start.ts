@@ -24,6 +24,7 @@ const SPECS: FlagSpecs = {
   'hub-id': { type: 'string', value: 'ID', help: 'With --store: this hub\'s name in the active/standby lease (default: host name and a hash of --data-dir)' },
   'lease-ttl': { type: 'string', value: 'DURATION', help: 'With --store: how long the active hub\'s lease lasts without renewal; a standby takes over after it', default: '10s' },
   'broker-url': { type: 'string', value: 'URL', help: 'Use this external broker (mqtt://host:1883) instead of the embedded one; the nodes of a broker cluster comma-separated' },
+  'offline-retention': { type: 'string', value: 'DURATION', help: 'Remove a node\'s record once it has been offline this long (0 = keep for ever)', default: '7d' },
   'will-grace': { type: 'string', value: 'DURATION', help: 'Wait this long before applying a node\'s will that carries a session (a broker cluster may publish it just before the node\'s online from another node)', default: '0s' },
   'hub-client-id': { type: 'string', value: 'ID', help: 'MQTT client id of the hub\'s persistent session on --broker-url (default edgefed-hub, or derived from --topic-root)' },
   'topic-root': { type: 'string', value: 'ROOT', help: 'Topic root of the federation', default: DEFAULT_TOPIC_ROOT },
@@ -62,7 +63,11 @@ export async function runStart(argv: string[], env: NodeJS.ProcessEnv): Promise<
     maxPacketBytes: int(flags, 'max-packet', { min: 1024, max: 256 * 1024 * 1024 }) ?? MAX_PACKET_BYTES,
     maxPayloadBytes: int(flags, 'max-payload', { min: 256, max: 16 * 1024 * 1024 }) ?? MAX_PAYLOAD_BYTES,
     logger: log,
-    hub: { ...(clientId !== undefined ? { clientId } : {}), willGraceMs: willGrace(str(flags, 'will-grace') ?? '0s') },
+    hub: {
+      ...(clientId !== undefined ? { clientId } : {}),
+      willGraceMs: willGrace(str(flags, 'will-grace') ?? '0s'),
+      offlineRetentionMs: offlineRetention(str(flags, 'offline-retention') ?? '7d'),
+    },
     broker: {
       maxConnections: int(flags, 'max-connections', { min: 0, max: 10_000_000 }) ?? 10_000,
       connectRatePerAddress: int(flags, 'connect-rate', { min: 0, max: 1_000_000 }) ?? 20,
@@ -110,5 +115,12 @@ function willGrace(text: string): number {
   let ms: number;
   try { ms = parseDuration(text); } catch { ms = NaN; }
   if (!(ms >= 0 && ms <= 300_000)) throw new CliError(`edgefed start: --will-grace must be a duration from 0s to 5m, got "${text}"`);
+  return ms;
+}
+
+function offlineRetention(text: string): number {
+  let ms: number;
+  try { ms = text === '0' ? 0 : parseDuration(text); } catch { ms = NaN; }
+  if (!(ms >= 0 && ms <= 10 * 365 * 24 * 3600 * 1000)) throw new CliError(`edgefed start: --offline-retention must be a duration such as 24h or 7d (0 keeps offline nodes for ever), got "${text}"`);
   return ms;
 }

@@ -58,6 +58,8 @@ export interface HubApi {
   patchDesired(nodeId: string, patch: StateObject, ifVersion?: number): NodeStateView;
   /** Nodes whose reported state lags their desired state. */
   countOutOfSync(): number;
+  /** `DELETE /federation/nodes/:id`: removes the record and its retained topics; false for an unknown node. */
+  removeNode(nodeId: string): boolean;
   /** Records a refusal made above the hub (an HTTP body): logged once, counted with the MQTT ones. */
   refuse(report: RefusalReport): void;
 }

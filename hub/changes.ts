@@ -31,7 +31,8 @@ export function createChangeSink(deps: ChangeSinkDeps): (change: NodeChange) => 
     const nodeId = change.kind === 'forgotten' ? change.nodeId : change.record.node_id;
     deps.events.nodeChanged.emit(nodeId);
     if (change.kind === 'forgotten') deps.forgotten?.(nodeId);
-    else if (change.kind !== 'state') deps.nodeChanged(nodeId);
+    // A removed node's work is given up as if it were lost (the WPK service finds no record).
+    if (change.kind !== 'state') deps.nodeChanged(nodeId);
   };
 }
 
@@ -64,7 +65,7 @@ function describe(log: Logger, change: NodeChange): void {
     case 'status': log.info({ node_id: change.record.node_id, status: change.record.status, reason: change.record.status_reason, live: change.live }, 'node status'); return;
     case 'alive': log.info({ node_id: change.record.node_id }, 'node active again'); return;
     case 'stale': log.info({ node_id: change.record.node_id, last_seen: change.record.last_seen }, 'node stale (missed heartbeats)'); return;
-    case 'forgotten': log.info({ node_id: change.nodeId }, 'forgot a node deregistered long ago'); return;
+    case 'forgotten': log.info({ node_id: change.nodeId, why: change.why }, change.why === 'removed' ? 'node removed' : 'forgot a node gone past its retention'); return;
     case 'state': {
       const t = change.record.twin;
       log.info({ node_id: change.record.node_id, version: t?.version, reported_version: t?.reported_version, error: t?.reported_error ?? undefined }, 'node state changed');

@@ -276,6 +276,21 @@ export class Hub implements HubApi {
   /** Nodes whose reported state lags their desired state (metrics, dashboard). */
   countOutOfSync(): number { return this.#state.countOutOfSync(); }
 
+  /**
+   * `DELETE /federation/nodes/:id`: the record goes (through the registry's
+   * one door: stored, counted, its work given up as if the node were lost),
+   * and so do its retained registration and status on the broker, so that
+   * neither a subscriber nor the next hub start brings it back. False for an
+   * unknown node.
+   */
+  removeNode(nodeId: string): boolean {
+    if (!this.#registry.remove(nodeId)) return false;
+    for (const topic of [this.topics.registration(nodeId), this.topics.status(nodeId)]) {
+      this.#link.publish(topic, '', { qos: 1, retain: true });
+    }
+    return true;
+  }
+
   /** Records a refusal (HTTP bodies too): logged once, counted with the MQTT ones. */
   refuse(report: RefusalReport): void {
     this.#ctx.refusals.record(report);
@@ -302,7 +317,7 @@ export class Hub implements HubApi {
   /** Forgets long-deregistered nodes and marks silent ones stale; the registry reports each change. */
   #sweepLiveness(): void {
     const now = Date.now();
-    this.#registry.pruneDeregistered(now, this.#o.deregisteredRetentionMs);
+    this.#registry.pruneDeregistered(now, this.#o.deregisteredRetentionMs, this.#o.offlineRetentionMs);
     this.#registry.sweep(now, this.#o.missedBeats);
     this.#checkStore(now);
   }

@@ -53,6 +53,8 @@ export interface HubOptions {
   repairRetained?: boolean;
   /** How long a deregistered node's record is kept before it is forgotten (default 7 days). */
   deregisteredRetentionMs?: number;
+  /** How long a node may stay `offline` (since it was last seen) before its record is removed (default 7 days; 0 = keep for ever). */
+  offlineRetentionMs?: number;
   /** Minimum time between two rebirth requests to one node (default 30 s). */
   rebirthThrottleMs?: number;
   /** MQTT keepalive of the hub's own session, seconds (default 30). */
@@ -105,7 +107,7 @@ export interface HubOptions {
 
 export type HubDefaults = Required<Pick<HubOptions,
   'topicRoot' | 'maxPayloadBytes' | 'missedBeats' | 'sweepIntervalMs' | 'repairRetained' | 'rebirthThrottleMs' | 'keepaliveS' | 'resync'
-  | 'deregisteredRetentionMs' | 'persistentSession' | 'storeCheckMs' | 'willGraceMs'>>;
+  | 'deregisteredRetentionMs' | 'persistentSession' | 'storeCheckMs' | 'willGraceMs' | 'offlineRetentionMs'>>;
 
 export const defaultHubOptions: HubDefaults = {
   topicRoot: DEFAULT_TOPIC_ROOT,
@@ -119,5 +121,6 @@ export const defaultHubOptions: HubDefaults = {
   persistentSession: false,
   storeCheckMs: 5000,
   willGraceMs: 0,
+  offlineRetentionMs: 7 * 24 * 3600 * 1000,
   resync: { settleMs: 300, maxWaitMs: 5000 },
 };

@@ -87,8 +87,8 @@ export type NodeChange =
   | { kind: 'alive'; record: NodeRecord }
   /** Missed its heartbeats. */
   | { kind: 'stale'; record: NodeRecord }
-  /** Deregistered long ago: the record is gone. */
-  | { kind: 'forgotten'; nodeId: string }
+  /** The record is gone: deregistered or offline past its retention, or removed by an operator. */
+  | { kind: 'forgotten'; nodeId: string; why: 'retention' | 'removed' }
   /** Its desired or reported state moved (hub/state/). */
   | { kind: 'state'; record: NodeRecord }
   /** It let a trigger time out unaccepted (`unresponsive_since` set), or showed life again (cleared). */
@@ -312,17 +312,32 @@ export class Registry {
    * kept a while for operators (who left, when); keeping them for ever would
    * let the registry, and the cost of every flush, grow without end.
    */
-  pruneDeregistered(now: number, retentionMs: number): string[] {
+  pruneDeregistered(now: number, retentionMs: number, offlineRetentionMs = 0): string[] {
     const pruned: string[] = [];
     for (const r of this.#nodes.values()) {
-      if (r.status === 'deregistered' && now - r.updated_at > retentionMs) {
-        this.#nodes.delete(r.node_id);
-        this.#membership += 1;
+      const gone = (r.status === 'deregistered' && now - r.updated_at > retentionMs)
+        // Offline for longer than the operator keeps offline nodes (0: for ever), counted from when it was last seen.
+        || (r.status === 'offline' && offlineRetentionMs > 0 && now - (r.last_seen ?? r.updated_at) > offlineRetentionMs);
+      if (gone) {
+        this.#drop(r.node_id, 'retention');
         pruned.push(r.node_id);
-        this.changed({ kind: 'forgotten', nodeId: r.node_id });
       }
     }
     return pruned;
+  }
+
+  /** An operator removes a node (`DELETE /federation/nodes/:id`): the record is gone; a later registration is a new node. */
+  remove(nodeId: string): boolean {
+    if (!this.#nodes.has(nodeId)) return false;
+    this.#early.delete(nodeId);
+    this.#drop(nodeId, 'removed');
+    return true;
+  }
+
+  #drop(nodeId: string, why: 'retention' | 'removed'): void {
+    this.#nodes.delete(nodeId);
+    this.#membership += 1;
+    this.changed({ kind: 'forgotten', nodeId, why });
   }
 
   countByStatus(): Record<NodeState, number> {

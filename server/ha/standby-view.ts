@@ -111,6 +111,7 @@ export class StandbyView implements HubApi {
   counters(): CountersSnapshot { return newCounters(); }
   storeStatus(): StoreStatus { return this.source.status(); }
   register(): never { throw new StandbyError(this.source.active()); }
+  removeNode(): never { throw new StandbyError(this.source.active()); }
   heartbeat(): never { throw new StandbyError(this.source.active()); }
   nodeState(nodeId: string): NodeStateView | undefined {
     const r = this.#nodes.get(nodeId);

@@ -33,6 +33,7 @@ export function switchingApi(initial: HubApi): SwitchingHubApi {
     register: (body) => t.register(body),
     heartbeat: (id, body) => t.heartbeat(id, body),
     refuse: (report) => t.refuse(report),
+    removeNode: (id) => t.removeNode(id),
     nodeState: (id) => t.nodeState(id),
     patchDesired: (id, patch, ifVersion) => t.patchDesired(id, patch, ifVersion),
     countOutOfSync: () => t.countOutOfSync(),

@@ -11,7 +11,7 @@ import { STATE_WRITE, TokenError, WPK_WRITE, type Identity, type Verifier } from
 import { HttpError } from './respond.js';
 
 /** Paths (after the method) that change the federation and need write rights. */
-const WRITES = [/^\/federation\/wpk$/, /^\/federation\/wpk\/[^/]+\/cancel$/, /^\/federation\/register$/];
+const WRITES = [/^\/federation\/wpk$/, /^\/federation\/wpk\/[^/]+\/cancel$/, /^\/federation\/register$/, /^\/federation\/nodes\/[^/]+$/];
 /** Desired state: its own scope, so a token that may start work need not reconfigure the fleet. */
 const STATE_WRITES = /^\/federation\/nodes\/[^/]+\/desired$/;
 const OWN_STATE = /^\/federation\/nodes\/([^/]+)\/state$/;

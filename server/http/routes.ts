@@ -67,6 +67,12 @@ const getNode: RouteHandler = ({ hub, res }, [id]) => {
   sendJson(res, 200, apiNode(record));
 };
 
+const removeNode: RouteHandler = ({ hub, res }, [id]) => {
+  const nodeId = requireId(id);
+  if (!hub.removeNode(nodeId)) throw new HttpError(404, 'EDGEFED_ERR_NODE_NOT_FOUND', `no node "${nodeId}" in the registry`);
+  sendJson(res, 200, { removed: nodeId });
+};
+
 const register: RouteHandler = async (ctx) => {
   const reg = await body(ctx, validators.httpRegistration);
   const { record, created } = ctx.hub.register(reg);
@@ -87,6 +93,7 @@ export const routes: Route[] = [
   { method: 'GET', pattern: /^\/health$/, handler: health },
   { method: 'GET', pattern: /^\/federation\/nodes$/, handler: listNodes },
   { method: 'GET', pattern: /^\/federation\/nodes\/([^/]+)$/, handler: getNode },
+  { method: 'DELETE', pattern: /^\/federation\/nodes\/([^/]+)$/, handler: removeNode },
   { method: 'POST', pattern: /^\/federation\/register$/, handler: register },
   { method: 'POST', pattern: /^\/federation\/nodes\/([^/]+)\/heartbeat$/, handler: heartbeat },
   ...wpkRoutes,
