@@ -60,6 +60,18 @@ function nodeText(w: ApiWpk): string {
 }
 
 /** Executions per state, counted from the executions themselves (always current, unlike a cached summary). */
+/**
+ * Mode `all` with nothing in flight but not over: it waits for nodes until
+ * its deadline. Say so, and for whom, instead of a line that never changes.
+ */
+function waitingText(w: ApiWpk): string {
+  if (FINAL_WPK_STATES.has(w.state) || w.executions.some((e) => e.state === 'dispatched' || e.state === 'accepted' || e.state === 'running')) return '';
+  const whom = w.executions.length === 0 ? 'a matching node' : w.include_offline ? 'matching nodes that are offline, stale or busy' : 'matching nodes that are stale or busy';
+  const at = new Date(w.deadline);
+  const hhmm = `${String(at.getHours()).padStart(2, '0')}:${String(at.getMinutes()).padStart(2, '0')}`;
+  return `; waiting for ${whom} until ${hhmm} (its deadline)`;
+}
+
 function summaryText(w: ApiWpk): string {
   const counts = new Map<string, number>();
   for (const e of w.executions) counts.set(e.state, (counts.get(e.state) ?? 0) + 1);
@@ -116,7 +128,7 @@ export function wpkDetails(w: ApiWpk, now = Date.now()): string {
 
 /** A one-line account of where a WPK stands; `trigger --wait` prints it whenever it changes. */
 export function progressLine(w: ApiWpk): string {
-  if (w.mode === 'all') return `${w.wpk_id}: ${w.state} (${summaryText(w)})`;
+  if (w.mode === 'all') return `${w.wpk_id}: ${w.state} (${summaryText(w)})${waitingText(w)}`;
   const current = w.executions.find((e) => e.attempt === w.attempt && e.node_id === w.assignee);
   const where = w.assignee === null ? '' : ` on ${w.assignee}, attempt ${w.attempt}/${w.max_attempts}`;
   return `${w.wpk_id}: ${w.state}${where}${current ? percent(current) : ''}`;

@@ -123,6 +123,9 @@ render('progress lines name the state, node, attempt and progress; mode all coun
   const run = record().executions[1]!;
   const all = record({ mode: 'all', assignee: null, executions: [run, { ...run, node_id: 'edge-003', state: 'succeeded' }, { ...run, node_id: 'edge-004' }] });
   assert.is(progressLine(all), 'wpk_abc: running (running=2 succeeded=1)');
+  const done = { ...run, state: 'succeeded' as const };
+  const waiting = record({ mode: 'all', assignee: null, include_offline: true, deadline: new Date(2026, 11, 5, 12, 40).getTime(), executions: [done] });
+  assert.is(progressLine(waiting), 'wpk_abc: running (succeeded=1); waiting for matching nodes that are offline, stale or busy until 12:40 (its deadline)', 'what an open mode-all WPK waits for');
   assert.is(finalReport(record({ state: 'failed', error: 'boom' }), NOW).split('\n')[1], 'error: boom');
 });
 
