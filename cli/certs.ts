@@ -9,15 +9,17 @@ import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { CliError, helpText, int, parseFlags, str, type FlagSpecs } from './args.js';
+import { isIP } from 'node:net';
+import { CliError, helpText, int, list, parseFlags, str, type FlagSpecs } from './args.js';
 
 const SPECS: FlagSpecs = {
   out: { type: 'string', value: 'DIR', help: 'Directory to write the PEM files to (created if missing; required)' },
   days: { type: 'string', value: 'N', help: 'Validity of the CA and the certificates', default: '30' },
   force: { type: 'boolean', help: 'Overwrite the files of an earlier run in DIR' },
+  host: { type: 'string', multiple: true, value: 'NAME', help: 'Also name this host (a DNS name or an IP address) in the server certificate; comma-separated or repeated' },
 };
 
-const USAGE = 'edgefed certs dev --out DIR [--days 30] [--force]';
+const USAGE = 'edgefed certs dev --out DIR [--host NAME[,NAME...]] [--days 30] [--force]';
 const SUMMARY = 'Writes a development CA (ca.pem, ca-key.pem), a server certificate for localhost, 127.0.0.1 and ::1\n(server.pem, server-key.pem) and a client certificate for mutual TLS (client.pem, client-key.pem).\nKeys are written with mode 0600. For trying TLS only: never trust this CA in production.';
 
 /** Every file `certs dev` writes, by role. */
@@ -35,8 +37,20 @@ const KEY_FILES: ReadonlySet<string> = new Set([DEV_CERT_FILES.caKey, DEV_CERT_F
 /** The names a server certificate must carry for clients connecting to this machine by name or loopback address. */
 export const SERVER_ALT_NAMES = 'DNS:localhost, IP:127.0.0.1, IP:::1';
 
+/** The server certificate's names: the loopback ones, then `--host` names (DNS or IP). */
+export function serverAltNames(hosts: readonly string[] = []): string {
+  return [SERVER_ALT_NAMES, ...hosts.map((h) => (isIP(h) ? `IP:${h}` : `DNS:${h}`))].join(', ');
+}
+
+const HOST_NAME = /^(?=.{1,253}$)[A-Za-z0-9*]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+
+function checkHost(h: string): string {
+  if (isIP(h) || HOST_NAME.test(h)) return h;
+  throw new CliError(`edgefed certs dev: --host "${h}" is neither a DNS name nor an IP address`);
+}
+
 // One config for every step, so the result does not depend on the system's openssl.cnf.
-const OPENSSL_CONFIG = `[req]
+const opensslConfig = (altNames: string): string => `[req]
 distinguished_name = dn
 prompt = no
 [dn]
@@ -49,7 +63,7 @@ subjectKeyIdentifier = hash
 basicConstraints = critical, CA:FALSE
 keyUsage = critical, digitalSignature
 extendedKeyUsage = serverAuth
-subjectAltName = ${SERVER_ALT_NAMES}
+subjectAltName = ${altNames}
 subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid
 [client_ext]
@@ -68,6 +82,8 @@ export interface DevCertOptions {
   days: number;
   /** Replace files of an earlier run instead of refusing. */
   force?: boolean;
+  /** More names for the server certificate (`--host`), besides localhost, 127.0.0.1 and ::1. */
+  hosts?: string[];
 }
 
 export async function runCerts(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
@@ -82,7 +98,8 @@ export async function runCerts(argv: string[], env: NodeJS.ProcessEnv): Promise<
   const out = str(flags, 'out');
   if (out === undefined || out === '') throw new CliError(`edgefed certs dev: --out DIR is required. Usage: ${USAGE}`);
   const outDir = path.resolve(out);
-  await generateDevCerts({ outDir, days: int(flags, 'days', { min: 1, max: 3650 }) ?? 30, force: flags.force === true });
+  const hosts = list(flags, 'host').map(checkHost);
+  await generateDevCerts({ outDir, days: int(flags, 'days', { min: 1, max: 3650 }) ?? 30, force: flags.force === true, hosts });
   process.stdout.write(nextSteps(outDir));
   return 0;
 }
@@ -97,7 +114,7 @@ export async function generateDevCerts(opts: DevCertOptions): Promise<void> {
   if (!opts.force) await refuseOverwrite(opts.outDir);
   const work = await fs.mkdtemp(path.join(opts.outDir, '.edgefed-certs-'));
   try {
-    await fs.writeFile(path.join(work, 'openssl.cnf'), OPENSSL_CONFIG);
+    await fs.writeFile(path.join(work, 'openssl.cnf'), opensslConfig(serverAltNames(opts.hosts)));
     await makeCa(work, opts.days);
     await makeLeaf(work, opts.days, 'server', 'localhost', 'server_ext');
     await makeLeaf(work, opts.days, 'client', 'edgefed-dev-client', 'client_ext');
