@@ -8,7 +8,7 @@
  * Field names are snake_case; times are epoch milliseconds.
  */
 import type { ExecutionRecordState, NodeState, WpkState } from './states.js';
-import type { AgentInfo, HardwareInfo, RefusalCode } from './wire.js';
+import type { AgentInfo, HardwareInfo, HttpAbortCriterion, HttpRollout, RefusalCode } from './wire.js';
 
 export type { ExecutionRecordState, NodeState, WpkState } from './states.js';
 
@@ -108,6 +108,20 @@ export interface ApiWpk {
   max_attempts: number;
   /** Mode `all`: offline nodes are waited for (true) or skipped (false, the default). */
   include_offline: boolean;
+  /** Mode `all`: open until the deadline; nodes that match later run it too. */
+  continuous: boolean;
+  /** Nothing is dispatched before this (epoch ms); the WPK is `scheduled` until then. Null: it started at creation. */
+  start_at: number | null;
+  /** Mode `all`: the rollout's pace as requested; null: every target at once. */
+  rollout: HttpRollout | null;
+  /** Dispatches per minute now (a ramp's grows as executions succeed); null without a rollout. */
+  rollout_rate_per_minute: number | null;
+  /** The earliest time of the rollout's next dispatch; null before the first or without a rollout. */
+  next_dispatch_at: number | null;
+  /** Mode `all`: abort criteria as requested ([]: none). */
+  abort: HttpAbortCriterion[];
+  /** State `aborted`: the criterion that fired, the executions that had ended and how many matched it. */
+  aborted_by: (HttpAbortCriterion & { executed: number; matched: number }) | null;
   /** The highest attempt dispatched so far (0 while none was). */
   attempt: number;
   /** Mode one: the node running the current attempt. */

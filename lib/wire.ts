@@ -164,6 +164,40 @@ export interface HttpWpkRequest {
   max_attempts?: number;
   /** Mode all: also wait (until the deadline) for matching nodes that are offline now; default false: they are skipped. */
   include_offline?: boolean;
+  /** Mode all: stay open until the deadline; every node that matches later runs it once too. */
+  continuous?: boolean;
+  /** Mode all: dispatch at this pace, targets waiting `queued` for their turn. */
+  rollout?: HttpRollout;
+  /** Mode all: end the WPK `aborted` when one of these is met. */
+  abort?: HttpAbortCriterion[];
+  /** Absolute epoch ms before which nothing is dispatched: the WPK is `scheduled` until then. */
+  start_at?: number;
+}
+
+/**
+ * A rollout's pace: a fixed `max_per_minute`, or an exponential ramp that
+ * starts at `base_per_minute` and grows by `factor` each time
+ * `every_succeeded` more executions succeed (capped by `max_per_minute` if
+ * given). Targets go in order of the `order_label` label's value (nodes
+ * without it last), then by node id.
+ */
+export interface HttpRollout {
+  max_per_minute?: number;
+  base_per_minute?: number;
+  factor?: number;
+  every_succeeded?: number;
+  order_label?: string;
+}
+
+/**
+ * Ends a rollout `aborted` once at least `min_executed` executions ended and
+ * `threshold_pct` percent of them ended `on` that way (`any`: failed,
+ * rejected, timed out or lost).
+ */
+export interface HttpAbortCriterion {
+  on: 'failed' | 'rejected' | 'timed_out' | 'any';
+  min_executed: number;
+  threshold_pct: number;
 }
 
 /** Body of `POST /federation/nodes/:id/heartbeat` (all optional). */

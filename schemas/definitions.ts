@@ -58,6 +58,30 @@ const nodeDescription = {
 const params = { type: 'object', maxProperties: MAX_PARAMS } as const;
 const timeoutMs = { type: 'integer', minimum: 1, maximum: MAX_TIMEOUT_MS } as const;
 const attempt = { type: 'integer', minimum: 1, maximum: MAX_ATTEMPT } as const;
+/** Dispatches per minute: at most 1,000 a second, as the hub's sweep can spread them. */
+const perMinute = { type: 'integer', minimum: 1, maximum: 60_000 } as const;
+/** Which combinations are valid (a fixed rate or a ramp) the hub checks, with a message saying what to send. */
+const rollout = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    max_per_minute: perMinute,
+    base_per_minute: perMinute,
+    factor: { type: 'number', exclusiveMinimum: 1, maximum: 100 },
+    every_succeeded: { type: 'integer', minimum: 1, maximum: 1_000_000 },
+    order_label: id,
+  },
+} as const;
+const abortCriterion = {
+  type: 'object',
+  required: ['on', 'min_executed', 'threshold_pct'],
+  additionalProperties: false,
+  properties: {
+    on: { type: 'string', enum: ['failed', 'rejected', 'timed_out', 'any'] },
+    min_executed: { type: 'integer', minimum: 1, maximum: 1_000_000 },
+    threshold_pct: { type: 'number', exclusiveMinimum: 0, maximum: 100 },
+  },
+} as const;
 
 export const registrationSchema = {
   $schema: DIALECT,
@@ -162,6 +186,10 @@ export const httpWpkRequestSchema = {
     deadline: epochMs,
     max_attempts: { type: 'integer', minimum: 1, maximum: MAX_ATTEMPTS },
     include_offline: { type: 'boolean' },
+    continuous: { type: 'boolean' },
+    rollout,
+    abort: { type: 'array', items: abortCriterion, minItems: 1, maxItems: 10 },
+    start_at: epochMs,
   },
 } as const;
 

@@ -12,6 +12,7 @@ import { buildRequest, TRIGGER_FLAGS } from '../cli/trigger.js';
 import { executionsTable, finalReport, formatDuration, progressLine, relative, wpkDetails, wpkTable } from '../cli/wpk.js';
 import type { Federation } from '../server/federation.js';
 import type { WpkRecord } from '../hub/wpk/types.js';
+import type { ApiWpk } from '../lib/api.js';
 import { silentLogger } from '../lib/log.js';
 import { federation } from './helpers/federation.js';
 import { bounded, type Scope } from './helpers/scope.js';
@@ -24,10 +25,11 @@ function request(argv: string[], env: NodeJS.ProcessEnv = {}) {
   return buildRequest(parseFlags('trigger', argv, TRIGGER_FLAGS, env).flags, NOW);
 }
 
-function record(extra: Partial<WpkRecord> = {}): WpkRecord {
+function record(extra: Partial<ApiWpk> = {}): ApiWpk {
   return {
     wpk_id: 'wpk_abc', state: 'running', capability: 'monitoring', action: 'collect-metrics', mode: 'one',
     params: { window: '5m' }, nodes: null, labels: { site: 'berlin' }, timeout_ms: 30_000, max_attempts: 3, include_offline: false,
+    continuous: false, start_at: null, rollout: null, abort: [], aborted_by: null, next_dispatch_at: null, rollout_rate_per_minute: null,
     attempt: 2, assignee: 'edge-002', created_at: NOW - 12_000, updated_at: NOW - 1000, deadline: NOW + 600_000,
     finished_at: null, result: null, error: null, summary: {},
     executions: [

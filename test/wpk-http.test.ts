@@ -42,7 +42,7 @@ T('POST /federation/wpk: 201 with the new record; GET /federation/wpk/:id answer
   assert.ok(Array.isArray(w.executions));
   const got = await api<WpkRecord>(fed, `/federation/wpk/${w.wpk_id}`);
   assert.is(got.status, 200);
-  assert.equal(got.body, fed.hub.wpks.get(w.wpk_id), 'the HTTP record is the service record as is');
+  assert.equal(got.body, { ...fed.hub.wpks.get(w.wpk_id), rollout_rate_per_minute: null }, 'the HTTP record is the service record, plus the rollout rate it derives');
   assert.is(got.body.wpk_id, w.wpk_id);
 });
 

@@ -7,20 +7,19 @@
 import type { Logger } from '../../lib/log.js';
 import type { ExecutionUpdate } from '../../lib/wire.js';
 import type { HubObservers } from '../observe.js';
-import { MAX_TARGETS } from '../../lib/limits.js';
 import type { HubCounters } from '../counters.js';
 import type { NodeRecord, Registry } from '../registry.js';
 import {
-  acceptsUpdate, applyUpdate, describeEnd, endExecution, finish, isFinalWpk, isInFlight, newExecution, progressState, skippedExecution, summarize,
+  acceptsUpdate, applyUpdate, describeEnd, endExecution, finish, isFinalWpk, isInFlight, isQueued, newExecution, normalizeWpk, progressState,
+  skipQueued, summarize,
 } from './model.js';
 import { isBusy, Placement } from './placement.js';
-import type { ExecutionRecord, WpkRecord, WpkState } from './types.js';
+import { FanOut, notReached } from './fan-out.js';
+import { whyGiveUp } from './give-up.js';
+import type { ExecutionRecord, Signals, WpkRecord, WpkState } from './types.js';
+import { WaitingList } from './waiting.js';
 
-/** What the engine asks the hub to publish. */
-export interface Signals {
-  trigger(w: WpkRecord, attempt: number, who: { assignee: string } | { targets: string[] }): void;
-  cancel(nodeId: string, wpkId: string, attempt: number): void;
-}
+export type { Signals } from './types.js';
 
 export interface EngineOptions {
   acceptTimeoutMs: number;
@@ -31,6 +30,8 @@ export interface EngineOptions {
   defaultConcurrency: number;
   /** A node that answered `busy` gets no new work for this long. */
   busyRestMs: number;
+  /** How often check() runs: a rollout dispatches at most this much time's worth of its rate at once. */
+  sweepIntervalMs: number;
 }
 
 export interface EngineDeps {
@@ -55,55 +56,59 @@ export class WpkEngine {
   readonly all = new Map<string, WpkRecord>();
   /** WPKs not finished yet, in creation order. */
   readonly open = new Map<string, WpkRecord>();
-  /** Open WPKs waiting for a node (or a free slot), per capability, oldest first. */
-  readonly #waiting = new Map<string, Set<WpkRecord>>();
-  /** Creation order of the WPKs this process knows: what "oldest first" means. */
-  readonly #age = new WeakMap<WpkRecord, number>();
-  #created = 0;
+  readonly #waiting = new WaitingList();
   readonly placement: Placement;
+  readonly #fanOut: FanOut;
 
   constructor(private readonly deps: EngineDeps, private readonly opts: EngineOptions) {
     this.placement = new Placement(deps.registry, { defaultConcurrency: opts.defaultConcurrency });
+    this.#fanOut = new FanOut({
+      registry: deps.registry, placement: this.placement, signals: deps.signals, log: deps.log, waiting: this.#waiting,
+      sweepIntervalMs: opts.sweepIntervalMs,
+      hold: (w, e) => this.placement.hold(e.node_id, key(w, e)),
+      finish: (w, state, now, error) => this.#finish(w, state, now, error),
+    });
   }
 
   /** Takes records from disk: open ones keep their slots and timers. */
   restore(records: Iterable<WpkRecord>): void {
     for (const w of records) {
+      normalizeWpk(w);
       this.all.set(w.wpk_id, w);
-      this.#age.set(w, ++this.#created);
+      this.#waiting.born(w);
       if (isFinalWpk(w)) continue;
       this.open.set(w.wpk_id, w);
       for (const e of w.executions) if (isInFlight(e)) this.placement.hold(e.node_id, key(w, e));
       // A mode-one attempt in flight waits for its node, not for a slot: its end moves it on.
-      if (w.mode === 'all' || !w.executions.some(isInFlight)) this.#wait(w);
+      if (w.state !== 'scheduled' && (w.mode === 'all' || !w.executions.some(isInFlight))) this.#waiting.add(w);
     }
   }
 
   add(w: WpkRecord, now: number): void {
     this.all.set(w.wpk_id, w);
-    this.#age.set(w, ++this.#created);
+    this.#waiting.born(w);
     this.open.set(w.wpk_id, w);
     this.deps.counters.wpks.created += 1;
-    if (w.mode === 'all' && !w.include_offline) this.#skipOffline(w, now);
-    this.advance(w, now);
+    if (w.state !== 'scheduled') this.#start(w, now);
   }
 
-  /**
-   * Mode `all` targets the matching nodes that are active or stale when it is
-   * created: one that is offline then gets a `skipped` execution, so the WPK
-   * does not wait an hour for a node that may never come back.
-   */
-  #skipOffline(w: WpkRecord, now: number): void {
-    for (const node of this.deps.registry.all()) {
-      if (node.status === 'offline' && this.placement.matches(w, node)) w.executions.push(skippedExecution(node.node_id, node.boot_id, now));
-    }
+  /** The WPK's start (at creation, or at its start_at): it takes its targets and goes. */
+  #start(w: WpkRecord, now: number): void {
+    // Continuous work runs on nodes offline now once they come back: it skips no one.
+    if (w.mode === 'all' && !w.include_offline && !w.continuous) this.#fanOut.skipOffline(w, now);
+    this.advance(w, now);
   }
 
   /** Moves an open WPK on as far as it can go now: dispatch, retry, or finish. */
   advance(w: WpkRecord, now: number): void {
-    if (isFinalWpk(w)) return;
+    if (isFinalWpk(w) || w.state === 'scheduled') return;
     if (w.mode === 'one') this.#advanceOne(w, now);
-    else this.#advanceAll(w, now);
+    else this.#fanOut.advance(w, now);
+    this.#settle(w, now);
+  }
+
+  /** An open WPK's state follows its executions. */
+  #settle(w: WpkRecord, now: number): void {
     if (isFinalWpk(w)) return;
     const state = progressState(w);
     if (state !== w.state) { w.state = state; w.updated_at = now; }
@@ -123,56 +128,13 @@ export class WpkEngine {
     if (!node && last?.state === 'rejected' && !this.placement.anyoneLeft(w)) {
       return this.#finish(w, 'failed', now, `every capable node rejected it; ${describeEnd(last)}`);
     }
-    if (!node) return this.#wait(w);
-    this.#unwait(w);
+    if (!node) return this.#waiting.add(w);
+    this.#waiting.remove(w);
     w.attempt += 1;
     if (w.attempt > 1) this.deps.counters.wpks.redispatches += 1;
     w.assignee = node.node_id;
     this.#dispatch(w, node, w.attempt, now);
     this.deps.signals.trigger(w, w.attempt, { assignee: node.node_id });
-  }
-
-  /**
-   * Mode `all`: every matching node runs it once. Nodes that are registered
-   * but away (or busy) are waited for until the deadline; the WPK ends when
-   * every one of them has finished, or at the deadline once nothing runs.
-   */
-  #advanceAll(w: WpkRecord, now: number): void {
-    const served = new Set(w.executions.map((e) => e.node_id));
-    let unserved = 0;
-    const targets: string[] = [];
-    for (const node of this.deps.registry.all()) {
-      if (served.has(node.node_id) || !this.placement.matches(w, node)) continue;
-      if (now < w.deadline && this.placement.eligible(w, node) && this.placement.hasRoom(node, now)) {
-        this.#dispatch(w, node, 1, now);
-        targets.push(node.node_id);
-      } else {
-        unserved += 1;
-      }
-    }
-    if (targets.length > 0) w.attempt = 1;
-    for (let i = 0; i < targets.length; i += MAX_TARGETS) this.deps.signals.trigger(w, 1, { targets: targets.slice(i, i + MAX_TARGETS) });
-    // Until the deadline it waits for registered nodes that are away or busy,
-    // for the first node when there is none, and, while some node still runs
-    // it, for nodes that register meanwhile: they get it too.
-    const running = w.executions.some(isInFlight);
-    if (now < w.deadline && (unserved > 0 || w.executions.length === 0 || running)) return this.#wait(w);
-    this.#unwait(w);
-    if (running) return;
-    this.#finishAll(w, unserved, now);
-  }
-
-  /** Succeeded when every execution that ran succeeded and one at least ran; `skipped` ones did not run. */
-  #finishAll(w: WpkRecord, missed: number, now: number): void {
-    const skipped = w.executions.filter((e) => e.state === 'skipped').length;
-    const ran = w.executions.length - skipped;
-    const ok = w.executions.filter((e) => e.state === 'succeeded').length;
-    if (ran === 0 && skipped === 0) return this.#finish(w, 'expired', now, `no node with capability "${w.capability}" could take it before the deadline`);
-    const parts = [`${ok} of ${ran} node(s) succeeded`];
-    if (skipped > 0) parts.push(`${skipped} skipped (offline at creation)`);
-    if (missed > 0) parts.push(`${missed} node(s) were not reached before the deadline`);
-    const success = ran > 0 && ok === ran && missed === 0;
-    this.#finish(w, success ? 'succeeded' : 'failed', now, success ? null : parts.join('; '));
   }
 
   #dispatch(w: WpkRecord, node: NodeRecord, attempt: number, now: number): void {
@@ -255,9 +217,13 @@ export class WpkEngine {
     // after a hub restart must not cost (nodes x open WPKs).
     const candidates = onlyNode === undefined ? [...this.open.values()] : this.#heldBy(onlyNode);
     for (const w of candidates) {
+      if (w.state === 'scheduled') {
+        if (onlyNode === undefined && now >= (w.start_at ?? 0)) changed = this.#startScheduled(w, now) || changed;
+        continue;
+      }
       for (const e of w.executions) {
         if (!isInFlight(e) || (onlyNode !== undefined && e.node_id !== onlyNode)) continue;
-        const why = this.#whyGiveUp(w, e, now);
+        const why = whyGiveUp({ ...this.opts, startedAt: this.deps.startedAt }, w, e, this.deps.registry.get(e.node_id), now);
         if (why) {
           if (e.state === 'dispatched' && why.acceptTimeout) this.deps.registry.markUnresponsive(e.node_id, now);
           this.giveUp(w, e, why.state, why.reason, now);
@@ -268,8 +234,25 @@ export class WpkEngine {
         this.advance(w, now);
         changed = true;
       }
+      if (onlyNode === undefined) changed = this.#pace(w, now) || changed;
     }
     return changed;
+  }
+
+  #startScheduled(w: WpkRecord, now: number): boolean {
+    w.state = 'pending';
+    w.updated_at = now;
+    this.deps.log.info({ wpk_id: w.wpk_id, start_at: w.start_at }, 'scheduled work package starts');
+    this.#start(w, now);
+    return true;
+  }
+
+  #pace(w: WpkRecord, now: number): boolean {
+    if (isFinalWpk(w)) return false;
+    const outcome = this.#fanOut.pace(w, now);
+    if (outcome === 'skipped') this.advance(w, now);
+    else this.#settle(w, now);
+    return outcome !== 'none';
   }
 
   #heldBy(nodeId: string): WpkRecord[] {
@@ -279,30 +262,6 @@ export class WpkEngine {
       if (w) out.add(w);
     }
     return [...out];
-  }
-
-  #whyGiveUp(w: WpkRecord, e: ExecutionRecord, now: number): { state: 'lost' | 'timed_out'; reason: string; acceptTimeout?: boolean } | undefined {
-    const node = this.deps.registry.get(e.node_id);
-    const lost = this.#lostReason(node, e, now);
-    if (lost) return { state: 'lost', reason: lost };
-    // Work restored from disk gets its full time again from the hub's start.
-    const since = (t: number) => now - Math.max(t, this.deps.startedAt);
-    if (e.state === 'dispatched' && since(e.dispatched_at) > this.opts.acceptTimeoutMs) {
-      return { state: 'lost', reason: `did not accept within ${this.opts.acceptTimeoutMs} ms`, acceptTimeout: true };
-    }
-    if (e.state !== 'dispatched' && since(e.started_at ?? e.dispatched_at) > w.timeout_ms + this.opts.timeoutGraceMs) {
-      return { state: 'timed_out', reason: `exceeded its timeout of ${w.timeout_ms} ms` };
-    }
-    return undefined;
-  }
-
-  #lostReason(node: NodeRecord | undefined, e: ExecutionRecord, now: number): string | undefined {
-    if (!node || node.status === 'deregistered') return 'node left the federation';
-    if (node.boot_id !== e.boot_id) return 'node restarted (new boot_id)';
-    if (node.status === 'offline') return `node went offline (${node.status_reason ?? 'lost'})`;
-    if (node.status === 'stale' && node.status_reason === 'no_heartbeat') return 'node stopped sending heartbeats';
-    if (node.status === 'stale' && now - this.deps.startedAt > this.opts.lostAfterRestartMs) return 'node not heard from since the hub restarted';
-    return undefined;
   }
 
   /** Nodes whose rest after a `busy` is over take waiting work again. */
@@ -318,13 +277,18 @@ export class WpkEngine {
     if (!node || node.status !== 'active') return false;
     let moved = false;
     for (const cap of node.capabilities) {
-      const waiting = this.#waiting.get(cap);
+      const waiting = this.#waiting.of(cap);
       if (!waiting) continue;
       // Deleting while iterating a Set is safe; advance() only removes the current WPK.
       for (const w of waiting) {
         if (!this.placement.hasRoom(node, now)) return moved;
         const before = w.executions.length;
-        this.advance(w, now);
+        if (w.mode === 'all') {
+          this.#fanOut.reachOne(w, node, now);
+          this.#settle(w, now);
+        } else {
+          this.advance(w, now);
+        }
         if (w.executions.length !== before || isFinalWpk(w)) moved = true;
         // One that stays (this node refused it, or it selects other nodes) must not hold up the rest.
       }
@@ -334,14 +298,16 @@ export class WpkEngine {
 
   #finish(w: WpkRecord, state: WpkState, now: number, error: string | null, result: Record<string, unknown> | null = null): void {
     for (const e of w.executions) {
+      if (isQueued(e)) skipQueued(e, notReached(state), now);
       if (!isInFlight(e)) continue;
-      endExecution(e, 'canceled', state === 'canceled' ? (error ?? 'canceled') : `the WPK ${state} elsewhere`, now);
+      const why = state === 'canceled' ? (error ?? 'canceled') : state === 'aborted' ? 'the rollout was aborted' : `the WPK ${state} elsewhere`;
+      endExecution(e, 'canceled', why, now);
       this.#release(w, e);
       this.deps.signals.cancel(e.node_id, w.wpk_id, e.attempt);
     }
     finish(w, state, now, error, result);
     this.open.delete(w.wpk_id);
-    this.#unwait(w);
+    this.#waiting.remove(w);
     this.deps.finished?.(w);
     this.deps.counters.wpks.finished[state] = (this.deps.counters.wpks.finished[state] ?? 0) + 1;
     this.deps.observe?.wpkFinished.emit(state, now - w.created_at);
@@ -350,29 +316,5 @@ export class WpkEngine {
 
   #release(w: WpkRecord, e: ExecutionRecord): void {
     this.placement.release(e.node_id, key(w, e));
-  }
-
-  #wait(w: WpkRecord): void {
-    const set = this.#waiting.get(w.capability);
-    if (!set) return void this.#waiting.set(w.capability, new Set([w]));
-    if (set.has(w)) return;
-    if (w.executions.length === 0) return void set.add(w); // new: the youngest
-    // Back to waiting (its node was lost, or rejected it busy): it keeps its
-    // place by age, oldest first, rather than queueing behind newer work.
-    const age = this.#age.get(w) ?? 0;
-    const ordered = new Set<WpkRecord>();
-    for (const x of set) {
-      if (!ordered.has(w) && (this.#age.get(x) ?? 0) > age) ordered.add(w);
-      ordered.add(x);
-    }
-    ordered.add(w);
-    this.#waiting.set(w.capability, ordered);
-  }
-
-  #unwait(w: WpkRecord): void {
-    const set = this.#waiting.get(w.capability);
-    if (!set) return;
-    set.delete(w);
-    if (set.size === 0) this.#waiting.delete(w.capability);
   }
 }

@@ -5,6 +5,7 @@
  */
 import { nanoid } from 'nanoid';
 import type { ExecutionState, ExecutionUpdate, HttpWpkRequest } from '../../lib/wire.js';
+import { checkRollout } from './rollout.js';
 import {
   FINAL_WPK_STATES, WpkRequestError, type ExecutionRecord, type ExecutionRecordState, type WpkRecord, type WpkState,
 } from './types.js';
@@ -23,19 +24,28 @@ export function newWpkId(): string {
   return `wpk_${nanoid(16)}`;
 }
 
+/** A start_at this far in the past is taken as "now" (the client's clock may be behind the hub's); further back it is refused. */
+export const START_AT_SKEW_MS = 60_000;
+
 /** A record for a request that passed its schema; rules the schema cannot say are checked here. */
 export function newWpk(req: HttpWpkRequest, now: number, defaults: WpkDefaults = DEFAULT_WPK): WpkRecord {
-  const deadline = req.deadline ?? now + defaults.deadlineMs;
+  const startAt = checkStartAt(req.start_at, now);
+  const deadline = req.deadline ?? Math.max(now, startAt ?? now) + defaults.deadlineMs;
   if (deadline <= now) {
     throw new WpkRequestError(422, 'EDGEFED_ERR_WPK_DEADLINE', `deadline ${new Date(deadline).toISOString()} is not in the future (it is absolute epoch milliseconds)`);
+  }
+  if (startAt !== null && startAt >= deadline) {
+    throw new WpkRequestError(422, 'EDGEFED_ERR_WPK_DEADLINE', `start_at ${new Date(startAt).toISOString()} is not before the deadline ${new Date(deadline).toISOString()}; give a later deadline`);
   }
   const mode = req.mode ?? 'one';
   if (mode === 'all' && req.max_attempts !== undefined && req.max_attempts !== 1) {
     throw new WpkRequestError(422, 'EDGEFED_ERR_WPK_ATTEMPTS', 'max_attempts applies to mode "one"; in mode "all" every node runs the WPK once');
   }
+  checkFanOutOnly(req, mode);
+  if (req.rollout) checkRollout(req.rollout);
   return {
     wpk_id: newWpkId(),
-    state: 'pending',
+    state: startAt !== null ? 'scheduled' : 'pending',
     capability: req.capability,
     action: req.action,
     mode,
@@ -43,6 +53,12 @@ export function newWpk(req: HttpWpkRequest, now: number, defaults: WpkDefaults =
     nodes: req.nodes ?? null,
     labels: req.labels ?? null,
     include_offline: req.include_offline ?? false,
+    continuous: req.continuous ?? false,
+    start_at: startAt,
+    rollout: req.rollout ?? null,
+    abort: req.abort ?? [],
+    aborted_by: null,
+    next_dispatch_at: null,
     timeout_ms: req.timeout_ms ?? defaults.timeoutMs,
     max_attempts: mode === 'all' ? 1 : req.max_attempts ?? defaults.maxAttempts,
     attempt: 0,
@@ -58,6 +74,36 @@ export function newWpk(req: HttpWpkRequest, now: number, defaults: WpkDefaults =
   };
 }
 
+function checkStartAt(startAt: number | undefined, now: number): number | null {
+  if (startAt === undefined) return null;
+  if (startAt < now - START_AT_SKEW_MS) {
+    throw new WpkRequestError(422, 'EDGEFED_ERR_WPK_START', `start_at ${new Date(startAt).toISOString()} is in the past (the hub's time is ${new Date(now).toISOString()}); leave it out to start now`);
+  }
+  return startAt <= now ? null : startAt;
+}
+
+/** Continuous work, rollouts and abort criteria are about fleets: mode `all` only. */
+function checkFanOutOnly(req: HttpWpkRequest, mode: 'one' | 'all'): void {
+  if (mode === 'all') return;
+  const asked = (['continuous', 'rollout', 'abort'] as const).filter((k) => req[k] !== undefined && req[k] !== false);
+  if (asked.length > 0) {
+    throw new WpkRequestError(422, 'EDGEFED_ERR_WPK_MODE', `${asked.join(', ')} apply to mode "all" (every matching node); send "mode": "all" or leave ${asked.length > 1 ? 'them' : 'it'} out`);
+  }
+}
+
+/** Records stored before continuous work and rollouts lack their fields: the values that mean "not asked for". */
+export function normalizeWpk(w: WpkRecord): WpkRecord {
+  const r = w as Partial<WpkRecord> & WpkRecord;
+  r.include_offline ??= false;
+  r.continuous ??= false;
+  r.start_at ??= null;
+  r.rollout ??= null;
+  r.abort ??= [];
+  r.aborted_by ??= null;
+  r.next_dispatch_at ??= null;
+  return r;
+}
+
 export const isFinalWpk = (w: WpkRecord): boolean => FINAL_WPK_STATES.has(w.state);
 
 /** States in which an execution holds a slot on its node. */
@@ -66,10 +112,12 @@ const IN_FLIGHT: ReadonlySet<ExecutionRecordState> = new Set(['dispatched', 'acc
 const NODE_FINAL: ReadonlySet<ExecutionState> = new Set(['succeeded', 'failed', 'rejected', 'timed_out']);
 
 export const isInFlight = (e: ExecutionRecord): boolean => IN_FLIGHT.has(e.state);
+/** A rollout's target waiting for its turn. */
+export const isQueued = (e: ExecutionRecord): boolean => e.state === 'queued';
 export const isNodeFinal = (s: ExecutionRecordState): boolean => NODE_FINAL.has(s as ExecutionState);
 
 const RANK: Record<ExecutionRecordState, number> = {
-  dispatched: 0, accepted: 1, running: 2, succeeded: 3, failed: 3, rejected: 3, timed_out: 3, lost: 3, canceled: 3, skipped: 3,
+  queued: -1, dispatched: 0, accepted: 1, running: 2, succeeded: 3, failed: 3, rejected: 3, timed_out: 3, lost: 3, canceled: 3, skipped: 3,
 };
 
 /**
@@ -80,6 +128,7 @@ const RANK: Record<ExecutionRecordState, number> = {
  * it no longer changes the WPK.
  */
 export function acceptsUpdate(current: ExecutionRecordState, next: ExecutionState): boolean {
+  if (current === 'queued') return false; // never sent: the node cannot be running it
   if (current === 'lost' || current === 'canceled') return isNodeFinal(next);
   if (next === 'running' && current === 'running') return true;
   return RANK[next] > RANK[current];
@@ -92,6 +141,22 @@ export function skippedExecution(nodeId: string, bootId: string, now: number): E
     error: 'the node was offline when the work package was created (send include_offline: true to wait for it)',
     dispatched_at: now, started_at: null, finished_at: now, updated_at: now,
   };
+}
+
+/** A rollout's target waiting for its turn; `dispatched_at` is when it was queued until it is dispatched. */
+export function queuedExecution(nodeId: string, bootId: string, now: number): ExecutionRecord {
+  return {
+    node_id: nodeId, attempt: 1, state: 'queued', boot_id: bootId, progress: null, result: null, error: null,
+    dispatched_at: now, started_at: null, finished_at: null, updated_at: now,
+  };
+}
+
+/** A queued target the rollout will not reach (aborted, canceled, past the deadline). */
+export function skipQueued(e: ExecutionRecord, why: string, now: number): void {
+  e.state = 'skipped';
+  e.error = why;
+  e.finished_at = now;
+  e.updated_at = now;
 }
 
 export function newExecution(nodeId: string, bootId: string, attempt: number, now: number): ExecutionRecord {
@@ -148,6 +213,7 @@ export function finish(w: WpkRecord, state: WpkState, now: number, error: string
 export function progressState(w: WpkRecord): WpkState {
   let dispatched = false;
   for (const e of w.executions) {
+    if (e.state === 'queued') continue;
     if (e.state === 'running') return 'running';
     if (e.state === 'dispatched' || e.state === 'accepted') dispatched = true;
     else if (w.mode === 'all') return 'running';

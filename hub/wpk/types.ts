@@ -4,7 +4,7 @@
  * names are the wire's snake_case; times are epoch milliseconds; a field
  * that does not apply yet is null.
  */
-import type { HttpWpkRequest } from '../../lib/wire.js';
+import type { HttpAbortCriterion, HttpRollout, HttpWpkRequest } from '../../lib/wire.js';
 import type { ExecutionRecordState, WpkState } from '../../lib/states.js';
 import { EdgefedError, type EdgefedErrorCode } from '../../lib/errors.js';
 
@@ -42,6 +42,18 @@ export interface WpkRecord {
   labels: Record<string, string> | null;
   /** Mode `all`: wait for matching nodes that are offline at creation (else they are `skipped`). Records stored before it lack it: false. */
   include_offline: boolean;
+  /** Mode `all`: open until the deadline; nodes that match later run it too. (Records stored before these fields: see normalizeWpk.) */
+  continuous: boolean;
+  /** Nothing is dispatched before this (epoch ms); null: at once. */
+  start_at: number | null;
+  /** Mode `all`: the pace of the rollout, as requested; null: every target at once. */
+  rollout: HttpRollout | null;
+  /** Mode `all`: abort criteria, as requested ([] : none). */
+  abort: HttpAbortCriterion[];
+  /** The criterion that aborted it, with the counts it saw. */
+  aborted_by: AbortFired | null;
+  /** A rollout: the earliest time of its next dispatch (null before the first). */
+  next_dispatch_at: number | null;
   timeout_ms: number;
   max_attempts: number;
   /** Highest attempt number dispatched so far (0 while never dispatched). */
@@ -61,6 +73,12 @@ export interface WpkRecord {
   executions: ExecutionRecord[];
 }
 
+/** An abort criterion that was met: the criterion, the executions that had ended and how many of them matched it. */
+export interface AbortFired extends HttpAbortCriterion {
+  executed: number;
+  matched: number;
+}
+
 export interface WpkListFilter {
   state?: WpkState;
   capability?: string;
@@ -71,6 +89,12 @@ export interface WpkListFilter {
 
 /** Where a page of the WPK list ended (its last WPK): the list is newest first, in creation order. */
 export interface WpkCursor { created_at: number; wpk_id: string }
+
+/** What the engine asks the hub to publish. */
+export interface Signals {
+  trigger(w: WpkRecord, attempt: number, who: { assignee: string } | { targets: string[] }): void;
+  cancel(nodeId: string, wpkId: string, attempt: number): void;
+}
 
 /** A refused request, mapped to an HTTP status by the API and to an exit code by the CLI. */
 export class WpkRequestError extends EdgefedError {

@@ -9,6 +9,7 @@ import { isInSync } from '../../hub/state/model.js';
 import type { NodeStateView } from '../../hub/state/service.js';
 import type { NodeRecord } from '../../hub/registry.js';
 import type { ExecutionRecord, WpkRecord } from '../../hub/wpk/types.js';
+import { ratePerMinute } from '../../hub/wpk/rollout.js';
 
 export function apiNode(r: NodeRecord): ApiNode {
   return {
@@ -82,6 +83,13 @@ export function apiWpk(w: WpkRecord): ApiWpk {
     nodes: w.nodes,
     labels: w.labels,
     include_offline: w.include_offline ?? false,
+    continuous: w.continuous,
+    start_at: w.start_at,
+    rollout: w.rollout,
+    abort: w.abort,
+    aborted_by: w.aborted_by,
+    next_dispatch_at: w.next_dispatch_at,
+    rollout_rate_per_minute: ratePerMinute(w),
     timeout_ms: w.timeout_ms,
     max_attempts: w.max_attempts,
     attempt: w.attempt,
