@@ -11,6 +11,7 @@ import { MAX_ATTEMPTS } from '../lib/limits.js';
 import type { ApiWpk } from '../lib/api.js';
 import { CliError, envName, helpText, int, labels, list, parseFlags, str, type Flags, type FlagSpecs } from './args.js';
 import { getJson, HUB_FLAGS, hubOf, postJson, type HubTarget } from './hub-client.js';
+import { addRolloutFields, ROLLOUT_FLAGS } from './rollout.js';
 import { finalReport, isFinal, progressLine, wpkPath } from './wpk.js';
 
 export const TRIGGER_FLAGS: FlagSpecs = {
@@ -21,9 +22,10 @@ export const TRIGGER_FLAGS: FlagSpecs = {
   nodes: { type: 'string', multiple: true, value: 'A,B', help: 'Only these nodes may run it' },
   label: { type: 'string', multiple: true, value: 'K=V', help: 'Only nodes with this label may run it (repeatable)' },
   timeout: { type: 'string', value: 'DURATION', help: 'How long one attempt may run, e.g. 30s' },
-  deadline: { type: 'string', value: 'DURATION', help: 'No attempt starts after now + this, e.g. 10m (hub default: 1h)' },
+  deadline: { type: 'string', value: 'DURATION', help: 'No attempt starts after now (or --start-at) + this, e.g. 10m (hub default: 1h)' },
   'max-attempts': { type: 'string', value: 'N', help: `Attempts before it fails (mode one), 1-${MAX_ATTEMPTS}` },
   'include-offline': { type: 'boolean', help: 'Mode all: also wait (until the deadline) for matching nodes that are offline now; without it they are skipped' },
+  ...ROLLOUT_FLAGS,
   wait: { type: 'boolean', help: 'Follow it to its end: changes on stderr, final state and result on stdout' },
   json: { type: 'boolean', help: 'Print the hub\'s record as JSON (with --wait: only the final one)' },
   ...HUB_FLAGS,
@@ -96,11 +98,13 @@ export function buildRequest(flags: Flags, now = Date.now()): HttpWpkRequest {
   if (Object.keys(selector).length > 0) request.labels = selector;
   const timeout = durationMs(flags, 'timeout');
   if (timeout !== undefined) request.timeout_ms = timeout;
-  const deadline = durationMs(flags, 'deadline');
-  if (deadline !== undefined) request.deadline = now + deadline;
   const attempts = int(flags, 'max-attempts', { min: 1, max: MAX_ATTEMPTS });
   if (attempts !== undefined) request.max_attempts = attempts;
   if (flags['include-offline'] === true) request.include_offline = true;
+  addRolloutFields(request, flags, now);
+  // A scheduled WPK's window starts at its start.
+  const deadline = durationMs(flags, 'deadline');
+  if (deadline !== undefined) request.deadline = Math.max(now, request.start_at ?? now) + deadline;
   return request;
 }
 

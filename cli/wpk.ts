@@ -8,6 +8,7 @@ import { FINAL_WPK_STATES, WPK_STATES } from '../lib/states.js';
 import { DEFAULT_WPK_LIST_LIMIT, MAX_WPK_LIST_LIMIT } from '../lib/limits.js';
 import { CliError, commandFlags, int, str, type Flags, type FlagSpecs } from './args.js';
 import { getJson, HUB_FLAGS, hubOf, postJson } from './hub-client.js';
+import { abortText, rolloutText } from './rollout.js';
 import { ago, table } from './table.js';
 
 
@@ -65,11 +66,19 @@ function nodeText(w: ApiWpk): string {
  * its deadline. Say so, and for whom, instead of a line that never changes.
  */
 function waitingText(w: ApiWpk): string {
-  if (FINAL_WPK_STATES.has(w.state) || w.executions.some((e) => e.state === 'dispatched' || e.state === 'accepted' || e.state === 'running')) return '';
+  if (FINAL_WPK_STATES.has(w.state)) return '';
+  if (w.state === 'scheduled') return `; starts at ${hhmm(w.start_at ?? w.created_at)}`;
+  const queued = w.executions.filter((e) => e.state === 'queued').length;
+  if (queued > 0) return `; ${queued} queued, rollout at ${Math.round((w.rollout_rate_per_minute ?? 0) * 10) / 10}/min`;
+  if (w.continuous) return `; open for nodes that match later until ${hhmm(w.deadline)} (continuous)`;
+  if (w.executions.some((e) => e.state === 'dispatched' || e.state === 'accepted' || e.state === 'running')) return '';
   const whom = w.executions.length === 0 ? 'a matching node' : w.include_offline ? 'matching nodes that are offline, stale or busy' : 'matching nodes that are stale or busy';
-  const at = new Date(w.deadline);
-  const hhmm = `${String(at.getHours()).padStart(2, '0')}:${String(at.getMinutes()).padStart(2, '0')}`;
-  return `; waiting for ${whom} until ${hhmm} (its deadline)`;
+  return `; waiting for ${whom} until ${hhmm(w.deadline)} (its deadline)`;
+}
+
+function hhmm(epochMs: number): string {
+  const at = new Date(epochMs);
+  return `${String(at.getHours()).padStart(2, '0')}:${String(at.getMinutes()).padStart(2, '0')}`;
 }
 
 function summaryText(w: ApiWpk): string {
@@ -112,7 +121,9 @@ export function wpkDetails(w: ApiWpk, now = Date.now()): string {
     ['attempt', `${w.attempt} of ${w.max_attempts}`],
     ['assignee', w.assignee ?? '-'],
     ['timeout', formatDuration(w.timeout_ms)],
+    ...(w.mode === 'all' ? deploymentFields(w) : []),
     ['created', relative(w.created_at, now)],
+    ...(w.start_at === null ? [] : [['start', relative(w.start_at, now)] as [string, string]]),
     ['updated', relative(w.updated_at, now)],
     ['deadline', relative(w.deadline, now)],
     ['finished', relative(w.finished_at, now)],
@@ -124,6 +135,13 @@ export function wpkDetails(w: ApiWpk, now = Date.now()): string {
   const head = fields.map(([name, value]) => `${`${name}:`.padEnd(width)}${value}`).join('\n');
   const runs = w.executions.length === 0 ? 'No executions yet.' : executionsTable(w.executions, now);
   return `${head}\n\n${runs}`;
+}
+
+/** Mode all: how it reaches the fleet. */
+function deploymentFields(w: ApiWpk): Array<[string, string]> {
+  const fields: Array<[string, string]> = [['continuous', w.continuous ? 'yes' : 'no'], ['rollout', rolloutText(w)], ['abort on', abortText(w)]];
+  if (w.aborted_by) fields.push(['aborted by', `${w.aborted_by.on} >= ${w.aborted_by.threshold_pct}% after ${w.aborted_by.min_executed}: ${w.aborted_by.matched} of ${w.aborted_by.executed}`]);
+  return fields;
 }
 
 /** A one-line account of where a WPK stands; `trigger --wait` prints it whenever it changes. */
