@@ -147,6 +147,7 @@ function deploymentFields(w: ApiWpk): Array<[string, string]> {
 /** A one-line account of where a WPK stands; `trigger --wait` prints it whenever it changes. */
 export function progressLine(w: ApiWpk): string {
   if (w.mode === 'all') return `${w.wpk_id}: ${w.state} (${summaryText(w)})${waitingText(w)}`;
+  if (w.state === 'scheduled') return `${w.wpk_id}: scheduled${waitingText(w)}`;
   const current = w.executions.find((e) => e.attempt === w.attempt && e.node_id === w.assignee);
   const where = w.assignee === null ? '' : ` on ${w.assignee}, attempt ${w.attempt}/${w.max_attempts}`;
   return `${w.wpk_id}: ${w.state}${where}${current ? percent(current) : ''}`;

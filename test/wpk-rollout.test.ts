@@ -34,8 +34,17 @@ test('a fixed rate: one dispatch about every 60000/N ms, the others queued in no
   rig.advance(SWEEP);
   assert.is(rig.triggers(w.wpk_id).length, 2);
   rig.advance(2000);
-  assert.equal(dispatchTimes(rig, w, t0), [['n1', 0], ['n2', 1000], ['n3', 2000], ['n10', 3000]], 'each on its slot, found by the 250 ms sweep');
+  assert.equal(dispatchTimes(rig, w, t0), [['n1', 0], ['n2', 1000], ['n3', 2000], ['n10', 3000]], 'each on its slot');
   assert.equal(rig.triggers(w.wpk_id).map((t) => t.targets), [['n1'], ['n2'], ['n3'], ['n10']], 'one trigger per dispatch: never a burst');
+});
+
+test('a rate between sweeps is kept to the millisecond: 150/min is every 400 ms, not at the next 250 ms sweep', async ({ rig }) => {
+  for (const id of ['a', 'b', 'c', 'd']) rig.node(id);
+  rig.advance(130); // creation off the sweep's phase
+  const t0 = rig.clock.now();
+  const w = await rig.create({ mode: 'all', rollout: { max_per_minute: 150 } });
+  rig.advance(1300);
+  assert.equal(dispatchTimes(rig, w, t0), [['a', 0], ['b', 400], ['c', 800], ['d', 1200]]);
 });
 
 test('order_label: by that label value, nodes without it last, then by node id', async ({ rig }) => {

@@ -239,6 +239,16 @@ export class WpkEngine {
     return changed;
   }
 
+  /** The next rollout slot still to come (epoch ms), if any: the service sets a timer for it, so a rate is kept to the millisecond rather than to the sweep. */
+  nextSlotAfter(now: number): number | undefined {
+    let next: number | undefined;
+    for (const w of this.open.values()) {
+      const at = w.rollout ? w.next_dispatch_at : null;
+      if (at !== null && at > now && (next === undefined || at < next)) next = at;
+    }
+    return next;
+  }
+
   #startScheduled(w: WpkRecord, now: number): boolean {
     w.state = 'pending';
     w.updated_at = now;

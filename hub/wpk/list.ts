@@ -1,5 +1,5 @@
 /** The WPK list's filter and counts, one definition for the hub and for an HA standby's view of the store. */
-import { WPK_STATES, type WpkCursor, type WpkListFilter, type WpkRecord, type WpkState } from './types.js';
+import { FINAL_WPK_STATES, WPK_STATES, type ExecutionRecordState, type WpkCursor, type WpkListFilter, type WpkRecord, type WpkState } from './types.js';
 
 /**
  * Newest first, in creation order (`all` is oldest first). A page's cursor
@@ -31,5 +31,15 @@ function below(all: readonly WpkRecord[], after: WpkCursor | undefined): number 
 export function countWpksByState(all: Iterable<WpkRecord>): Record<WpkState, number> {
   const counts = Object.fromEntries(WPK_STATES.map((s) => [s, 0])) as Record<WpkState, number>;
   for (const w of all) counts[w.state] += 1;
+  return counts;
+}
+
+/** Executions of the WPKs not finished yet, per state (a rollout's queued targets among them). */
+export function countOpenExecutions(records: Iterable<WpkRecord>): Partial<Record<ExecutionRecordState, number>> {
+  const counts: Partial<Record<ExecutionRecordState, number>> = {};
+  for (const w of records) {
+    if (FINAL_WPK_STATES.has(w.state)) continue;
+    for (const e of w.executions) counts[e.state] = (counts[e.state] ?? 0) + 1;
+  }
   return counts;
 }

@@ -190,10 +190,16 @@ export function endExecution(e: ExecutionRecord, state: 'lost' | 'timed_out' | '
   e.updated_at = now;
 }
 
-export function summarize(w: WpkRecord): void {
+/** Executions per state. */
+export function executionCounts(executions: readonly ExecutionRecord[]): Partial<Record<ExecutionRecordState, number>> {
   const summary: Partial<Record<ExecutionRecordState, number>> = {};
-  for (const e of w.executions) summary[e.state] = (summary[e.state] ?? 0) + 1;
-  w.summary = summary;
+  for (const e of executions) summary[e.state] = (summary[e.state] ?? 0) + 1;
+  return summary;
+}
+
+/** The record keeps its summary as it ended; an open WPK's is counted when it is read (server/http/views.ts). */
+export function summarize(w: WpkRecord): void {
+  w.summary = executionCounts(w.executions);
 }
 
 export function finish(w: WpkRecord, state: WpkState, now: number, error: string | null = null, result: Record<string, unknown> | null = null): void {

@@ -19,8 +19,8 @@ import { DEFAULT_WPK, isFinalWpk, newWpk, type WpkDefaults } from './model.js';
 import type { StoreHealth } from '../store/health.js';
 import type { Store } from '../store/types.js';
 import { changed } from './store.js';
-import { countWpksByState, listWpks } from './list.js';
-import { WpkRequestError, type WorkPackages, type WpkListFilter, type WpkRecord, type WpkState } from './types.js';
+import { countOpenExecutions, countWpksByState, listWpks } from './list.js';
+import { WpkRequestError, type ExecutionRecordState, type WorkPackages, type WpkListFilter, type WpkRecord, type WpkState } from './types.js';
 
 export interface WpkOptions extends Partial<EngineOptions> {
   /** How often timeouts, lost nodes and deadlines are checked (default 250 ms). */
@@ -93,6 +93,7 @@ export class WpkService implements WorkPackages {
   readonly #ownTriggers = new Map<string, number>();
   readonly #clock: Clock;
   #sweep: TimerHandle | undefined;
+  #pace: TimerHandle | undefined;
   #running = false;
 
   constructor(private readonly deps: WpkDeps, options: WpkOptions = {}) {
@@ -131,6 +132,7 @@ export class WpkService implements WorkPackages {
   async stop(): Promise<void> {
     this.#running = false;
     this.#clock.clearTimeout(this.#sweep);
+    this.#clock.clearTimeout(this.#pace);
     this.#sweep = undefined;
     await this.#flusher.stop();
   }
@@ -139,6 +141,7 @@ export class WpkService implements WorkPackages {
   abandon(): void {
     this.#running = false;
     this.#clock.clearTimeout(this.#sweep);
+    this.#clock.clearTimeout(this.#pace);
     this.#sweep = undefined;
     this.#flusher.abandon();
   }
@@ -164,6 +167,7 @@ export class WpkService implements WorkPackages {
     const w = newWpk(checked.value, now, this.#defaults);
     this.#engine.add(w, now);
     this.#dirty.add(w);
+    if (w.rollout) this.#armPace(now);
     this.deps.log.info({ wpk_id: w.wpk_id, capability: w.capability, action: w.action, mode: w.mode, state: w.state, assignee: w.assignee }, 'work package created');
     await this.#flusher.whenWritten();
     return w;
@@ -194,6 +198,10 @@ export class WpkService implements WorkPackages {
 
   countByState(): Record<WpkState, number> {
     return countWpksByState(this.#engine.all.values());
+  }
+
+  countOpenExecutions(): Partial<Record<ExecutionRecordState, number>> {
+    return countOpenExecutions(this.#engine.open.values());
   }
 
   /** From the router: a node's admitted execution update. */
@@ -236,6 +244,23 @@ export class WpkService implements WorkPackages {
     const woke = this.#engine.wake(now);
     if (gaveUp || woke) this.#openChanged();
     if (this.#prune(now) > 0) this.#flusher.markDirty('durable');
+    this.#armPace(now);
+  }
+
+  /**
+   * A timer for the next rollout slot when it falls before the next sweep:
+   * at 150 a minute the sweep alone would spread dispatches 250-650 ms
+   * apart instead of every 400 ms.
+   */
+  #armPace(now: number): void {
+    this.#clock.clearTimeout(this.#pace);
+    this.#pace = undefined;
+    const at = this.#running ? this.#engine.nextSlotAfter(now) : undefined;
+    if (at === undefined || at - now >= this.#o.sweepIntervalMs) return;
+    this.#pace = this.#clock.setTimeout(() => {
+      this.#pace = undefined;
+      this.#tick();
+    }, at - now);
   }
 
   /** Forgets finished WPKs past their retention, and the oldest beyond maxFinished. */

@@ -123,6 +123,8 @@ export interface WorkPackages {
   cancel(wpkId: string): Promise<WpkRecord>;
   /** Counts per WPK state, for /health and metrics. */
   countByState(): Record<WpkState, number>;
+  /** Executions of the WPKs not finished yet, per state (a rollout's queued targets among them), for metrics. */
+  countOpenExecutions(): Partial<Record<ExecutionRecordState, number>>;
   /** Executions the hub has in flight on a node (counted against its max_concurrency). */
   inFlightOn(nodeId: string): number;
 }

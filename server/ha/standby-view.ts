@@ -18,7 +18,7 @@ import type { NodeRecord, NodeState } from '../../hub/registry.js';
 import type { StoreStatus } from '../../hub/store/health.js';
 import type { LeaseHolder } from '../../hub/store/pg/lease.js';
 import type { StoredState } from '../../hub/store/types.js';
-import { countWpksByState, listWpks } from '../../hub/wpk/list.js';
+import { countOpenExecutions, countWpksByState, listWpks } from '../../hub/wpk/list.js';
 import type { WorkPackages, WpkListFilter, WpkRecord } from '../../hub/wpk/types.js';
 
 /** A write sent to a standby: the HTTP API answers 503 and names the active hub. */
@@ -93,6 +93,7 @@ export class StandbyView implements HubApi {
     get: (id: string) => this.#wpks.find((w) => w.wpk_id === id),
     list: (filter?: WpkListFilter) => listWpks(this.#wpks, filter),
     countByState: () => countWpksByState(this.#wpks),
+    countOpenExecutions: () => countOpenExecutions(this.#wpks),
     inFlightOn: () => 0,
   };
 

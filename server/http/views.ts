@@ -10,6 +10,7 @@ import type { NodeStateView } from '../../hub/state/service.js';
 import type { NodeRecord } from '../../hub/registry.js';
 import type { ExecutionRecord, WpkRecord } from '../../hub/wpk/types.js';
 import { ratePerMinute } from '../../hub/wpk/rollout.js';
+import { executionCounts } from '../../hub/wpk/model.js';
 
 export function apiNode(r: NodeRecord): ApiNode {
   return {
@@ -83,12 +84,13 @@ export function apiWpk(w: WpkRecord): ApiWpk {
     nodes: w.nodes,
     labels: w.labels,
     include_offline: w.include_offline ?? false,
-    continuous: w.continuous,
-    start_at: w.start_at,
-    rollout: w.rollout,
-    abort: w.abort,
-    aborted_by: w.aborted_by,
-    next_dispatch_at: w.next_dispatch_at,
+    // A standby answers records as stored: one written before these fields lacks them.
+    continuous: w.continuous ?? false,
+    start_at: w.start_at ?? null,
+    rollout: w.rollout ?? null,
+    abort: w.abort ?? [],
+    aborted_by: w.aborted_by ?? null,
+    next_dispatch_at: w.next_dispatch_at ?? null,
     rollout_rate_per_minute: ratePerMinute(w),
     timeout_ms: w.timeout_ms,
     max_attempts: w.max_attempts,
@@ -100,7 +102,8 @@ export function apiWpk(w: WpkRecord): ApiWpk {
     finished_at: w.finished_at,
     result: w.result,
     error: w.error,
-    summary: w.summary,
+    // Counted now: a rollout's progress (done, running, queued, failed) while it goes.
+    summary: w.finished_at === null ? executionCounts(w.executions) : w.summary,
     executions: w.executions.map(apiExecution),
   };
 }

@@ -97,6 +97,10 @@ function registerMessages(registry: Registry, hub: HubApi): void {
 function registerWpks(registry: Registry, hub: HubApi): void {
   const w = (): CountersSnapshot['wpks'] => hub.counters().wpks;
   mirrorGauge(registry, { name: 'edgefed_wpks', help: 'Work packages the hub holds, by state', labelNames: ['state'], read: () => byLabel('state', hub.wpks.countByState()) });
+  mirrorGauge(registry, {
+    name: 'edgefed_wpk_open_executions', help: 'Executions of the work packages not finished yet, by state (queued: a rollout\'s targets waiting for their turn)', labelNames: ['state'],
+    read: () => byLabel('state', hub.wpks.countOpenExecutions()),
+  });
   mirrorCounter(registry, { name: 'edgefed_wpks_created_total', help: 'Work packages created', read: () => w().created });
   mirrorCounter(registry, {
     name: 'edgefed_wpks_finished_total', help: 'Work packages that ended, by final state', labelNames: ['state'],
