@@ -96,5 +96,27 @@ export function storeContract(name: string, open: () => Promise<StoreFixture>): 
     assert.equal(again.nodes, [], 'work packages and nodes are apart');
   });
 
+  test('a rollout in the middle comes back as it was: queued executions in order, its pace and criteria', async (ctx) => {
+    ctx.fx = await open();
+    const { store } = ctx.fx;
+    await store.load();
+    const w = newWpk({
+      capability: 'monitoring', action: 'update', mode: 'all', continuous: true,
+      rollout: { base_per_minute: 10, factor: 2, every_succeeded: 5, order_label: 'ring' }, abort: [{ on: 'any', min_executed: 10, threshold_pct: 5 }],
+    }, 1000, DEFAULT_WPK);
+    const run = (node_id: string, state: 'succeeded' | 'dispatched' | 'queued') => ({
+      node_id, attempt: 1, state, boot_id: `b-${node_id}`, progress: null, result: null, error: null,
+      dispatched_at: 1000, started_at: null, finished_at: state === 'succeeded' ? 1500 : null, updated_at: 1500,
+    });
+    w.executions.push(run('n1', 'succeeded'), run('n2', 'dispatched'), run('n3', 'queued'), run('n4', 'queued'));
+    Object.assign(w, { state: 'running', attempt: 1, next_dispatch_at: 7000 });
+    await store.writeWpks({ upserted: [w], removed: [] });
+    w.executions[2]!.state = 'dispatched'; // the next slot: only this execution changed
+    w.next_dispatch_at = 13_000;
+    await store.writeWpks({ upserted: [w], removed: [] });
+    const [back] = (await ctx.fx.reopen().load()).wpks;
+    assert.equal(back, w);
+  });
+
   test.run();
 }
