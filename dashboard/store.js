@@ -8,9 +8,9 @@
 /** The hub's lists (lib/states.ts), copied: the page loads nothing but dashboard/. @type {readonly NodeState[]} */
 export const NODE_STATUSES = ['active', 'stale', 'offline', 'deregistered'];
 /** @type {readonly WpkState[]} */
-export const WPK_STATES = ['pending', 'dispatched', 'running', 'succeeded', 'failed', 'timed_out', 'canceled', 'expired'];
+export const WPK_STATES = ['scheduled', 'pending', 'dispatched', 'running', 'succeeded', 'failed', 'timed_out', 'canceled', 'expired', 'aborted'];
 /** @type {ReadonlySet<string>} */
-export const FINAL_WPK_STATES = new Set(['succeeded', 'failed', 'timed_out', 'canceled', 'expired']);
+export const FINAL_WPK_STATES = new Set(['succeeded', 'failed', 'timed_out', 'canceled', 'expired', 'aborted']);
 /**
  * The feed sends at most 200 WPKs; the page keeps as many. The page loads nothing but
  * dashboard/, so the hub's values are copied; their types make `npm run typecheck` fail

@@ -74,7 +74,12 @@ export function createWpkList(store, opts) {
   return { update };
 }
 
-const COLUMNS = ['state', 'capability', 'action', 'assignee', 'attempt', 'duration', 'id'];
+/**
+ * Four columns fit the side panel at 1400 px without cutting what matters:
+ * the work (capability · action, its id under it), who runs it (the node,
+ * or a mode-all WPK's progress, which may wrap), and how long.
+ */
+const COLUMNS = ['state', 'work', 'assignee', 'duration'];
 
 /** @returns {WpkRow} */
 function makeRow() {
@@ -88,6 +93,8 @@ function makeRow() {
     row.appendChild(td);
   }
   row.badge = row.cells_.state.appendChild(make('span', 'badge'));
+  row.cells_.what = row.cells_.work.appendChild(make('div', 'w-what'));
+  row.cells_.id = row.cells_.work.appendChild(make('div', 'w-id'));
   row.wpk = null;
   return row;
 }
@@ -100,17 +107,39 @@ function fill(row, w, now) {
   setText(row.badge, w.state.replace('_', ' '));
   row.badge.className = `badge wpk-${known(w.state, WPK_STATES)}`;
   row.badge.title = w.error ?? '';
-  setText(row.cells_.capability, w.capability);
-  setText(row.cells_.action, w.action);
-  setText(row.cells_.assignee, w.mode === 'all' ? summary(w) : (w.assignee ?? '–'));
-  setText(row.cells_.attempt, w.mode === 'all' ? 'all' : String(w.attempt));
+  setText(row.cells_.what, `${w.capability} · ${w.action}`);
+  setText(row.cells_.assignee, who(w));
   setText(row.cells_.duration, duration((w.finished_at ?? now) - w.created_at));
   setText(row.cells_.id, w.wpk_id);
   row.title = w.error ? `${w.wpk_id}: ${w.error}` : w.wpk_id;
 }
 
-/** Mode all: "3 succeeded, 1 running". @param {WpkView} w */
+/** A scheduled WPK's start, a mode-all WPK's progress, or the node running a mode-one WPK (and its attempt after the first). @param {WpkView} w */
+function who(w) {
+  if (w.state === 'scheduled') return `starts ${clock(w.start_at ?? w.created_at)}`;
+  if (w.mode === 'all') return summary(w);
+  if (w.assignee === null) return '–';
+  return w.attempt > 1 ? `${w.assignee} (attempt ${w.attempt})` : w.assignee;
+}
+
+/** Execution states in the order a rollout moves through them: what is done first, what waits last. */
+const PROGRESS_ORDER = ['succeeded', 'failed', 'rejected', 'timed_out', 'lost', 'canceled', 'running', 'accepted', 'dispatched', 'queued', 'skipped'];
+
+/** Mode all: "3 succeeded, 1 running, 40 queued · 60/min". @param {WpkView} w */
 function summary(w) {
-  const parts = Object.entries(w.summary ?? {}).filter(([, n]) => n > 0).map(([s, n]) => `${n} ${s.replace('_', ' ')}`);
-  return parts.length > 0 ? parts.join(', ') : 'all nodes';
+  const counts = /** @type {Record<string, number>} */ (w.summary ?? {});
+  const parts = PROGRESS_ORDER.filter((s) => (counts[s] ?? 0) > 0).map((s) => `${counts[s]} ${s.replace('_', ' ')}`);
+  const text = parts.length > 0 ? parts.join(', ') : w.continuous ? 'nodes as they come' : 'all nodes';
+  // The pace only matters while the rollout is going.
+  return w.rollout_rate_per_minute !== null && w.finished_at === null ? `${text} · ${round(w.rollout_rate_per_minute)}/min` : text;
+}
+
+/** @param {number} n */
+function round(n) {
+  return Math.round(n * 10) / 10;
+}
+
+/** "14:05" in the page's time zone. @param {number} epochMs */
+function clock(epochMs) {
+  return new Date(epochMs).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', hourCycle: 'h23' });
 }

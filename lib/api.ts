@@ -254,7 +254,13 @@ export interface FeedWpk {
   updated_at: number;
   finished_at: number | null;
   error: string | null;
+  /** Executions per state (counted now while it is open). */
   summary: Partial<Record<ExecutionRecordState, number>>;
+  /** When a `scheduled` WPK starts; null: it started at creation. */
+  start_at: number | null;
+  continuous: boolean;
+  /** A rollout's rate now (dispatches per minute); null without a rollout. */
+  rollout_rate_per_minute: number | null;
 }
 
 /** Nodes by status (in total and per capability) and WPKs by state. */

@@ -43,9 +43,16 @@ function nodeRow(id: string, status?: string): string {
   return `#nodes-rows .row[data-node-id="${id}"]${status ? `[data-status="${status}"]` : ''}:not([hidden])`;
 }
 
+/** Whether an element shows all its text: nothing cut by an ellipsis or a line clamp. */
+async function wholeText(page: Page, selector: string): Promise<boolean> {
+  return page.$eval(selector, (el) => el.scrollWidth <= el.clientWidth + 1 && el.scrollHeight <= el.clientHeight + 1);
+}
+
+const CAPS = ['basic-actions', 'monitoring', 'camera-inference', 'firmware-update'];
+
 test('auth on: sign in, a node joins within 2 s, a node dies and turns offline, a WPK triggered from the page succeeds', bounded(async (scope) => {
   const { fed, token } = await securedFederation(scope);
-  const { page, errors } = await openPage(scope);
+  const { page, errors } = await openPage(scope, { width: 1400, height: 900 });
   await page.goto(`${fed.api.url}/`);
   await page.waitForSelector('#conn[data-state="unauthorized"]', { timeout: 5000 });
   assert.match(await page.textContent('#signin-message') ?? '', /Bearer/, 'the hub\'s own 401 message');
@@ -54,8 +61,8 @@ test('auth on: sign in, a node joins within 2 s, a node dies and turns offline, 
   assert.match(await page.textContent('#hub-info') ?? '', new RegExp(`hub ${fed.hub.bootId}.*auth jwt`));
 
   const agent = await startAgent({
-    nodeId: 'edge-1', capabilities: ['basic-actions'], connect: (o) => fed.broker!.connectInMemory(o), username: 'edge-1',
-    password: await token({ role: 'agent', subject: 'edge-1', caps: ['basic-actions'] }), heartbeatIntervalMs: 500, logger: silentLogger,
+    nodeId: 'edge-1', capabilities: CAPS, connect: (o) => fed.broker!.connectInMemory(o), username: 'edge-1',
+    password: await token({ role: 'agent', subject: 'edge-1', caps: CAPS }), heartbeatIntervalMs: 500, logger: silentLogger,
   });
   scope.defer(() => agent.stop());
   await waitFor(() => fed.hub.node('edge-1')?.status === 'active', { timeoutMs: 5000, label: 'edge-1 registered' });
@@ -82,9 +89,24 @@ test('auth on: sign in, a node joins within 2 s, a node dies and turns offline, 
   assert.is(fed.hub.wpks.get(wpkId!)?.state, 'succeeded');
   assert.is(await page.textContent(`tr[data-wpk-id="${wpkId}"] [data-col="assignee"]`), 'edge-1');
 
+  // Readable at 1400 px: a node's four capabilities and a WPK's id, whole.
+  assert.ok(await wholeText(page, `${nodeRow('edge-1')} .c-caps`), `capabilities not cut: ${await page.$eval(`${nodeRow('edge-1')} .c-caps`, (el) => [el.scrollWidth, el.clientWidth, el.scrollHeight, el.clientHeight].join(' '))}`);
+  assert.is(await page.textContent(`tr[data-wpk-id="${wpkId}"] .w-id`), wpkId);
+  assert.ok(await wholeText(page, `tr[data-wpk-id="${wpkId}"] .w-id`), 'the WPK id not cut');
   await page.click(`tr[data-wpk-id="${wpkId}"]`);
   await page.waitForFunction(() => /"from": "dashboard"/.test(document.getElementById('wpk-details-body')?.textContent ?? ''), undefined, { timeout: 3000 });
   await page.click('#wpk-details-close');
+
+  // A rollout shows its progress and pace; a scheduled WPK when it starts.
+  await mortalDevice(scope, fed, 'dev-10', await token({ role: 'agent', subject: 'dev-10', caps: ['monitoring'] }));
+  await waitFor(() => fed.hub.node('dev-10')?.status === 'active', { timeoutMs: 3000, label: 'dev-10 registered' });
+  // dev-9 (offline) comes first by id and keeps its place; dev-10 goes, edge-1 waits for the next slot.
+  const rollout = await fed.hub.wpks.create({ capability: 'monitoring', action: 'echo', mode: 'all', include_offline: true, rollout: { max_per_minute: 1 } });
+  const cell = (id: string) => `tr[data-wpk-id="${id}"] [data-col="assignee"]`;
+  await page.waitForFunction((sel) => /^1 dispatched, 2 queued · 1\/min$/.test(document.querySelector(sel)?.textContent ?? ''), cell(rollout.wpk_id), { timeout: 3000 });
+  const later = await fed.hub.wpks.create({ capability: 'basic-actions', action: 'echo', start_at: Date.now() + 600_000 });
+  await page.waitForSelector(`tr[data-wpk-id="${later.wpk_id}"][data-state="scheduled"]`, { timeout: 3000 });
+  assert.match(await page.textContent(cell(later.wpk_id)) ?? '', /^starts \d\d:\d\d/);
   await page.waitForTimeout(1100); // one more stats tick: the chart shows the dispatch
   await page.screenshot({ path: path.join(await artifactsDir(), 'dashboard.png') });
   assert.equal(errors, []);
