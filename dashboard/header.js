@@ -29,6 +29,9 @@ export function createHeader(store, opts) {
     if (chip instanceof HTMLElement && chip.dataset.capability) opts.search(chip.dataset.capability);
   });
 
+  /** Whether the page hears the hub now: what the hub said of its broker is news only while it does. */
+  let live = false;
+
   /** @param {string} state @param {string} [detail] */
   function connection(state, detail) {
     conn.dataset.state = state;
@@ -36,14 +39,16 @@ export function createHeader(store, opts) {
     const words = { connecting: 'connecting…', live: 'live', disconnected: 'disconnected', unauthorized: 'sign-in needed', stopped: 'stopped' };
     setText(connText, words[state] ?? state);
     conn.title = detail ?? '';
+    live = state === 'live';
+    hub();
   }
 
   function hub() {
     const h = store.hub;
     if (!h) return setText(hubInfo, 'hub: unknown');
-    const parts = [`hub ${h.boot_id}`, `v${h.version}`, h.connected ? 'broker connected' : 'broker DISCONNECTED', `auth ${h.auth}`];
-    setText(hubInfo, parts.join(' · '));
-    hubInfo.dataset.connected = String(h.connected);
+    const broker = !live ? 'broker unknown (the page lost the hub)' : h.connected ? 'broker connected' : 'broker DISCONNECTED';
+    setText(hubInfo, [`hub ${h.boot_id}`, `v${h.version}`, broker, `auth ${h.auth}`].join(' · '));
+    hubInfo.dataset.connected = live ? String(h.connected) : 'unknown';
   }
 
   function counts() {

@@ -144,6 +144,12 @@ test('auth on: a bad token, sign out, a read-only token and a refused WPK show t
   await page.waitForSelector('#trigger-result[data-kind="error"] li', { timeout: 5000 });
   assert.match(await page.textContent('#trigger-result') ?? '', /^422: request body does not match the schema/);
   assert.equal(errors, []);
+
+  // The page loses the hub: what the hub last said of its broker is no longer news.
+  assert.match(await page.textContent('#hub-info') ?? '', /· broker connected ·/);
+  await fed.api.close();
+  await page.waitForFunction(() => /broker unknown \(the page lost the hub\)/.test(document.getElementById('hub-info')?.textContent ?? ''), undefined, { timeout: 5000 });
+  assert.not.equal(await page.getAttribute('#conn', 'data-state'), 'live');
 }, { timeoutMs: 45_000, label: 'auth messages' }));
 
 test('5,000 nodes: counts, a bounded DOM, the live window of 2,000, pages through the API, search, and a page that answers while updates flow', bounded(async (scope) => {
