@@ -11,7 +11,9 @@ import { promisify } from 'node:util';
 import mqtt from 'mqtt';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { ApiHealth } from '../lib/api.js';
+import { startAgent } from '../agent/index.js';
+import type { ApiHealth, ApiWpk } from '../lib/api.js';
+import { silentLogger } from '../lib/log.js';
 import { topics } from '../lib/topics.js';
 import type { HubStatus } from '../lib/wire.js';
 import type { Federation } from '../server/federation.js';
@@ -104,6 +106,33 @@ test('a hub whose lease was taken steps down at its next renewal, and its writes
   await waitFor(async () => (await health(a)).ha?.role === 'active', { timeoutMs: 6000, label: 'hub-a active again once hub-x\'s lease ran out' });
   assert.is((await health(a)).ha?.epoch, 3, 'under a new epoch');
 }, { timeoutMs: 30_000 }));
+
+test('a rollout goes on across a takeover: the new active hub keeps the pace, no agent runs it twice or is left out', bounded(async (scope) => {
+  const broker = await startBroker(scope);
+  const store = await (await sharedPostgres()).createDatabase('ha');
+  const a = await hub(scope, broker.url!, store, 'hub-a');
+  const b = await hub(scope, broker.url!, store, 'hub-b');
+  const ids = ['r-1', 'r-2', 'r-3', 'r-4'];
+  const ran: string[] = [];
+  for (const id of ids) {
+    const agent = await startAgent({
+      nodeId: id, capabilities: ['firmware'], brokerUrl: broker.url!, heartbeatIntervalMs: 500, logger: silentLogger, reconnectMinMs: 50, reconnectMaxMs: 200,
+      actions: { update: () => { ran.push(id); return { version: 2 }; } },
+    });
+    scope.defer(() => agent.stop());
+  }
+  await waitFor(() => ids.every((id) => a.hubApi.node(id)?.status === 'active'), { timeoutMs: 5000, label: 'fleet active on hub-a' });
+  const created = await api<{ wpk_id: string }>(a, '/federation/wpk', post({ capability: 'firmware', action: 'update', mode: 'all', rollout: { max_per_minute: 40 } }));
+  await waitFor(() => ran.length === 2, { timeoutMs: 5000, label: 'two dispatched by hub-a (1.5 s apart)' });
+  await a.stop();
+  await waitFor(async () => (await health(b)).ha?.role === 'active', { timeoutMs: 3000, label: 'hub-b active' });
+  const done = await waitFor(async () => {
+    const w = await api<ApiWpk>(b, `/federation/wpk/${created.body.wpk_id}`);
+    return w.body.state === 'succeeded' ? w.body : undefined;
+  }, { timeoutMs: 15_000, intervalMs: 100, label: 'the rollout ends on hub-b' });
+  assert.equal(ran.slice().sort(), ids, 'each agent ran it exactly once');
+  assert.equal(done.executions.map((e) => e.state), ['succeeded', 'succeeded', 'succeeded', 'succeeded']);
+}, { timeoutMs: 40_000 }));
 
 test('a late will of a predecessor does not stand: the active hub announces itself again', bounded(async (scope) => {
   const broker = await startBroker(scope);
