@@ -304,6 +304,55 @@ export const httpHeartbeatSchema = {
 } as const;
 
 /** Every schema by the file name it is published under in schemas/json/. */
+const nullable = <T extends object>(schema: T) => ({ anyOf: [schema, { type: 'null' }] }) as const;
+const executionRecordState = {
+  type: 'string', enum: ['queued', 'dispatched', 'accepted', 'running', 'succeeded', 'failed', 'rejected', 'timed_out', 'lost', 'canceled', 'skipped'],
+} as const;
+
+/** An execution as the hub records it (in a work package record). */
+const apiExecution = {
+  type: 'object',
+  required: ['node_id', 'attempt', 'state', 'boot_id', 'progress', 'result', 'error', 'dispatched_at', 'started_at', 'finished_at', 'updated_at'],
+  additionalProperties: false,
+  properties: {
+    node_id: id, attempt, state: executionRecordState, boot_id: { type: 'string' },
+    progress: nullable({ type: 'number', minimum: 0, maximum: 1 }), result: nullable(params), error: nullable({ type: 'string' }),
+    dispatched_at: epochMs, started_at: nullable(epochMs), finished_at: nullable(epochMs), updated_at: epochMs,
+  },
+} as const;
+
+/** What every work package endpoint answers (docs/api.md, "The work package record"): for clients that check answers. */
+export const apiWpkSchema = {
+  $schema: DIALECT,
+  $id: `${BASE}/api-wpk.json`,
+  title: 'Work package record (answer of the HTTP API)',
+  type: 'object',
+  additionalProperties: false,
+  required: [
+    'wpk_id', 'state', 'capability', 'action', 'mode', 'params', 'nodes', 'labels', 'include_offline', 'continuous', 'start_at', 'rollout', 'abort',
+    'aborted_by', 'next_dispatch_at', 'rollout_rate_per_minute', 'timeout_ms', 'max_attempts', 'attempt', 'assignee', 'created_at', 'updated_at',
+    'deadline', 'finished_at', 'result', 'error', 'summary', 'executions',
+  ],
+  properties: {
+    wpk_id: id,
+    state: { type: 'string', enum: ['scheduled', 'pending', 'dispatched', 'running', 'succeeded', 'failed', 'timed_out', 'canceled', 'expired', 'aborted'] },
+    capability: id, action: id, mode: { type: 'string', enum: ['one', 'all'] }, params,
+    nodes: nullable({ type: 'array', items: id }), labels: nullable(labels),
+    include_offline: { type: 'boolean' }, continuous: { type: 'boolean' }, start_at: nullable(epochMs), rollout: nullable(rollout),
+    abort: { type: 'array', items: abortCriterion },
+    aborted_by: nullable({
+      type: 'object', required: ['on', 'min_executed', 'threshold_pct', 'executed', 'matched'], additionalProperties: false,
+      properties: { ...abortCriterion.properties, executed: { type: 'integer', minimum: 0 }, matched: { type: 'integer', minimum: 0 } },
+    }),
+    next_dispatch_at: nullable({ type: 'number' }), rollout_rate_per_minute: nullable({ type: 'number', exclusiveMinimum: 0 }),
+    timeout_ms: timeoutMs, max_attempts: { type: 'integer', minimum: 1 }, attempt: { type: 'integer', minimum: 0 }, assignee: nullable(id),
+    created_at: epochMs, updated_at: epochMs, deadline: epochMs, finished_at: nullable(epochMs),
+    result: nullable(params), error: nullable({ type: 'string' }),
+    summary: { type: 'object', propertyNames: executionRecordState, additionalProperties: { type: 'integer', minimum: 0 } },
+    executions: { type: 'array', items: apiExecution },
+  },
+} as const;
+
 export const allSchemas = {
   registration: registrationSchema,
   status: statusSchema,
@@ -318,4 +367,5 @@ export const allSchemas = {
   'http-registration': httpRegistrationSchema,
   'http-heartbeat': httpHeartbeatSchema,
   'http-wpk-request': httpWpkRequestSchema,
+  'api-wpk': apiWpkSchema,
 } as const;

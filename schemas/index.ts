@@ -11,8 +11,9 @@ import type {
 import {
   allSchemas, commandSchema, executionUpdateSchema, heartbeatSchema, httpHeartbeatSchema,
   httpRegistrationSchema, hubErrorSchema, hubStatusSchema, registrationSchema, statusSchema,
-  wpkTriggerSchema, httpWpkRequestSchema, desiredStateSchema, reportedStateSchema,
+  wpkTriggerSchema, httpWpkRequestSchema, desiredStateSchema, reportedStateSchema, apiWpkSchema,
 } from './definitions.js';
+import type { ApiWpk } from '../lib/api.js';
 
 export * from './definitions.js';
 /** Turns ajv errors into short sentences a device maker can act on. */
@@ -42,6 +43,8 @@ export const validators = {
   httpWpkRequest: compile<HttpWpkRequest>(httpWpkRequestSchema),
   desiredState: compile<DesiredState>(desiredStateSchema),
   reportedState: compile<ReportedState>(reportedStateSchema),
+  /** An answer, not an input: for tests and for clients that check what the hub sends. */
+  apiWpk: compile<ApiWpk>(apiWpkSchema),
 } as const;
 
 export const schemaNames = Object.keys(allSchemas) as Array<keyof typeof allSchemas>;

@@ -13,6 +13,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { startAgent, type Agent, type AgentOptions } from '../agent/index.js';
 import type { ApiWpk } from '../lib/api.js';
+import { validators } from '../schemas/index.js';
 import { silentLogger } from '../lib/log.js';
 import type { Federation } from '../server/federation.js';
 import { CLI_ARGS } from './helpers/cli.js';
@@ -79,6 +80,8 @@ test('rollout: trigger --rate --abort-on --wait dispatches one at a time and abo
   assert.is(run.code, 1, 'not succeeded: exit 1');
   const w = JSON.parse(run.out) as ApiWpk;
   assert.is(w.state, 'aborted');
+  const checked = validators.apiWpk(w);
+  assert.ok(checked.ok, `the answer matches schemas/json/api-wpk.json: ${checked.ok ? '' : checked.errors.join('; ')}`);
   assert.equal(w.aborted_by, { on: 'failed', min_executed: 3, threshold_pct: 50, executed: 3, matched: 2 });
   assert.equal(w.executions.map((e) => `${e.node_id}:${e.state}`), ['fw-1:succeeded', 'fw-2:failed', 'fw-3:failed', 'fw-4:skipped', 'fw-5:skipped', 'fw-6:skipped']);
   assert.equal(ran, ['fw-1', 'fw-2', 'fw-3'], 'the agents behind the abort never ran it');

@@ -5,6 +5,7 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import { validators } from '../schemas/index.js';
 import type { Federation } from '../server/federation.js';
 import { WPK_STATES, type WpkRecord } from '../hub/wpk/types.js';
 import { isValidId } from '../lib/ids.js';
@@ -43,6 +44,9 @@ T('POST /federation/wpk: 201 with the new record; GET /federation/wpk/:id answer
   const got = await api<WpkRecord>(fed, `/federation/wpk/${w.wpk_id}`);
   assert.is(got.status, 200);
   assert.equal(got.body, { ...fed.hub.wpks.get(w.wpk_id), rollout_rate_per_minute: null }, 'the HTTP record is the service record, plus the rollout rate it derives');
+  const checked = validators.apiWpk(got.body);
+  assert.ok(checked.ok, `the answer matches schemas/json/api-wpk.json: ${checked.ok ? '' : checked.errors.join('; ')}`);
+  assert.not.ok(validators.apiWpk({ ...got.body, state: 'paused' }).ok, 'and the schema can tell a wrong one');
   assert.is(got.body.wpk_id, w.wpk_id);
 });
 
