@@ -20,6 +20,11 @@ export function hubOf(flags: Flags): HubTarget {
 
 interface ErrorBody { error?: { message?: string; details?: string[] } }
 
+/** The hub refused a request (`status` its HTTP status) or could not be reached (`status` 0); exit code 1. */
+export class HubRequestError extends CliError {
+  constructor(message: string, readonly status: number) { super(message, 1); }
+}
+
 export function getJson<T>(hub: HubTarget, path: string): Promise<T> {
   return requestJson<T>(hub, path, {});
 }
@@ -55,11 +60,11 @@ export function postJson<T>(hub: HubTarget, path: string, body?: unknown): Promi
   return requestJson<T>(hub, path, init);
 }
 
-/** PATCHes `body` as JSON with extra headers (If-Match) and reads the JSON answer. */
 export function deleteJson<T>(hub: HubTarget, path: string): Promise<T> {
   return requestJson<T>(hub, path, { method: 'DELETE' });
 }
 
+/** PATCHes `body` as JSON with extra headers (If-Match) and reads the JSON answer. */
 export function patchJson<T>(hub: HubTarget, path: string, body: unknown, headers: Record<string, string> = {}): Promise<T> {
   return requestJson<T>(hub, path, { method: 'PATCH', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
 }
@@ -81,7 +86,7 @@ async function requestJson<T>(target: HubTarget, path: string, init: RequestInit
     if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS/.test(cause)) {
       throw new CliError(`the hub at ${hub} answered, but its TLS certificate is not trusted (${cause}). For a private CA (edgefed certs dev), run with NODE_EXTRA_CA_CERTS=ca.pem.`, 1);
     }
-    throw new CliError(`cannot reach the hub at ${hub} (${cause}). Is "edgefed start" running? Use --hub URL or EDGEFED_HUB.`, 1);
+    throw new HubRequestError(`cannot reach the hub at ${hub} (${cause}). Is "edgefed start" running? Use --hub URL or EDGEFED_HUB.`, 0);
   }
   // An HA standby refuses writes and names the active hub: the write goes there, once.
   const active = res.status === 503 ? res.headers.get('edgefed-active-hub') : null;
@@ -93,7 +98,7 @@ async function requestJson<T>(target: HubTarget, path: string, init: RequestInit
   if (!res.ok) {
     const why = body?.error ? `${body.error.message ?? ''}${body.error.details ? `: ${body.error.details.join('; ')}` : ''}` : res.statusText;
     const hint = res.status === 401 ? ' (give a token with --token or EDGEFED_TOKEN)' : '';
-    throw new CliError(`hub answered ${res.status}: ${why}${hint}`, 1);
+    throw new HubRequestError(`hub answered ${res.status}: ${why}${hint}`, res.status);
   }
   if (body === null) throw new CliError(`hub at ${hub} did not answer JSON`, 1);
   return body;

@@ -61,6 +61,7 @@ const PRUNE_SPECS: FlagSpecs = {
   ...HUB_FLAGS,
   'offline-for': { type: 'string', value: 'DURATION', help: 'Remove nodes offline (or deregistered) for longer than this, e.g. 24h (required)' },
   'dry-run': { type: 'boolean', help: 'Only list what would be removed' },
+  label: { type: 'string', multiple: true, value: 'K=V', help: 'Only nodes with this label, e.g. sim=true for those of edgefed simulate (repeatable)' },
 };
 
 /** `edgefed nodes rm ID...`: DELETE /federation/nodes/:id each; an unknown id is an error, the others still go. */
@@ -83,7 +84,9 @@ async function runPrune(argv: string[], env: NodeJS.ProcessEnv): Promise<number>
   const cutoff = Date.now() - ms;
   const gone: string[] = [];
   for (const status of ['offline', 'deregistered']) {
-    for (const n of await listAllNodes(hub, new URLSearchParams({ status }))) if ((n.last_seen ?? n.updated_at) < cutoff) gone.push(n.node_id);
+    const query = new URLSearchParams({ status });
+    for (const l of list(parsed.flags, 'label')) query.append('label', l);
+    for (const n of await listAllNodes(hub, query)) if ((n.last_seen ?? n.updated_at) < cutoff) gone.push(n.node_id);
   }
   if (gone.length === 0) {
     process.stdout.write(`No node has been offline for more than ${text}.\n`);

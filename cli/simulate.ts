@@ -10,6 +10,8 @@ import { DEFAULT_TOPIC_ROOT } from '../lib/topics.js';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { CliError, helpText, int, labels, list, parseFlags, str, type Flags, type FlagSpecs } from './args.js';
+import { HUB_FLAGS, hubOf, type HubTarget } from './hub-client.js';
+import { cleanupReport, removeSimulated } from './simulate-cleanup.js';
 
 const SPECS: FlagSpecs = {
   nodes: { type: 'string', value: 'N', help: 'How many simulated agents', default: '10' },
@@ -24,6 +26,8 @@ const SPECS: FlagSpecs = {
   duration: { type: 'string', value: 'DUR', help: 'Stop after this long (default: run until Ctrl-C)' },
   auth: { type: 'string', value: 'MODE', help: 'jwt: give each agent its own token, signed with the hub\'s key in --data-dir (a hub with --auth jwt); auto: do so when that key exists; none', default: 'auto' },
   'data-dir': { type: 'string', value: 'DIR', help: 'With --auth jwt: the hub\'s data dir (its signing key)', default: './data' },
+  keep: { type: 'boolean', help: 'Leave the simulated nodes in the hub\'s registry when stopping (default: remove them through --hub)' },
+  ...HUB_FLAGS,
 };
 
 export interface Fleet { agents: Agent[]; connected(): number; stop(): Promise<void> }
@@ -81,7 +85,7 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
  * (so this runs beside the hub, with access to its data dir). Loaded only
  * then: jose stays out of a plain `simulate`.
  */
-async function simulatedTokens(flags: Flags): Promise<Pick<FleetOptions, 'tokenFor'>> {
+async function simulatedTokens(flags: Flags): Promise<Pick<FleetOptions, 'tokenFor'> & { operatorToken?: () => Promise<string> }> {
   const mode = str(flags, 'auth') ?? 'auto';
   if (mode !== 'none' && mode !== 'jwt' && mode !== 'auto') throw new CliError(`edgefed simulate: --auth must be auto, jwt or none, got "${mode}"`);
   const dataDir = path.resolve(str(flags, 'data-dir') ?? './data');
@@ -92,7 +96,11 @@ async function simulatedTokens(flags: Flags): Promise<Pick<FleetOptions, 'tokenF
   const key = await loadOrCreateSigningKey(dataDir);
   if (key.created) process.stderr.write(`simulate: no signing key in ${dataDir} yet, made one: the hub accepts these tokens only if it runs with --data-dir ${dataDir}\n`);
   const caps = list(flags, 'capabilities');
-  return { tokenFor: (nodeId) => issueToken({ role: 'agent', subject: nodeId, caps, ttlSeconds: 7 * 24 * 3600 }, key) };
+  return {
+    tokenFor: (nodeId) => issueToken({ role: 'agent', subject: nodeId, caps, ttlSeconds: 7 * 24 * 3600 }, key),
+    // Removing the nodes when it stops is an operator's write (wpk:write), as `edgefed nodes rm`.
+    operatorToken: () => issueToken({ role: 'operator', scopes: ['wpk:write'], ttlSeconds: 600 }, key),
+  };
 }
 
 export async function runSimulate(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
@@ -112,10 +120,12 @@ export async function runSimulate(argv: string[], env: NodeJS.ProcessEnv): Promi
     process.stderr.write(`\rsimulate: ${connected}/${count} connected (${started} started)   `);
   };
   let fleet: Fleet;
+  const prefix = str(flags, 'prefix') ?? 'sim';
+  const tokens = await simulatedTokens(flags);
   try {
     fleet = await startFleet({
       count,
-      prefix: str(flags, 'prefix') ?? 'sim',
+      prefix,
       brokerUrl: str(flags, 'broker') ?? 'mqtt://127.0.0.1:1883',
       capabilities: list(flags, 'capabilities'),
       labels: { sim: 'true', ...labels(flags) },
@@ -123,7 +133,7 @@ export async function runSimulate(argv: string[], env: NodeJS.ProcessEnv): Promi
       keepaliveS: int(flags, 'keepalive', { min: 0, max: 65535 }) ?? 30,
       ratePerSecond: int(flags, 'rate', { min: 1, max: 100_000 }) ?? 500,
       topicRoot: str(flags, 'topic-root') ?? DEFAULT_TOPIC_ROOT,
-      ...(await simulatedTokens(flags)),
+      ...(tokens.tokenFor ? { tokenFor: tokens.tokenFor } : {}),
       onProgress: progress,
     });
   } catch (err) {
@@ -136,5 +146,17 @@ export async function runSimulate(argv: string[], env: NodeJS.ProcessEnv): Promi
   });
   process.stderr.write(`\nsimulate: stopping ${fleet.agents.length} agents (${signal})\n`);
   await fleet.stop();
+  if (!flags.keep) {
+    const hub = await removalTarget(flags, tokens.operatorToken);
+    const ids = fleet.agents.map((_, i) => `${prefix}-${i}`);
+    process.stderr.write(cleanupReport(await removeSimulated(hub, ids), ids.length, prefix));
+  }
   return 0;
+}
+
+/** The hub's API for the removal: --hub, and --token or an operator token from the hub's key. */
+async function removalTarget(flags: Flags, operatorToken: (() => Promise<string>) | undefined): Promise<HubTarget> {
+  const hub = hubOf(flags);
+  if (hub.token === undefined && operatorToken) hub.token = await operatorToken();
+  return hub;
 }

@@ -61,6 +61,8 @@ test('edgefed nodes prune (dry run, then for real) and nodes rm of an unknown id
     .then((r) => ({ code: 0, out: r.stdout, err: r.stderr }), (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, out: e.stdout, err: e.stderr }));
   const dry = await cli(['prune', '--offline-for', '0s', '--dry-run']);
   assert.equal([dry.code, dry.out], [0, 'gone\nwould remove 1 node(s)\n']);
+  const other = await cli(['prune', '--offline-for', '0s', '--label', 'sim=true']);
+  assert.equal([other.code, other.out], [0, 'No node has been offline for more than 0s.\n'], '--label: only nodes with that label (gone has none)');
   assert.ok(fed.hubApi.node('gone'), 'a dry run removes nothing');
   const real = await cli(['prune', '--offline-for', '0s']);
   assert.equal([real.code, real.out], [0, 'removed gone\n']);
