@@ -13,6 +13,7 @@ import type { Logger } from '../lib/log.js';
 import { topics, type Topics } from '../lib/topics.js';
 import { actionTable } from './actions.js';
 import { CommandDispatcher, parseHubStatus } from './commands.js';
+import { ConnectErrors } from './connect-errors.js';
 import { createClient } from './connection.js';
 import { Executor } from './executor.js';
 import { HeartbeatLoop } from './heartbeat.js';
@@ -112,13 +113,17 @@ class EdgeAgent implements Agent {
   /** mqtt.js emits 'close' after every failed attempt too; 'disconnect' is only the loss of a live session. */
   private up = false;
   /** Connection errors since the last successful connect. */
-  private failures = 0;
+  private readonly connectErrors: ConnectErrors;
 
   constructor(private readonly opts: ResolvedAgentOptions) {
     this.nodeId = opts.nodeId;
     this.topics = topics(opts.topicRoot);
     this.log = opts.logger.child({ component: 'agent', node_id: opts.nodeId, boot_id: this.bootId });
     this.heartbeat = new HeartbeatLoop(opts.heartbeatIntervalMs, () => this.sendHeartbeat());
+    this.connectErrors = new ConnectErrors({
+      own: { nodeId: opts.nodeId, capabilities: opts.capabilities, username: opts.username, password: opts.password },
+      log: this.log, policy: { minMs: opts.reconnectMinMs, maxMs: opts.reconnectMaxMs }, authRetryMs: opts.authRetryMs,
+    });
     this.commands = new CommandDispatcher(this.log);
     this.commands.on('rebirth', () => {
       // A restarted hub sends rebirth to every node once it has resynchronised,
@@ -210,7 +215,7 @@ class EdgeAgent implements Agent {
   private onConnect(client: MqttClient, connack: IConnackPacket): void {
     if (this.stopping) return;
     this.up = true;
-    this.failures = 0;
+    this.connectErrors.connected();
     this.log.info('connected to broker');
     this.desired.onConnect();
     if (!connack.sessionPresent) {
@@ -242,14 +247,8 @@ class EdgeAgent implements Agent {
     this.emit('connect');
   }
 
-  /** Logs an outage's failures at 1, 2, 4, 8... at warn, the rest at debug: visible, yet quiet over hours. */
   private onError(err: Error): void {
-    this.failures += 1;
-    const hint = notMqtt(err);
-    const fields = { err: err.message, code: (err as { code?: unknown }).code, failures: this.failures, ...(hint ? { hint } : {}) };
-    const isPowerOfTwo = (this.failures & (this.failures - 1)) === 0;
-    if (isPowerOfTwo) this.log.warn(fields, hint ? `broker connection error: ${hint}` : 'broker connection error');
-    else this.log.debug(fields, 'broker connection error');
+    this.connectErrors.onError(this.client, err);
   }
 
   private onClose(): void {
@@ -356,6 +355,7 @@ class EdgeAgent implements Agent {
    */
   private async shutdown(): Promise<void> {
     this.heartbeat.stop();
+    this.connectErrors.stop();
     const aborted = this.executor.stop();
     if (aborted > 0) this.log.info({ aborted }, 'aborted running work packages');
     // Nothing new is replayed now; what is undelivered stays in the spool for the next start.
@@ -383,14 +383,4 @@ class EdgeAgent implements Agent {
  */
 function newBootId(): string {
   return randomBytes(16).toString('base64url');
-}
-
-/**
- * mqtt.js's words for bytes that are not MQTT ("Invalid header flag bits",
- * "Invalid cmd", ...) mean the port speaks something else: most often the
- * hub's HTTP port (8080) given as --broker instead of its MQTT port (1883).
- */
-export function notMqtt(err: Error): string | undefined {
-  if (!/Invalid header flag bits|Invalid cmd|Invalid packet|Unknown type|unsupported protocol|Malformed/i.test(err.message)) return undefined;
-  return 'the broker\'s port does not speak MQTT (an HTTP port such as the hub\'s 8080?); give the MQTT port, 1883 by default';
 }

@@ -53,6 +53,12 @@ export interface AgentOptions {
   reconnectMinMs?: number;
   /** Reconnect backoff cap in ms: no retry waits longer than this. */
   reconnectMaxMs?: number;
+  /**
+   * After the broker refused this agent's credentials (CONNACK 4/5) for a
+   * reason retrying cannot cure (no token, not a JWT, expired, another node's),
+   * the wait in ms before connecting again (default 5 minutes).
+   */
+  authRetryMs?: number;
   /** Upper bound in ms for `stop()`: after it the connection is dropped without waiting for the broker. */
   stopTimeoutMs?: number;
   /**
@@ -110,6 +116,7 @@ export const AGENT_DEFAULTS = {
   logger: jsonLogger('warn'),
   reconnectMinMs: 1000,
   reconnectMaxMs: 30_000,
+  authRetryMs: 300_000,
   stopTimeoutMs: 3000,
   spoolMax: DEFAULT_SPOOL_MAX,
   replayFinalMs: DEFAULT_REPLAY_FINAL_MS,
@@ -148,6 +155,7 @@ export function resolveOptions(input: AgentOptions): ResolvedAgentOptions {
   checkInt('concurrency', o.concurrency, 1, MAX_CONCURRENCY, bad);
   checkInt('reconnectMinMs', o.reconnectMinMs, 1, MAX_TIMER_MS, bad);
   checkInt('reconnectMaxMs', o.reconnectMaxMs, 1, MAX_TIMER_MS, bad);
+  checkInt('authRetryMs', o.authRetryMs, 1, MAX_TIMER_MS, bad);
   if (o.reconnectMaxMs < o.reconnectMinMs) bad(`reconnectMaxMs (${o.reconnectMaxMs}) must be >= reconnectMinMs (${o.reconnectMinMs})`);
   checkInt('stopTimeoutMs', o.stopTimeoutMs, 1, MAX_TIMER_MS, bad);
   try {
