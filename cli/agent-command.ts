@@ -10,6 +10,7 @@ import { parseDuration } from '../lib/duration.js';
 import { MAX_CONCURRENCY } from '../lib/limits.js';
 import { jsonLogger, type Logger } from '../lib/log.js';
 import { CliError, helpText, int, labels, list, logLevel, parseFlags, str, type Flags, type FlagSpecs } from './args.js';
+import { cliLogger, LOG_FORMAT_FLAG, logFormat } from './logger.js';
 import { readPem } from './tls-files.js';
 
 const FLAGS: FlagSpecs = {
@@ -23,6 +24,7 @@ const FLAGS: FlagSpecs = {
   'topic-root': { type: 'string', value: 'ROOT', help: 'Topic root shared with the hub', default: AGENT_DEFAULTS.topicRoot },
   concurrency: { type: 'string', value: 'N', help: 'Work packages run at once (max_concurrency)', default: String(AGENT_DEFAULTS.concurrency) },
   'log-level': { type: 'string', value: 'LEVEL', help: 'debug, info, warn, error or silent', default: 'info' },
+  'log-format': LOG_FORMAT_FLAG,
   actions: { type: 'string', value: 'FILE', help: 'JavaScript module exporting actions { name: async (params, ctx) => result }, besides echo and sleep' },
   'state-handler': { type: 'string', value: 'FILE', help: 'JavaScript module whose default export applies the desired state: (state, delta, ctx) => reported; without it the state is written to desired-state.json in the spool dir' },
   'spool-dir': { type: 'string', value: 'DIR', help: 'Where execution updates wait while the broker is unreachable (default ~/.edgefed/spool/NODE_ID)' },
@@ -48,7 +50,7 @@ export async function runAgentCommand(argv: string[], env: NodeJS.ProcessEnv): P
       return 0;
     }
     if (positionals.length > 0) throw new CliError(`edgefed agent: unexpected argument "${positionals[0]}". ${HINT}`);
-    log = jsonLogger(logLevel(flags, 'agent'), { name: 'edgefed-agent' });
+    log = await agentLogger(flags);
     const nodeId = required(str(flags, 'id'), 'id');
     const capabilities = list(flags, 'capabilities');
     if (capabilities.length === 0) required(undefined, 'capabilities');
@@ -207,4 +209,12 @@ function redact(urls: string): string {
       return url;
     }
   }).join(',');
+}
+
+/** JSON lines with the agent's own small logger (what a device runs); pino-pretty only when a person reads it. */
+async function agentLogger(flags: Flags): Promise<Logger> {
+  const level = logLevel(flags, 'agent');
+  const base = { name: 'edgefed-agent' };
+  if (logFormat(flags, 'agent', 2) === 'json') return jsonLogger(level, base);
+  return cliLogger({ format: 'pretty', level, fd: 2, base });
 }

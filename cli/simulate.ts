@@ -4,7 +4,7 @@
  * Connections are opened at a bounded rate so a broker sees a ramp, not a wall.
  */
 import { startAgent, type Agent } from '../agent/index.js';
-import { jsonLogger } from '../lib/log.js';
+import { jsonLogger, type Logger } from '../lib/log.js';
 import { parseDuration } from '../lib/duration.js';
 import { DEFAULT_TOPIC_ROOT } from '../lib/topics.js';
 import { existsSync } from 'node:fs';
@@ -12,6 +12,7 @@ import path from 'node:path';
 import { CliError, helpText, int, labels, list, parseFlags, str, type Flags, type FlagSpecs } from './args.js';
 import { HUB_FLAGS, hubOf, type HubTarget } from './hub-client.js';
 import { cleanupReport, removeSimulated } from './simulate-cleanup.js';
+import { cliLogger, LOG_FORMAT_FLAG, logFormat } from './logger.js';
 
 const SPECS: FlagSpecs = {
   nodes: { type: 'string', value: 'N', help: 'How many simulated agents', default: '10' },
@@ -26,6 +27,7 @@ const SPECS: FlagSpecs = {
   duration: { type: 'string', value: 'DUR', help: 'Stop after this long (default: run until Ctrl-C)' },
   auth: { type: 'string', value: 'MODE', help: 'jwt: give each agent its own token, signed with the hub\'s key in --data-dir (a hub with --auth jwt); auto: do so when that key exists; none', default: 'auto' },
   'data-dir': { type: 'string', value: 'DIR', help: 'With --auth jwt: the hub\'s data dir (its signing key)', default: './data' },
+  'log-format': LOG_FORMAT_FLAG,
   keep: { type: 'boolean', help: 'Leave the simulated nodes in the hub\'s registry when stopping (default: remove them through --hub)' },
   ...HUB_FLAGS,
 };
@@ -45,13 +47,15 @@ export interface FleetOptions {
   /** With a broker that checks JWTs: each agent's token (the node id is its username). */
   tokenFor?: (nodeId: string) => Promise<string>;
   onProgress?: (connected: number, started: number) => void;
+  /** Where the agents log (errors only; default JSON lines on stderr). */
+  logger?: Logger;
 }
 
 /** Starts the fleet at `ratePerSecond`; resolves once every agent is started (not necessarily connected). */
 export async function startFleet(o: FleetOptions): Promise<Fleet> {
   const agents: Agent[] = [];
   let connected = 0;
-  const log = jsonLogger('error');
+  const log = o.logger ?? jsonLogger('error');
   const batch = Math.max(1, Math.ceil(o.ratePerSecond / 20)); // 20 batches a second
   for (let i = 0; i < o.count; i += batch) {
     const started = Date.now();
@@ -122,6 +126,8 @@ export async function runSimulate(argv: string[], env: NodeJS.ProcessEnv): Promi
   let fleet: Fleet;
   const prefix = str(flags, 'prefix') ?? 'sim';
   const tokens = await simulatedTokens(flags);
+  // Checked before any agent starts; the agents log their errors only.
+  const logger = logFormat(flags, 'simulate', 2) === 'pretty' ? await cliLogger({ format: 'pretty', level: 'error', fd: 2, base: { name: 'edgefed-simulate' } }) : undefined;
   try {
     fleet = await startFleet({
       count,
@@ -134,6 +140,7 @@ export async function runSimulate(argv: string[], env: NodeJS.ProcessEnv): Promi
       ratePerSecond: int(flags, 'rate', { min: 1, max: 100_000 }) ?? 500,
       topicRoot: str(flags, 'topic-root') ?? DEFAULT_TOPIC_ROOT,
       ...(tokens.tokenFor ? { tokenFor: tokens.tokenFor } : {}),
+      ...(logger ? { logger } : {}),
       onProgress: progress,
     });
   } catch (err) {

@@ -3,7 +3,6 @@
  * its HTTP API, in one process, stopped cleanly by SIGINT/SIGTERM.
  */
 import path from 'node:path';
-import { pino } from 'pino';
 import { MAX_PACKET_BYTES, MAX_PAYLOAD_BYTES } from '../lib/limits.js';
 import { startFederation } from '../server/federation.js';
 import { checkClientId } from '../hub/link.js';
@@ -11,6 +10,7 @@ import type { Logger } from '../lib/log.js';
 import { DEFAULT_TOPIC_ROOT } from '../lib/topics.js';
 import { parseDuration } from '../lib/duration.js';
 import { CliError, helpText, int, logLevel, parseFlags, str, type Flags, type FlagSpecs } from './args.js';
+import { cliLogger, LOG_FORMAT_FLAG, logFormat } from './logger.js';
 import { TLS_START_SPECS, tlsStartOptions } from './start-tls.js';
 import { AUTH_START_SPECS, authStartOptions } from './start-auth.js';
 
@@ -31,6 +31,7 @@ const SPECS: FlagSpecs = {
   'max-packet': { type: 'string', value: 'BYTES', help: 'Largest MQTT packet the embedded broker accepts', default: String(MAX_PACKET_BYTES) },
   'max-payload': { type: 'string', value: 'BYTES', help: 'Largest node payload the hub accepts', default: String(MAX_PAYLOAD_BYTES) },
   'log-level': { type: 'string', value: 'LEVEL', help: 'debug, info, warn, error or silent', default: 'info' },
+  'log-format': LOG_FORMAT_FLAG,
   'max-connections': { type: 'string', value: 'N', help: 'Open MQTT connections the embedded broker allows (0 = no limit)', default: '10000' },
   'connect-rate': { type: 'string', value: 'N', help: 'New connections per second one address may sustain (0 = no limit; loopback is exempt)', default: '20' },
   'connect-burst': { type: 'string', value: 'N', help: 'New connections one address may open in a burst', default: '50' },
@@ -44,7 +45,7 @@ export async function runStart(argv: string[], env: NodeJS.ProcessEnv): Promise<
     process.stdout.write(helpText('edgefed start [options]', 'Starts the embedded MQTT broker and the hub: node registry, liveness, HTTP API.', SPECS));
     return 0;
   }
-  const log: Logger = pino({ level: logLevel(flags, 'start'), base: { app: 'edgefed' } });
+  const log: Logger = await cliLogger({ format: logFormat(flags, 'start', 1), level: logLevel(flags, 'start'), fd: 1, base: { app: 'edgefed' } });
   const brokerUrl = str(flags, 'broker-url');
   const store = str(flags, 'store');
   const clientId = str(flags, 'hub-client-id');
