@@ -117,7 +117,9 @@ export async function runSimulate(argv: string[], env: NodeJS.ProcessEnv): Promi
   const duration = str(flags, 'duration');
   const stopAfter = duration ? parseDuration(duration) : undefined; // parsed before any agent starts
   let lastDraw = 0;
+  let stopping = false;
   const progress = (connected: number, started: number) => {
+    if (stopping) return; // the agents' goodbyes would redraw the line over the stop messages
     const now = Date.now();
     if (now - lastDraw < 100 && connected !== count) return;
     lastDraw = now;
@@ -151,6 +153,7 @@ export async function runSimulate(argv: string[], env: NodeJS.ProcessEnv): Promi
     process.once('SIGTERM', () => resolve('SIGTERM'));
     if (stopAfter !== undefined) setTimeout(() => resolve('duration'), stopAfter).unref();
   });
+  stopping = true;
   process.stderr.write(`\nsimulate: stopping ${fleet.agents.length} agents (${signal})\n`);
   await fleet.stop();
   if (!flags.keep) {
