@@ -8,8 +8,7 @@
 import * as assert from 'uvu/assert';
 import { wpkMemoryAdapter } from '../hub/wpk/store.js';
 import type { WpkRecord } from '../hub/wpk/types.js';
-import { FakeClock } from './helpers/clock.js';
-import { rigSuite, runs } from './helpers/wpk-rig.js';
+import { restartedRig, rigSuite, runs } from './helpers/wpk-rig.js';
 
 const test = rigSuite('wpk engine: continuous and scheduled');
 const SWEEP = 250;
@@ -108,12 +107,7 @@ test('a hub restart: a scheduled WPK starts on time; a continuous one serves the
   const later = await before.create({ mode: 'all', start_at: before.clock.now() + 60_000 });
   const cont = await before.create({ mode: 'all', continuous: true });
   before.complete('a', cont.wpk_id, 1);
-  await before.service.flush();
-  await before.stop();
-  const after = ctx.use({ adapter, clock: new FakeClock(before.clock.now() + 30_000), start: false });
-  after.registry.restore([...before.registry.all()]);
-  await after.load();
-  after.service.start();
+  const after = await restartedRig(ctx, before, adapter, 30_000);
   after.node('a');
   after.node('b');
   const c = after.get(cont.wpk_id);

@@ -9,7 +9,7 @@ import { defaultWpkOptions } from '../hub/wpk/service.js';
 import { wpkMemoryAdapter } from '../hub/wpk/store.js';
 import type { WpkRequestError } from '../hub/wpk/types.js';
 import { FakeClock } from './helpers/clock.js';
-import { rigSuite, runs, type Rig, type RigCtx } from './helpers/wpk-rig.js';
+import { restartedRig, rigSuite, runs, type Rig, type RigCtx } from './helpers/wpk-rig.js';
 
 const test = rigSuite('wpk lifecycle');
 const SWEEP = defaultWpkOptions.sweepIntervalMs;
@@ -103,12 +103,7 @@ async function restarted(ctx: RigCtx, later: number, state: 'dispatched' | 'runn
   before.node('b');
   const w = await before.create({ timeout_ms: 60_000 });
   if (state === 'running') before.send(w.assignee!, w.wpk_id, 1, 'running');
-  await before.stop();
-  const clock = new FakeClock(before.clock.now() + later);
-  const after: Rig = ctx.use({ adapter, clock, start: false });
-  after.registry.restore([...before.registry.all()]);
-  await after.load();
-  after.service.start();
+  const after = await restartedRig(ctx, before, adapter, later);
   return { w: after.get(w.wpk_id), first: w.assignee!, after };
 }
 

@@ -9,8 +9,7 @@ import * as assert from 'uvu/assert';
 import { wpkMemoryAdapter } from '../hub/wpk/store.js';
 import { ratePerMinute } from '../hub/wpk/rollout.js';
 import type { WpkRecord } from '../hub/wpk/types.js';
-import { FakeClock } from './helpers/clock.js';
-import { rigSuite, runs, type Rig } from './helpers/wpk-rig.js';
+import { restartedRig, rigSuite, runs, type Rig } from './helpers/wpk-rig.js';
 
 const test = rigSuite('wpk engine: rollouts');
 const SWEEP = 250;
@@ -164,12 +163,7 @@ test('a hub restart mid-rollout: no node is dispatched twice or skipped, and the
   const w0 = await before.create({ mode: 'all', timeout_ms: 600_000, rollout: { max_per_minute: 60 } });
   before.advance(2000); // n1..n3 dispatched
   before.complete('n1', w0.wpk_id, 1);
-  await before.service.flush();
-  await before.stop();
-  const after = ctx.use({ adapter, clock: new FakeClock(before.clock.now() + 30_000), start: false });
-  after.registry.restore([...before.registry.all()]);
-  await after.load();
-  after.service.start();
+  const after = await restartedRig(ctx, before, adapter, 30_000);
   for (let i = 1; i <= 6; i++) after.node(`n${i}`); // the fleet re-announces, same boots
   const w = after.get(w0.wpk_id);
   after.advance(SWEEP);

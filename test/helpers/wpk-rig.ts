@@ -169,6 +169,21 @@ export function wpkRig(o: RigOptions = {}): Rig {
 
 export const WPK_DEFAULTS = defaultWpkOptions;
 
+/**
+ * The hub `before` stopped, and a new one started on the same WPK document
+ * `laterMs` after: the registry as `before` had it, the WPKs loaded, the
+ * sweeps on. The fleet re-announcing is the test's to do.
+ */
+export async function restartedRig(ctx: RigCtx, before: Rig, adapter: Adapter<WpkFile>, laterMs: number): Promise<Rig> {
+  await before.service.flush();
+  await before.stop();
+  const after = ctx.use({ adapter, clock: new FakeClock(before.clock.now() + laterMs), start: false });
+  after.registry.restore([...before.registry.all()]);
+  await after.load();
+  after.service.start();
+  return after;
+}
+
 /** [node, attempt, state] of every execution, for compact assertions. */
 export const runs = (w: WpkRecord) => w.executions.map((e) => [e.node_id, e.attempt, e.state] as const);
 
