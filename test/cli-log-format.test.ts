@@ -18,8 +18,8 @@ import { waitFor, withTimeout } from './helpers/time.js';
 interface Run { out: string; err: string; code: number | null }
 
 /** Runs the CLI until `until(run)` holds (then SIGTERM) or it exits. */
-async function cli(scope: Scope, args: string[], until: (r: Run) => boolean, command: string[] = [process.execPath, ...CLI_ARGS, ...args]): Promise<Run> {
-  const child = spawn(command[0]!, command.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+async function cli(scope: Scope, args: string[], until: (r: Run) => boolean, command: string[] = [process.execPath, ...CLI_ARGS, ...args], env: NodeJS.ProcessEnv = process.env): Promise<Run> {
+  const child = spawn(command[0]!, command.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env });
   scope.defer(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL'); });
   const run: Run = { out: '', err: '', code: null };
   child.stdout.on('data', (d: Buffer) => { run.out += d.toString(); });
@@ -44,12 +44,16 @@ test('agent --log-format pretty: one readable line per event, the component firs
 
 test('agent without --log-format on a terminal (util-linux script gives it one): pretty, in colour', bounded(async (scope) => {
   const quoted = [process.execPath, ...CLI_ARGS, 'agent', ...nobody].map((a) => `'${a.replace(/'/g, "'\\''")}'`).join(' ');
-  const run = await cli(scope, [], () => false, ['script', '-qec', `timeout -s TERM 3 ${quoted}`, '/dev/null']);
+  // CI sets NO_COLOR (which the pretty logs honour); a person's terminal does not.
+  const { NO_COLOR: _n, FORCE_COLOR: _f, ...env } = process.env;
+  const run = await cli(scope, [], () => false, ['script', '-qec', `timeout -s TERM 3 ${quoted}`, '/dev/null'], env);
   const text = run.out.replace(/\r/g, '');
   assert.match(text, /\x1b\[\d+m/, 'coloured');
   const plain = text.replace(/\x1b\[\d+m/g, '');
   assert.match(plain, /^\[\d\d:\d\d:\d\d\.\d{3}\] INFO: agent: agent started \{/m);
   assert.not.match(plain, /^\{/m, 'no JSON line');
+  const bare = await cli(scope, [], () => false, ['script', '-qec', `timeout -s TERM 3 ${quoted}`, '/dev/null'], { ...env, NO_COLOR: '1' });
+  assert.not.match(bare.out, /\x1b\[\d+m/, 'NO_COLOR: no colour');
 }, { timeoutMs: 20_000 }));
 
 test('agent without --log-format, output not a terminal: JSON lines as before', bounded(async (scope) => {
