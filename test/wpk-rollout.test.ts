@@ -46,6 +46,19 @@ test('a rate between sweeps is kept to the millisecond: 150/min is every 400 ms,
   assert.equal(dispatchTimes(rig, w, t0), [['a', 0], ['b', 400], ['c', 800], ['d', 1200]]);
 });
 
+test('a rollout slot writes that rollout, not every open WPK (a large rollout is a large record)', async ({ rig }) => {
+  for (const id of ['a', 'b', 'c']) rig.node(id);
+  const other = await rig.create({ capability: 'camera' }); // open, waiting for a camera
+  const w = await rig.create({ mode: 'all', rollout: { max_per_minute: 60 } });
+  rig.batches.length = 0;
+  rig.advance(2100);
+  await rig.service.flush();
+  assert.is(rig.triggers(w.wpk_id).length, 3);
+  const written = new Set(rig.batches.flat());
+  assert.ok(written.has(w.wpk_id));
+  assert.not.ok(written.has(other.wpk_id), `only the rollout: ${JSON.stringify(rig.batches)}`);
+});
+
 test('order_label: by that label value, nodes without it last, then by node id', async ({ rig }) => {
   rig.node('a', { labels: { ring: '2' } });
   rig.node('b');

@@ -217,10 +217,7 @@ export class WpkEngine {
     // after a hub restart must not cost (nodes x open WPKs).
     const candidates = onlyNode === undefined ? [...this.open.values()] : this.#heldBy(onlyNode);
     for (const w of candidates) {
-      if (w.state === 'scheduled') {
-        if (onlyNode === undefined && now >= (w.start_at ?? 0)) changed = this.#startScheduled(w, now) || changed;
-        continue;
-      }
+      if (w.state === 'scheduled') continue; // nothing in flight; timed() starts it
       for (const e of w.executions) {
         if (!isInFlight(e) || (onlyNode !== undefined && e.node_id !== onlyNode)) continue;
         const why = whyGiveUp({ ...this.opts, startedAt: this.deps.startedAt }, w, e, this.deps.registry.get(e.node_id), now);
@@ -234,9 +231,26 @@ export class WpkEngine {
         this.advance(w, now);
         changed = true;
       }
-      if (onlyNode === undefined) changed = this.#pace(w, now) || changed;
     }
     return changed;
+  }
+
+  /**
+   * Each sweep and at each rollout slot: scheduled WPKs whose start has come
+   * start, rollouts whose slot has come dispatch. Returns the WPKs it moved,
+   * and only those: the slots of one rollout must not rewrite every open
+   * WPK (a large rollout's record holds an execution per target).
+   */
+  timed(now: number): WpkRecord[] {
+    const moved: WpkRecord[] = [];
+    for (const w of this.open.values()) {
+      if (w.state === 'scheduled') {
+        if (now >= (w.start_at ?? 0)) moved.push(this.#startScheduled(w, now));
+      } else if (this.#pace(w, now)) {
+        moved.push(w);
+      }
+    }
+    return moved;
   }
 
   /** The next rollout slot still to come (epoch ms), if any: the service sets a timer for it, so a rate is kept to the millisecond rather than to the sweep. */
@@ -249,12 +263,12 @@ export class WpkEngine {
     return next;
   }
 
-  #startScheduled(w: WpkRecord, now: number): boolean {
+  #startScheduled(w: WpkRecord, now: number): WpkRecord {
     w.state = 'pending';
     w.updated_at = now;
     this.deps.log.info({ wpk_id: w.wpk_id, start_at: w.start_at }, 'scheduled work package starts');
     this.#start(w, now);
-    return true;
+    return w;
   }
 
   #pace(w: WpkRecord, now: number): boolean {

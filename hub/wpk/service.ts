@@ -243,7 +243,15 @@ export class WpkService implements WorkPackages {
     const gaveUp = this.#engine.check(now);
     const woke = this.#engine.wake(now);
     if (gaveUp || woke) this.#openChanged();
+    this.#timed(now);
     if (this.#prune(now) > 0) this.#flusher.markDirty('durable');
+  }
+
+  /** Scheduled starts and rollout slots; only the WPKs they moved are written. Then the timer for the next slot. */
+  #timed(now: number): void {
+    const moved = this.#engine.timed(now);
+    for (const w of moved) this.#dirty.add(w);
+    if (moved.length > 0) this.#flusher.markDirty('durable');
     this.#armPace(now);
   }
 
@@ -259,7 +267,7 @@ export class WpkService implements WorkPackages {
     if (at === undefined || at - now >= this.#o.sweepIntervalMs) return;
     this.#pace = this.#clock.setTimeout(() => {
       this.#pace = undefined;
-      this.#tick();
+      this.#timed(this.#clock.now());
     }, at - now);
   }
 

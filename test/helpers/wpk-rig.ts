@@ -56,6 +56,8 @@ export interface Rig {
   /** Takes the WPKs the store holds, as a starting hub does (`start: false` rigs). */
   load(): Promise<void>;
   sent: Sent[];
+  /** The ids of the WPKs in each batch written to the store, oldest first. */
+  batches: string[][];
   /** Triggers published so far, oldest first. */
   triggers(wpkId?: string): WpkTrigger[];
   /** Cancel commands published so far, with the node each went to. */
@@ -100,6 +102,9 @@ export function wpkRig(o: RigOptions = {}): Rig {
     },
   };
   const store = new LowdbStore({ wpks: o.adapter ?? wpkMemoryAdapter() });
+  const batches: string[][] = [];
+  const writeWpks = store.writeWpks.bind(store);
+  store.writeWpks = (changes) => { batches.push(changes.upserted.map((w) => w.wpk_id)); return writeWpks(changes); };
   const service = new WpkService({
     topics: t, registry, out, counters, log, observe: observers, clock,
     refusals: new Refusals(t, counters, log, out.publish),
@@ -111,7 +116,7 @@ export function wpkRig(o: RigOptions = {}): Rig {
   const bootOf = (id: string) => boots.get(id) ?? `boot-${id}`;
 
   const rig: Rig = {
-    clock, registry, counters, observers, service, sent,
+    clock, registry, counters, observers, service, sent, batches,
     async load() { service.restore((await store.load()).wpks); },
     triggers: (wpkId) => sent.flatMap((s) => (s.trigger && (wpkId === undefined || s.trigger.wpk_id === wpkId) ? [s.trigger] : [])),
     cancels: (wpkId) => sent.flatMap((s) => (s.cancel && (wpkId === undefined || s.cancel.wpk_id === wpkId) ? [s.cancel] : [])),
