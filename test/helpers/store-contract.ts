@@ -118,5 +118,22 @@ export function storeContract(name: string, open: () => Promise<StoreFixture>): 
     assert.equal(back, w);
   });
 
+  test('an execution taken out of a WPK record is gone from the store too', async (ctx) => {
+    ctx.fx = await open();
+    const { store } = ctx.fx;
+    await store.load();
+    const w = wpk(7);
+    const run = (node_id: string) => ({
+      node_id, attempt: 1, state: 'succeeded' as const, boot_id: 'b', progress: 1, result: {}, error: null,
+      dispatched_at: 1000, started_at: 1000, finished_at: 1100, updated_at: 1100,
+    });
+    w.executions.push(run('a'), run('b'), run('c'));
+    await store.writeWpks({ upserted: [w], removed: [] });
+    const kept = { ...w, executions: [w.executions[0]!, w.executions[2]!] };
+    await store.writeWpks({ upserted: [kept], removed: [] });
+    const [back] = (await ctx.fx.reopen().load()).wpks;
+    assert.equal(back?.executions.map((e) => e.node_id), ['a', 'c']);
+  });
+
   test.run();
 }
