@@ -146,6 +146,17 @@ test('abort on any: rejections, timeouts and lost nodes count; the first criteri
   assert.equal([w.state, w.aborted_by?.on, w.aborted_by?.matched], ['aborted', 'any', 2]);
 });
 
+test('a busy refusal says nothing about the work: it does not count for the abort criteria', async ({ rig }) => {
+  for (const id of ['a', 'b', 'c']) rig.node(id);
+  const w = await rig.create({ mode: 'all', rollout: { max_per_minute: 6000 }, abort: [{ on: 'any', min_executed: 1, threshold_pct: 50 }] });
+  rig.advance(SWEEP);
+  rig.send('a', w.wpk_id, 1, 'rejected', { error: 'busy: 4 of 4 slots in use' });
+  rig.complete('b', w.wpk_id, 1);
+  assert.is(w.state, 'running', 'one executed (b), none failed: a was only busy');
+  rig.complete('c', w.wpk_id, 1, 'failed', { error: 'boom' });
+  assert.equal([w.state, w.aborted_by?.executed, w.aborted_by?.matched], ['aborted', 2, 1]);
+});
+
 test('cancel skips the queued targets with a reason; the deadline leaves the unreached ones skipped and fails it', async ({ rig }) => {
   for (const id of ['a', 'b', 'c']) rig.node(id);
   const w = await rig.create({ mode: 'all', rollout: { max_per_minute: 1 } });

@@ -8,6 +8,7 @@
 import type { HttpAbortCriterion, HttpRollout } from '../../lib/wire.js';
 import type { NodeRecord } from '../registry.js';
 import { compareNodeIds } from '../node-filter.js';
+import { isBusy } from './placement.js';
 import { WpkRequestError, type AbortFired, type ExecutionRecord, type ExecutionRecordState, type WpkRecord } from './types.js';
 
 /** The same bound as the schema's: the sweep can spread at most this many a minute. */
@@ -84,10 +85,18 @@ function matches(c: HttpAbortCriterion, e: ExecutionRecord): boolean {
   return c.on === 'any' ? UNSUCCESSFUL.has(e.state) : e.state === c.on;
 }
 
+/**
+ * Whether an execution counts for the abort criteria: it ended, and not as a
+ * `busy` refusal (the node had no room for it then: nothing about the work).
+ */
+function executed(e: ExecutionRecord): boolean {
+  return EXECUTED.has(e.state) && !(e.state === 'rejected' && isBusy(e.error));
+}
+
 /** The first abort criterion that is met, with the counts it saw; null while none is. */
 export function firedCriterion(w: WpkRecord): AbortFired | null {
   if (w.abort.length === 0) return null;
-  const ended = w.executions.filter((e) => EXECUTED.has(e.state));
+  const ended = w.executions.filter(executed);
   for (const c of w.abort) {
     if (ended.length < c.min_executed) continue;
     const matched = ended.filter((e) => matches(c, e)).length;
