@@ -11,7 +11,7 @@ import type { Federation } from '../server/federation.js';
 import { CLI_ARGS } from './helpers/cli.js';
 import { federation } from './helpers/federation.js';
 import { bounded, type Scope } from './helpers/scope.js';
-import { withTimeout } from './helpers/time.js';
+import { waitFor, withTimeout } from './helpers/time.js';
 
 async function hub(scope: Scope): Promise<Federation> {
   const fed = await federation({ mqttListen: true });
@@ -40,6 +40,20 @@ test('simulate removes its nodes from the hub when it stops; with --keep they st
   assert.is(kept.code, 0, kept.err);
   assert.not.match(kept.err, /removed/);
   assert.equal(['kept-0', 'kept-1', 'kept-2'].map((id) => fed.hubApi.node(id)?.status), ['offline', 'offline', 'offline']);
+}, { timeoutMs: 30_000 }));
+
+test('Ctrl-C (SIGINT), as the README stops it: the nodes are removed too', bounded(async (scope) => {
+  const fed = await hub(scope);
+  const child = spawn(process.execPath, [...CLI_ARGS, 'simulate', '--nodes', '2', '--auth', 'none', '--prefix', 'int', '--broker', fed.mqttUrl!, '--hub', fed.api.url], { stdio: ['ignore', 'ignore', 'pipe'] });
+  scope.defer(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL'); });
+  let err = '';
+  child.stderr.on('data', (d: Buffer) => { err += d.toString(); });
+  await waitFor(() => fed.hubApi.node('int-1')?.status === 'active', { timeoutMs: 10_000, label: 'simulated nodes active' });
+  const closed = new Promise<number | null>((resolve) => child.once('close', resolve));
+  child.kill('SIGINT');
+  assert.is(await withTimeout(closed, 10_000, 'simulate exits'), 0, err);
+  assert.match(err, /stopping 2 agents \(SIGINT\)/);
+  assert.equal([fed.hubApi.node('int-0'), fed.hubApi.node('int-1')], [undefined, undefined]);
 }, { timeoutMs: 30_000 }));
 
 test('a hub it cannot reach: the nodes stay, and one line says how to remove them', bounded(async (scope) => {
