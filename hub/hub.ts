@@ -19,7 +19,8 @@ import { handleHeartbeat } from './handlers/heartbeat.js';
 import { handleRegistration } from './handlers/registration.js';
 import { NodeJournal } from './journal.js';
 import { checkClientId, hubClientId, mqttTransport } from './link.js';
-import type { HubTransport } from './transport.js';
+import { gated, type HubTransport } from './transport.js';
+import { RebirthThrottle, WillGrace } from './node-timers.js';
 import { lockDataDir, type DataDirLock } from './lock.js';
 import { HubObservers } from './observe.js';
 import { defaultHubOptions, type HubDefaults, type HubOptions } from './options.js';
@@ -62,9 +63,8 @@ export class Hub implements HubApi {
   #state: StateService;
   #lock: DataDirLock | undefined;
   #sweep: NodeJS.Timeout | undefined;
-  #lastRebirth = new Map<string, number>();
-  /** Wills waiting out willGraceMs, by node. */
-  readonly #pendingWills = new Map<string, NodeJS.Timeout>();
+  readonly #rebirths: RebirthThrottle;
+  readonly #wills: WillGrace;
   #stopped = false;
   #starting: Promise<void> | undefined;
 
@@ -124,6 +124,8 @@ export class Hub implements HubApi {
       ...(this.#o.mayAct ? { mayAct: this.#o.mayAct } : {}),
       ...(this.#o.lease ? { lease: this.#o.lease } : {}),
     }), this.#o.mayAct);
+    this.#wills = new WillGrace(this.#o.willGraceMs);
+    this.#rebirths = new RebirthThrottle({ topics: this.topics, out: this.#link, counters: this.#counters, throttleMs: this.#o.rebirthThrottleMs });
     this.#journal = new NodeJournal((urgency) => this.#flusher.markDirty(urgency));
     this.#registry = new Registry(createChangeSink({
       journal: this.#journal, counters: this.#counters, log: this.log, events: this.events,
@@ -140,10 +142,10 @@ export class Hub implements HubApi {
       out: this.#link,
       resync: { seen: new Set(), brokerKeptStore: false, generation: 0 },
       expectedEchoes: new Map(),
-      requestRebirth: (id) => this.#requestRebirth(id),
+      requestRebirth: (id) => this.#rebirths.request(id),
       now: () => Date.now(),
       willGraceMs: this.#o.willGraceMs,
-      deferWill: (id, apply) => this.#deferWill(id, apply),
+      deferWill: (id, apply) => this.#wills.defer(id, apply),
     };
     this.#wpks = new WpkService({
       topics: this.topics,
@@ -206,7 +208,7 @@ export class Hub implements HubApi {
     await this.#link.stop(); // also aborts a connect in progress
     await this.#starting?.catch(() => undefined); // let a start in progress settle first
     clearInterval(this.#sweep);
-    for (const t of this.#pendingWills.values()) clearTimeout(t);
+    this.#wills.stop();
     await this.#wpks.stop();
     await this.#flusher.stop();
     await this.#store.close();
@@ -226,7 +228,7 @@ export class Hub implements HubApi {
     this.#link.abandon();
     await this.#starting?.catch(() => undefined);
     clearInterval(this.#sweep);
-    for (const t of this.#pendingWills.values()) clearTimeout(t);
+    this.#wills.stop();
     this.#wpks.abandon();
     this.#flusher.abandon();
     await this.#store.close().catch(() => undefined);
@@ -357,31 +359,6 @@ export class Hub implements HubApi {
   /** Whether the store takes writes now (GET /health, /metrics). */
   storeStatus(): StoreStatus { return this.#storeHealth.status(); }
 
-  #deferWill(nodeId: string, apply: () => void): void {
-    clearTimeout(this.#pendingWills.get(nodeId));
-    const timer = setTimeout(() => {
-      this.#pendingWills.delete(nodeId);
-      if (!this.#stopped) apply();
-    }, this.#o.willGraceMs);
-    timer.unref();
-    this.#pendingWills.set(nodeId, timer);
-  }
-
-  #requestRebirth(nodeId: string): void {
-    const now = Date.now();
-    const last = this.#lastRebirth.get(nodeId);
-    if (last !== undefined && now - last < this.#o.rebirthThrottleMs) return;
-    if (this.#lastRebirth.size > 100_000) this.#pruneRebirths(now);
-    this.#lastRebirth.set(nodeId, now);
-    this.#counters.rebirths_requested += 1;
-    this.#link.publish(this.topics.commands(nodeId), JSON.stringify({ command: 'rebirth', ts: now }), { qos: 1, retain: false });
-  }
-
-  /** Forgets throttle entries that have expired, so the map stays bounded without resetting live ones. */
-  #pruneRebirths(now: number): void {
-    for (const [id, at] of this.#lastRebirth) if (now - at >= this.#o.rebirthThrottleMs) this.#lastRebirth.delete(id);
-  }
-
   async #resync(first: boolean): Promise<void> {
     if (!(await waitForReplay(this.#ctx, this.#o.resync, () => this.#stopped))) return;
     const { seen, brokerKeptStore } = this.#ctx.resync;
@@ -407,17 +384,4 @@ export class Hub implements HubApi {
 
 export function createHub(options: HubOptions): Hub {
   return new Hub(options);
-}
-
-/** The hub's transport with its publishes dropped while the hub may not act (HA: the lease ran out). */
-function gated(link: HubTransport, mayAct: (() => boolean) | undefined): HubTransport {
-  if (!mayAct) return link;
-  return {
-    get connected() { return link.connected; },
-    start: () => link.start(),
-    stop: () => link.stop(),
-    abandon: () => link.abandon(),
-    reannounce: () => { if (mayAct()) link.reannounce(); },
-    publish(topic, payload, opts) { if (mayAct()) link.publish(topic, payload, opts); },
-  };
 }

@@ -85,3 +85,16 @@ export function hubSubscriptions(topics: Topics): ISubscriptionMap {
     [topics.allTriggers()]: { qos: 0 },
   };
 }
+
+/** The hub's transport with its publishes dropped while the hub may not act (HA: the lease ran out). */
+export function gated(link: HubTransport, mayAct: (() => boolean) | undefined): HubTransport {
+  if (!mayAct) return link;
+  return {
+    get connected() { return link.connected; },
+    start: () => link.start(),
+    stop: () => link.stop(),
+    abandon: () => link.abandon(),
+    reannounce: () => { if (mayAct()) link.reannounce(); },
+    publish(topic, payload, opts) { if (mayAct()) link.publish(topic, payload, opts); },
+  };
+}
