@@ -1,6 +1,6 @@
 /**
  * Inbound messages (commands, hub status), checked by the validators
- * generated from the JSON Schemas (agent/generated/validators.ts; the agent
+ * generated from the JSON Schemas (agent/generated/; the agent
  * does not load ajv). A malformed message must never crash a node, so every
  * check returns a reason instead of throwing.
  */
@@ -9,7 +9,9 @@ import { MAX_PAYLOAD_BYTES } from '../lib/limits.js';
 import type { Logger } from '../lib/log.js';
 import { describe } from '../lib/schema-errors.js';
 import type { Command, HubStatus } from '../lib/wire.js';
-import { checkCancelCommand, checkHubStatus, checkRebirthCommand, type GeneratedCheck } from './generated/validators.js';
+import { checkCancelCommand, checkRebirthCommand } from './generated/commands.js';
+import { checkHubStatus } from './generated/hub-status.js';
+import type { GeneratedCheck } from './generated/runtime.js';
 
 /** Commands are tiny; refusing big payloads before JSON.parse bounds the cost of a hostile one. */
 export const MAX_INBOUND_BYTES = MAX_PAYLOAD_BYTES;

@@ -17,7 +17,7 @@ import { MAX_ERROR_LENGTH } from '../lib/limits.js';
 import type { Logger } from '../lib/log.js';
 import type { DesiredState, ReportedState } from '../lib/wire.js';
 import { checkPayload } from './commands.js';
-import { checkDesiredState } from './generated/validators.js';
+import { checkDesiredState } from './generated/desired-state.js';
 
 /** What a desired-state handler is told besides the state and its delta. */
 export interface DesiredContext {

@@ -1,11 +1,11 @@
 /**
  * Inbound work-package triggers: checked by the validator generated from
- * `wpkTriggerSchema` (agent/generated/validators.ts), so the agent accepts
+ * `wpkTriggerSchema` (agent/generated/wpk-trigger.ts), so the agent accepts
  * exactly what the hub may send. Also the two decisions taken before any work
  * starts: is this trigger meant for this node, and has it been seen already.
  */
 import type { WpkTrigger } from '../lib/wire.js';
-import { checkWpkTrigger } from './generated/validators.js';
+import { checkWpkTrigger } from './generated/wpk-trigger.js';
 import { checkPayload, type Parsed } from './commands.js';
 
 /** Checks one payload from `wpk/{capability}/trigger`; the reason names the first problem found. */

@@ -1,7 +1,7 @@
 /**
  * Schema errors as short sentences a device maker can act on. One wording for
  * the hub (ajv compiled at start, schemas/index.ts) and the agent (ajv's
- * standalone code, agent/generated/validators.ts). No dependencies: the agent
+ * standalone code, agent/generated/). No dependencies: the agent
  * loads this module, and must not load ajv.
  */
 import { MAX_ID_LENGTH } from './limits.js';

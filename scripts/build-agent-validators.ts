@@ -1,8 +1,10 @@
-/** Writes agent/generated/validators.ts from the JSON Schemas (`npm run agent:validators`). */
+/** Writes agent/generated/*.ts from the JSON Schemas (`npm run agent:validators`); removes the ones no longer generated. */
 import fs from 'node:fs/promises';
-import { agentValidatorsSource } from './agent-validators.js';
+import { agentValidatorsSources } from './agent-validators.js';
 
-const file = new URL('../agent/generated/validators.ts', import.meta.url);
-await fs.mkdir(new URL('.', file), { recursive: true });
-await fs.writeFile(file, agentValidatorsSource());
-process.stdout.write('wrote agent/generated/validators.ts\n');
+const dir = new URL('../agent/generated/', import.meta.url);
+await fs.mkdir(dir, { recursive: true });
+const files = agentValidatorsSources();
+for (const name of await fs.readdir(dir)) if (name.endsWith('.ts') && !(name in files)) await fs.rm(new URL(name, dir));
+for (const [name, text] of Object.entries(files)) await fs.writeFile(new URL(name, dir), text);
+process.stdout.write(`wrote agent/generated/${Object.keys(files).join(', ')}\n`);

@@ -1,29 +1,36 @@
 /**
  * The agent's payload checks are generated from the JSON Schemas
- * (scripts/agent-validators.ts): the committed module is fresh, loads no
- * module at all, and accepts exactly what the hub's compiled validators
+ * (scripts/agent-validators.ts): the committed modules are fresh, load no
+ * module beyond their own runtime helpers, and accept exactly what the hub's compiled validators
  * accept (bar the documented leniency: `ts` optional in a received command).
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { parseCommand, parseHubStatus } from '../agent/commands.js';
 import { parseTrigger } from '../agent/triggers.js';
 import { MAX_ATTEMPT, MAX_PAYLOAD_BYTES } from '../lib/limits.js';
 import { validators } from '../schemas/index.js';
-import { agentValidatorsSource } from '../scripts/agent-validators.js';
+import { agentValidatorsSources } from '../scripts/agent-validators.js';
 
-const generated = suite('agent/generated/validators.ts');
-const FILE = new URL('../agent/generated/validators.ts', import.meta.url);
+const generated = suite('agent/generated/');
+const DIR = new URL('../agent/generated/', import.meta.url);
+const SOURCES = agentValidatorsSources();
+const read = (name: string) => readFileSync(new URL(name, DIR), 'utf8');
 
-generated('matches the schemas in use (run npm run agent:validators when this fails)', () => {
-  assert.ok(readFileSync(FILE, 'utf8') === agentValidatorsSource(), 'agent/generated/validators.ts is stale: run npm run agent:validators');
+generated('matches the schemas in use, file by file, and nothing else is there (run npm run agent:validators when this fails)', () => {
+  assert.equal(readdirSync(DIR).sort(), Object.keys(SOURCES).sort(), 'the generated files');
+  for (const [name, text] of Object.entries(SOURCES)) assert.ok(read(name) === text, `agent/generated/${name} is stale: run npm run agent:validators`);
 });
 
-generated('imports types only: no ajv, no module at all at runtime', () => {
-  const text = readFileSync(FILE, 'utf8');
-  const imports = text.split('\n').filter((line) => /^\s*import\b|\brequire\(/.test(line));
-  assert.ok(imports.length > 0 && imports.every((line) => /^import type /.test(line)), imports.join('\n'));
+generated('no ajv, no module at all at runtime: types only, and the copied helpers of runtime.ts, which imports types only', () => {
+  const importsOf = (name: string) => read(name).split('\n').filter((line) => /^\s*import\b|\brequire\(/.test(line));
+  const runtime = importsOf('runtime.ts');
+  assert.ok(runtime.length > 0 && runtime.every((line) => /^import type /.test(line)), runtime.join('\n'));
+  for (const name of Object.keys(SOURCES).filter((n) => n !== 'runtime.ts')) {
+    const imports = importsOf(name);
+    assert.ok(imports.length > 0 && imports.every((line) => /^import type /.test(line) || / from '\.\/runtime\.js';$/.test(line)), `${name}: ${imports.join('\n')}`);
+  }
 });
 
 const parse = (value: unknown) => Buffer.from(JSON.stringify(value));
