@@ -13,6 +13,7 @@
  *         [--generators 4] [--connections 25] [--storm-limit 180s]   (not in `all`: it takes ~20 min)
  *   takeover [--rounds 10] [--wpks 50] [--lease-ttl 10s]   (HA: kill -9 of the active hub; not in `all`)
  *   wpk-rollout --nodes 500 [--per-minute 3000] [--runs 3]   (issue 15: how evenly a rollout spreads its dispatches)
+ *   wpk-rollout-engine [--nodes 100000] [--warm 60s]   (the engine alone on a fake clock: CPU per second of slots)
  * With no scenario, runs the issue's set. Prints one JSON line per result.
  * The fleet's connections behave like the product's (since 967cc92):
  * TCP_NODELAY on both ends. `--nagle` is an ablation that turns it off on
@@ -27,6 +28,7 @@ import type { LogLevel } from '../lib/log.js';
 import { dispatchLatency } from './dispatch-latency.js';
 import { dispatchThroughput } from './dispatch-throughput.js';
 import { wpkRollout } from './wpk-rollout.js';
+import { wpkRolloutEngine } from './wpk-rollout-engine.js';
 import { failover } from './failover.js';
 import { heartbeat } from './heartbeat.js';
 import { dashboardFeed } from './dashboard-feed.js';
@@ -142,6 +144,9 @@ else if (scenario === 'takeover') print('takeover', await takeover({ rounds: Num
 else if (scenario === 'wpk-rollout') {
   print('wpk-rollout', await wpkRollout({ nodes: Number(arg(argv, 'nodes', '500')), perMinute: Number(arg(argv, 'per-minute', '3000')), runs: Number(arg(argv, 'runs', '3')) }));
 }
+else if (scenario === 'wpk-rollout-engine') {
+  print('wpk-rollout-engine', await wpkRolloutEngine({ nodes: Number(arg(argv, 'nodes', '100000')), warmMs: parseDuration(arg(argv, 'warm', '60s')) }));
+}
 else if (scenario === 'state-rollout') {
   print('state-rollout', await stateRollout({ nodes: Number(arg(argv, 'nodes', '5000')), runs: Number(arg(argv, 'runs', '3')), inflight: Number(arg(argv, 'inflight', '200')) }));
 }
@@ -156,6 +161,6 @@ else if (scenario === 'all') {
   await fail(true);
   await auth(true);
 } else {
-  process.stderr.write(`unknown scenario "${scenario}": registration-storm, heartbeat, dashboard-feed, agent-rss, dispatch-latency, dispatch-throughput, failover, auth-storm, scale, takeover, state-rollout, wpk-rollout\n`);
+  process.stderr.write(`unknown scenario "${scenario}": registration-storm, heartbeat, dashboard-feed, agent-rss, dispatch-latency, dispatch-throughput, failover, auth-storm, scale, takeover, state-rollout, wpk-rollout, wpk-rollout-engine\n`);
   process.exitCode = 2;
 }

@@ -15,7 +15,7 @@ import {
 } from './model.js';
 import { isBusy, Placement } from './placement.js';
 import { FanOut, notReached } from './fan-out.js';
-import { whyGiveUp } from './give-up.js';
+import { whyGiveUp, type GiveUpRules } from './give-up.js';
 import type { ExecutionRecord, Signals, WpkRecord, WpkState } from './types.js';
 import { WaitingList } from './waiting.js';
 
@@ -59,9 +59,12 @@ export class WpkEngine {
   readonly #waiting = new WaitingList();
   readonly placement: Placement;
   readonly #fanOut: FanOut;
+  /** Built once: the sweep asks them of every execution in flight, four times a second. */
+  readonly #giveUpRules: GiveUpRules;
 
   constructor(private readonly deps: EngineDeps, private readonly opts: EngineOptions) {
     this.placement = new Placement(deps.registry, { defaultConcurrency: opts.defaultConcurrency });
+    this.#giveUpRules = { ...opts, startedAt: deps.startedAt };
     this.#fanOut = new FanOut({
       registry: deps.registry, placement: this.placement, signals: deps.signals, log: deps.log, waiting: this.#waiting,
       sweepIntervalMs: opts.sweepIntervalMs,
@@ -220,7 +223,7 @@ export class WpkEngine {
       if (w.state === 'scheduled') continue; // nothing in flight; timed() starts it
       for (const e of w.executions) {
         if (!isInFlight(e) || (onlyNode !== undefined && e.node_id !== onlyNode)) continue;
-        const why = whyGiveUp({ ...this.opts, startedAt: this.deps.startedAt }, w, e, this.deps.registry.get(e.node_id), now);
+        const why = whyGiveUp(this.#giveUpRules, w, e, this.deps.registry.get(e.node_id), now);
         if (why) {
           if (e.state === 'dispatched' && why.acceptTimeout) this.deps.registry.markUnresponsive(e.node_id, now);
           this.giveUp(w, e, why.state, why.reason, now);
@@ -275,7 +278,8 @@ export class WpkEngine {
     if (isFinalWpk(w)) return false;
     const outcome = this.#fanOut.pace(w, now);
     if (outcome === 'skipped') this.advance(w, now);
-    else this.#settle(w, now);
+    // A dispatch moves only a `pending` WPK on (settling walks every execution: not at every slot).
+    else if (outcome === 'dispatched' && w.state === 'pending') this.#settle(w, now);
     return outcome !== 'none';
   }
 

@@ -11,7 +11,7 @@ import type { Logger } from '../../lib/log.js';
 import type { NodeRecord, Registry } from '../registry.js';
 import { isInFlight, isQueued, newExecution, queuedExecution, skippedExecution, skipQueued } from './model.js';
 import type { Placement } from './placement.js';
-import { describeAbort, firedCriterion, rolloutOrder, takeSlot } from './rollout.js';
+import { describeAbort, firedCriterion, MAX_PER_MINUTE, ratePerMinute, rolloutOrder, takeSlot } from './rollout.js';
 import type { ExecutionRecord, Signals, WpkRecord, WpkState } from './types.js';
 import type { WaitingList } from './waiting.js';
 
@@ -39,6 +39,16 @@ export function notReached(state: WpkState): string {
 export class FanOut {
   /** The nodes that have an execution of the WPK (each runs it once at most). */
   readonly #served = new WeakMap<WpkRecord, Set<string>>();
+  /**
+   * Per rollout, the index of its first `queued` execution: executions are
+   * only appended and never go back to `queued`, so a slot starts there
+   * instead of walking the dispatched ones (at 1,000 slots a second over
+   * 100,000 targets, that walk alone did not finish a minute of rollout in
+   * ten minutes).
+   */
+  readonly #queueStart = new WeakMap<WpkRecord, number>();
+  /** Per ramp, its rate and until when it holds: counting the successes walks every execution, so not at every slot. */
+  readonly #rates = new WeakMap<WpkRecord, { rate: number; until: number }>();
 
   constructor(private readonly host: FanOutHost) {}
 
@@ -92,7 +102,7 @@ export class FanOut {
    * last target: the caller moves the WPK on).
    */
   pace(w: WpkRecord, now: number): 'none' | 'dispatched' | 'skipped' {
-    if (!w.rollout || now >= w.deadline || !w.executions.some(isQueued)) return 'none';
+    if (!w.rollout || now >= w.deadline || this.#firstQueued(w) >= w.executions.length) return 'none';
     const { targets, skipped } = this.#paceStep(w, now);
     this.#send(w, targets);
     if (skipped > 0) return 'skipped';
@@ -132,7 +142,9 @@ export class FanOut {
     const { placement } = this.host;
     const targets: string[] = [];
     let skipped = 0;
-    for (const e of w.executions) {
+    const rate = this.#rateOf(w, now);
+    for (let i = this.#firstQueued(w); i < w.executions.length; i++) {
+      const e = w.executions[i]!;
       if (e.state !== 'queued') continue;
       const node = this.host.registry.get(e.node_id);
       if (!node || node.status === 'deregistered') {
@@ -141,7 +153,7 @@ export class FanOut {
         continue;
       }
       if (!placement.eligible(w, node) || !placement.hasRoom(node, now)) continue;
-      if (!takeSlot(w, now, this.host.sweepIntervalMs)) break;
+      if (!takeSlot(w, now, this.host.sweepIntervalMs, rate)) break;
       Object.assign(e, { state: 'dispatched', boot_id: node.boot_id, dispatched_at: now, updated_at: now });
       this.host.hold(w, e);
       targets.push(node.node_id);
@@ -189,6 +201,22 @@ export class FanOut {
     if (missed > 0) parts.push(`${missed} node(s) were not reached before the deadline`);
     const success = ran > 0 && ok === ran && (missed === 0 || w.continuous);
     this.host.finish(w, success ? 'succeeded' : 'failed', now, success ? null : parts.join('; '));
+  }
+
+  #firstQueued(w: WpkRecord): number {
+    let i = this.#queueStart.get(w) ?? 0;
+    while (i < w.executions.length && w.executions[i]!.state !== 'queued') i++;
+    this.#queueStart.set(w, i);
+    return i;
+  }
+
+  /** A fixed rate as given; a ramp's recounted at most once a sweep (its steps come with successes, not by the millisecond). */
+  #rateOf(w: WpkRecord, now: number): number {
+    const cached = this.#rates.get(w);
+    if (cached && now < cached.until) return cached.rate;
+    const rate = ratePerMinute(w) ?? MAX_PER_MINUTE;
+    if (w.rollout?.base_per_minute !== undefined) this.#rates.set(w, { rate, until: now + this.host.sweepIntervalMs });
+    return rate;
   }
 
   #push(w: WpkRecord, e: ExecutionRecord): void {

@@ -46,14 +46,12 @@ export function ratePerMinute(w: WpkRecord): number | null {
 }
 
 /**
- * Takes the next dispatch slot if its time has come, moving `next_dispatch_at`
+ * Takes the next dispatch slot at `rate` a minute if its time has come, moving `next_dispatch_at`
  * one interval on. A rollout that had nothing to send (no target free) does
  * not save its slots up: at most `slackMs` worth of them are due at once, so
  * an idle hour never turns into a burst.
  */
-export function takeSlot(w: WpkRecord, now: number, slackMs: number): boolean {
-  const rate = ratePerMinute(w);
-  if (rate === null) return true;
+export function takeSlot(w: WpkRecord, now: number, slackMs: number, rate: number): boolean {
   const next = Math.max(w.next_dispatch_at ?? now, now - slackMs);
   if (next > now) return false;
   w.next_dispatch_at = next + 60_000 / rate;
