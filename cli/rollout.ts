@@ -88,13 +88,18 @@ export function addRolloutFields(request: HttpWpkRequest, flags: Flags, now: num
 
 // ---- words for a record --------------------------------------------------
 
+/** A rollout's rate now, to a tenth: "37.5/min". */
+export function rateText(w: ApiWpk): string {
+  return `${Math.round((w.rollout_rate_per_minute ?? 0) * 10) / 10}/min`;
+}
+
 export function rolloutText(w: ApiWpk): string {
   const r = w.rollout;
   if (!r) return 'all at once';
   const pace = r.base_per_minute === undefined
     ? `${r.max_per_minute}/min`
     : `ramp from ${r.base_per_minute}/min, x${r.factor} every ${r.every_succeeded} succeeded${r.max_per_minute === undefined ? '' : `, at most ${r.max_per_minute}/min`}`;
-  const now = w.rollout_rate_per_minute !== null && r.base_per_minute !== undefined ? ` (now ${Math.round(w.rollout_rate_per_minute * 10) / 10}/min)` : '';
+  const now = w.rollout_rate_per_minute !== null && r.base_per_minute !== undefined ? ` (now ${rateText(w)})` : '';
   return `${pace}${now}, in order of ${r.order_label === undefined ? 'node id' : `label ${r.order_label}, then node id`}`;
 }
 

@@ -8,7 +8,7 @@ import { FINAL_WPK_STATES, WPK_STATES } from '../lib/states.js';
 import { DEFAULT_WPK_LIST_LIMIT, MAX_WPK_LIST_LIMIT } from '../lib/limits.js';
 import { CliError, commandFlags, int, str, type Flags, type FlagSpecs } from './args.js';
 import { getJson, HUB_FLAGS, hubOf, postJson } from './hub-client.js';
-import { abortText, rolloutText } from './rollout.js';
+import { abortText, rateText, rolloutText } from './rollout.js';
 import { ago, table } from './table.js';
 
 
@@ -69,7 +69,7 @@ function waitingText(w: ApiWpk): string {
   if (FINAL_WPK_STATES.has(w.state)) return '';
   if (w.state === 'scheduled') return `; starts at ${hhmm(w.start_at ?? w.created_at)}`;
   const queued = w.executions.filter((e) => e.state === 'queued').length;
-  if (queued > 0) return `; ${queued} queued, rollout at ${Math.round((w.rollout_rate_per_minute ?? 0) * 10) / 10}/min`;
+  if (queued > 0) return `; ${queued} queued, rollout at ${rateText(w)}`;
   if (w.continuous) return `; open for nodes that match later until ${hhmm(w.deadline)} (continuous)`;
   if (w.executions.some((e) => e.state === 'dispatched' || e.state === 'accepted' || e.state === 'running')) return '';
   const whom = w.executions.length === 0 ? 'a matching node' : w.include_offline ? 'matching nodes that are offline, stale or busy' : 'matching nodes that are stale or busy';

@@ -30,7 +30,7 @@ export const START_AT_SKEW_MS = 60_000;
 /** A record for a request that passed its schema; rules the schema cannot say are checked here. */
 export function newWpk(req: HttpWpkRequest, now: number, defaults: WpkDefaults = DEFAULT_WPK): WpkRecord {
   const startAt = checkStartAt(req.start_at, now);
-  const deadline = req.deadline ?? Math.max(now, startAt ?? now) + defaults.deadlineMs;
+  const deadline = req.deadline ?? (startAt ?? now) + defaults.deadlineMs;
   if (deadline <= now) {
     throw new WpkRequestError(422, 'EDGEFED_ERR_WPK_DEADLINE', `deadline ${new Date(deadline).toISOString()} is not in the future (it is absolute epoch milliseconds)`);
   }
@@ -197,9 +197,14 @@ export function executionCounts(executions: readonly ExecutionRecord[]): Partial
   return summary;
 }
 
-/** The record keeps its summary as it ended; an open WPK's is counted when it is read (server/http/views.ts). */
+/** The record keeps its summary as it ended; an open WPK's is counted when it is read (currentSummary). */
 export function summarize(w: WpkRecord): void {
   w.summary = executionCounts(w.executions);
+}
+
+/** What the API and the dashboard show: an open WPK's executions counted now (a rollout's progress), a finished one's summary. */
+export function currentSummary(w: WpkRecord): Partial<Record<ExecutionRecordState, number>> {
+  return w.finished_at === null ? executionCounts(w.executions) : w.summary;
 }
 
 export function finish(w: WpkRecord, state: WpkState, now: number, error: string | null = null, result: Record<string, unknown> | null = null): void {

@@ -11,7 +11,7 @@ import type { WpkRecord } from '../../hub/wpk/types.js';
 import type { FeedNode, FeedWpk, FleetCounts } from '../../lib/api.js';
 import type { NodeState } from '../../lib/states.js';
 import { isInSync } from '../../hub/state/model.js';
-import { executionCounts } from '../../hub/wpk/model.js';
+import { currentSummary } from '../../hub/wpk/model.js';
 import { ratePerMinute } from '../../hub/wpk/rollout.js';
 
 export type { FleetCounts } from '../../lib/api.js';
@@ -50,7 +50,7 @@ export function wpkView(w: WpkRecord): WpkView {
     wpk_id: w.wpk_id, state: w.state, capability: w.capability, action: w.action, mode: w.mode, attempt: w.attempt,
     assignee: w.assignee, created_at: w.created_at, updated_at: w.updated_at, finished_at: w.finished_at, error: w.error,
     // An open WPK's summary is counted now: a rollout's progress while it goes.
-    summary: w.finished_at === null ? executionCounts(w.executions) : w.summary,
+    summary: currentSummary(w),
     start_at: w.start_at ?? null, continuous: w.continuous ?? false, rollout_rate_per_minute: ratePerMinute(w),
   };
 }

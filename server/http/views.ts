@@ -10,7 +10,7 @@ import type { NodeStateView } from '../../hub/state/service.js';
 import type { NodeRecord } from '../../hub/registry.js';
 import type { ExecutionRecord, WpkRecord } from '../../hub/wpk/types.js';
 import { ratePerMinute } from '../../hub/wpk/rollout.js';
-import { executionCounts } from '../../hub/wpk/model.js';
+import { currentSummary } from '../../hub/wpk/model.js';
 
 export function apiNode(r: NodeRecord): ApiNode {
   return {
@@ -103,7 +103,7 @@ export function apiWpk(w: WpkRecord): ApiWpk {
     result: w.result,
     error: w.error,
     // Counted now: a rollout's progress (done, running, queued, failed) while it goes.
-    summary: w.finished_at === null ? executionCounts(w.executions) : w.summary,
+    summary: currentSummary(w),
     executions: w.executions.map(apiExecution),
   };
 }
